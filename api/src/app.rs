@@ -1,0 +1,253 @@
+//! Puts the pieces together: stores, services, projections, routes. `build` and `app` are apart
+//! from `serve` so tests can run the app in-process on port 0.
+
+use crate::auth::{JwtKeys, LoginLimiter};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::{openapi, routes, web};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use cinelog_commands::accounts::AccountService;
+use cinelog_commands::identity::IdentityService;
+use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
+use cinelog_infra::mail::ConsoleMailer;
+use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
+use cinelog_infra::{Settings, Store};
+use cinelog_projections::accounts::AccountsProjection;
+use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub struct Services {
+    pub settings: Settings,
+    pub store: Store,
+    pub projections: Projections,
+    pub identity: IdentityService<Store>,
+    pub accounts: AccountService<Store>,
+    pub jwt: JwtKeys,
+    pub limiter: LoginLimiter,
+    pub metrics: Metrics,
+    /// How long a query waits for `min_position`.
+    pub read_wait: Duration,
+    /// The API's own base URL, known once the listener is bound; the UI calls it.
+    pub api_base: OnceLock<String>,
+}
+
+pub type AppState = Arc<Services>;
+
+/// Outside services to use instead of the configured ones (tests pass fakes here).
+#[derive(Default, Clone)]
+pub struct Outside {
+    pub phone: Option<Arc<dyn PhoneVerifier>>,
+    pub mailer: Option<Arc<dyn Mailer>>,
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// Every projection the process runs.
+pub fn projection_list() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(AccountsProjection)]
+}
+
+/// Opens the event store and the read database for these settings, running migrations.
+pub async fn open_stores(settings: &Settings) -> anyhow::Result<(Store, ReadDb)> {
+    match settings.database_url.as_deref() {
+        Some(url) if settings.is_postgres() => {
+            let store = Store::open_postgres(url, settings.max_connections).await?;
+            let read = ReadDb::connect(url, settings.max_connections).await?;
+            Ok((store, read))
+        }
+        Some(other) => anyhow::bail!(
+            "unsupported database URL {other:?}: use postgres://…, or leave it unset for SQLite in the data directory"
+        ),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let store = Store::open_sqlite(&settings.data_dir.join("events.db")).await?;
+            let read_url = format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join("read.db").display()
+            );
+            let read = ReadDb::connect(&read_url, settings.max_connections).await?;
+            Ok((store, read))
+        }
+    }
+}
+
+/// Opens stores and sets up the projections (no followers started).
+pub async fn open_projections(settings: &Settings) -> anyhow::Result<(Store, Projections)> {
+    let (store, read) = open_stores(settings).await?;
+    let log: Arc<dyn EventLog> = Arc::new(store.clone());
+    let projections = Projections::new(read, log, projection_list());
+    projections.setup().await?;
+    Ok((store, projections))
+}
+
+/// The access-token key: from settings, else generated once and kept in the data directory.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.expose().as_bytes().to_vec());
+    }
+    let path = settings.data_dir.join("jwt.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(hex::decode(existing.trim())?);
+    }
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let key: [u8; 32] = rand::random();
+    write_private(&path, &hex::encode(key))?;
+    Ok(key.to_vec())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, contents)
+    }
+}
+
+/// Builds the services for these settings.
+pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppState> {
+    let (store, projections) = open_projections(&settings).await?;
+    let phone: Arc<dyn PhoneVerifier> = match (outside.phone, &settings.twilio) {
+        (Some(p), _) => p,
+        (None, Some(t)) => Arc::new(TwilioVerifier::new(
+            &t.base_url,
+            &t.service_sid,
+            &t.account_sid,
+            t.auth_token.clone(),
+        )),
+        (None, None) => Arc::new(ConsoleVerifier::default()),
+    };
+    let mailer = outside.mailer.unwrap_or_else(|| {
+        Arc::new(ConsoleMailer {
+            public_url: settings.public_url(),
+        })
+    });
+    let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let jwt = JwtKeys::new(&jwt_secret(&settings)?);
+    Ok(Arc::new(Services {
+        identity: IdentityService::new(store.clone(), phone, mailer, clock),
+        accounts: AccountService::new(store.clone()),
+        store,
+        projections,
+        jwt,
+        limiter: LoginLimiter::new(5, Duration::from_secs(15 * 60)),
+        metrics: Metrics::default(),
+        read_wait: Duration::from_secs(3),
+        api_base: OnceLock::new(),
+        settings,
+    }))
+}
+
+/// The HTTP application.
+pub fn app(state: AppState) -> Router {
+    let ui = dioxus_liveview::LiveViewPool::new();
+    Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::profiles::router())
+        .merge(routes::audit::router())
+        .merge(routes::ops::router())
+        .merge(openapi::router())
+        .merge(web::router(ui))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A running server: where it listens and its services.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub server: tokio::task::JoinHandle<()>,
+    pub followers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(&self) {
+        self.server.abort();
+        for f in &self.followers {
+            f.abort();
+        }
+    }
+}
+
+/// Builds, binds `settings.addr` (port 0 picks a free one), starts the projection followers and serves.
+pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(settings.addr).await?;
+    let addr = listener.local_addr()?;
+    let state = build(settings, outside).await?;
+    let _ = state.api_base.set(format!("http://{addr}"));
+    state.projections.catch_up_all().await?;
+    let followers = state.projections.spawn_followers();
+    let router = app(state.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = ?e, "server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        server,
+        followers,
+    })
+}
+
+/// `cinelog serve`: runs until Ctrl-C or SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings, Outside::default()).await?;
+    tracing::info!(url = %running.url(), backend = running.state.store.backend_name(), "Cinelog is serving");
+    println!("Cinelog is serving at {}", running.url());
+    shutdown_signal().await;
+    running.stop();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,166 @@
+//! The `cinelog` command line.
+
+use crate::app::{self, Outside};
+use cinelog_commands::CommandMeta;
+use cinelog_domain::Actor;
+use cinelog_domain::values::Role;
+use cinelog_infra::settings::Layer;
+use cinelog_infra::{Secret, Settings};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cinelog",
+    version,
+    about = "Cinelog: event-sourced video streaming"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings that may come from flags or `CINELOG_*` variables (flags win), over `cinelog.toml`.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Settings file (optional).
+    #[arg(
+        long,
+        env = "CINELOG_CONFIG",
+        default_value = "cinelog.toml",
+        global = true
+    )]
+    pub config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "CINELOG_ADDR", global = true)]
+    pub addr: Option<SocketAddr>,
+    /// Directory for the embedded SQLite files and keys.
+    #[arg(long, env = "CINELOG_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… to use Postgres; unset means SQLite in the data directory.
+    #[arg(long, env = "CINELOG_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "CINELOG_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    #[arg(long, env = "CINELOG_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+    /// Base URL users reach this server at.
+    #[arg(long, env = "CINELOG_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Access-token signing key (shared by all replicas in production).
+    #[arg(
+        long,
+        env = "CINELOG_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the API and the web UI (the default).
+    Serve,
+    /// Run the database migrations and set up the read models, then exit.
+    Migrate,
+    /// Run the projection followers without serving HTTP.
+    Project,
+    /// Rebuild a projection from the start of the log beside the live one, then swap.
+    Rebuild { projection: String },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user with a role (viewer, analyst, auditor).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "CINELOG_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+}
+
+impl Global {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let layer = Layer {
+            addr: self.addr,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone().filter(|s| !s.is_empty()),
+            redis_url: self.redis_url.clone().filter(|s| !s.is_empty()),
+            kafka_brokers: self.kafka_brokers.clone().filter(|s| !s.is_empty()),
+            public_url: self.public_url.clone(),
+            jwt_secret: self.jwt_secret.clone().map(Secret::new),
+            ..Layer::default()
+        };
+        Settings::load(&self.config, layer)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.global.settings()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => app::serve(settings).await,
+        Command::Migrate => {
+            let (store, projections) = app::open_projections(&settings).await?;
+            println!(
+                "migrated: event store on {}, projections {}",
+                store.backend_name(),
+                projections.names().join(", ")
+            );
+            Ok(())
+        }
+        Command::Project => {
+            let (_, projections) = app::open_projections(&settings).await?;
+            let followers = projections.spawn_followers();
+            println!("following the log for: {}", projections.names().join(", "));
+            tokio::signal::ctrl_c().await?;
+            followers.iter().for_each(|f| f.abort());
+            Ok(())
+        }
+        Command::Rebuild { projection } => {
+            let (_, projections) = app::open_projections(&settings).await?;
+            let generation = projections.rebuild(&projection).await?;
+            println!("rebuilt {projection}: generation {generation} is live");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    role,
+                },
+        } => {
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let state = app::build(settings, Outside::default()).await?;
+            let done = state
+                .identity
+                .signup(
+                    &email,
+                    &password,
+                    None,
+                    role,
+                    &CommandMeta::new(Actor::System),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created {} user {} (account {})",
+                role.as_str(),
+                done.user_id,
+                done.account_id
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type of the HTTP layer: every failure becomes `{"error", "message"}` with a
+//! fitting status. Server faults are logged with their cause chain and answered without internals.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cinelog_commands::CommandError;
+use cinelog_domain::account::AccountError;
+use cinelog_domain::email_claim::EmailClaimError;
+use cinelog_domain::session::SessionError;
+use cinelog_domain::user::UserError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+/// The error body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// snake_case error code, stable for clients.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in first: send Authorization: Bearer <access token>",
+        )
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
+    }
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+    pub fn internal(e: impl std::fmt::Debug) -> Self {
+        tracing::error!(error = ?e, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            CommandError::Invalid(f) => {
+                return ApiError::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("{}: {}", f.field, f.message),
+                );
+            }
+            CommandError::Account(AccountError::ProfileLimitReached) => {
+                (S::CONFLICT, "profile_limit_reached")
+            }
+            CommandError::Account(AccountError::ProfileNameTaken) => {
+                (S::CONFLICT, "profile_name_taken")
+            }
+            CommandError::Account(AccountError::ProfileNotFound) => (S::NOT_FOUND, "not_found"),
+            CommandError::Account(AccountError::NotOpen) => (S::NOT_FOUND, "not_found"),
+            CommandError::Account(AccountError::AlreadyOpen) => (S::CONFLICT, "conflict"),
+            CommandError::Account(AccountError::Invalid(f)) => {
+                return ApiError::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("{}: {}", f.field, f.message),
+                );
+            }
+            CommandError::EmailClaim(EmailClaimError::EmailTaken) => (S::CONFLICT, "email_taken"),
+            CommandError::User(UserError::ResetTokenInvalid | UserError::ResetTokenExpired) => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_token")
+            }
+            CommandError::User(UserError::NoPendingVerification) => {
+                (S::CONFLICT, "no_pending_verification")
+            }
+            CommandError::User(UserError::NotRegistered) => (S::UNAUTHORIZED, "unauthenticated"),
+            CommandError::User(UserError::AlreadyRegistered) => (S::CONFLICT, "conflict"),
+            CommandError::Session(SessionError::Invalid | SessionError::AlreadyStarted) => {
+                (S::UNAUTHORIZED, "invalid_refresh_token")
+            }
+            CommandError::BadCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            CommandError::WrongCode => (S::UNPROCESSABLE_ENTITY, "wrong_code"),
+            CommandError::Contention => (S::CONFLICT, "concurrent_change"),
+            CommandError::Service(_) => {
+                tracing::warn!(error = %message, "outside service failed");
+                return ApiError::new(
+                    S::BAD_GATEWAY,
+                    "service_unavailable",
+                    "an outside service did not answer; try again later",
+                );
+            }
+            CommandError::Store(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,186 @@
+//! Our own extractors: JSON whose rejections speak our error format, the signed-in caller, and
+//! the command metadata (actor, correlation id) every event carries.
+
+use crate::app::AppState;
+use crate::auth::Claims;
+use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use cinelog_commands::CommandMeta;
+use cinelog_domain::Actor;
+use cinelog_domain::values::Role;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// A JSON body. Malformed JSON → 400, wrong types or missing fields → 422, wrong content type
+/// → 415, too large → 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let text = r.body_text();
+    match r {
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text)
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than 1 MiB",
+            )
+        }
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text),
+    }
+}
+
+/// A body that may be empty (some commands take none); anything present must be valid JSON.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        r.status(),
+                        "body_too_large",
+                        "the request body is larger than 1 MiB",
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    e.to_string(),
+                ),
+                _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+            })
+    }
+}
+
+/// The signed-in caller, from a valid access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub role: Role,
+    pub session_id: Uuid,
+    pub meta: CommandMeta,
+}
+
+impl Caller {
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        let allowed = match role {
+            Role::Viewer => true,
+            Role::Analyst => matches!(self.role, Role::Analyst | Role::Auditor),
+            Role::Auditor => self.role == Role::Auditor,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {} role",
+                role.as_str()
+            )))
+        }
+    }
+}
+
+/// Correlation id of the request: the caller's `X-Correlation-Id` if it is a UUID, else a new one.
+pub fn correlation_id(parts: &Parts) -> Uuid {
+    parts
+        .headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(ApiError::unauthorized)?;
+        let claims: Claims = state.jwt.verify(token.trim()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is invalid or expired",
+            )
+        })?;
+        let meta = CommandMeta {
+            actor: Actor::User(claims.sub),
+            correlation_id: correlation_id(parts),
+            causation_id: None,
+        };
+        Ok(Caller {
+            user_id: claims.sub,
+            account_id: claims.acct,
+            role: claims.role,
+            session_id: claims.sid,
+            meta,
+        })
+    }
+}
+
+/// Command metadata for callers who are not signed in.
+pub struct AnonymousMeta(pub CommandMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnonymousMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(AnonymousMeta(CommandMeta {
+            actor: Actor::Anonymous,
+            correlation_id: correlation_id(parts),
+            causation_id: None,
+        }))
+    }
+}
+
+/// `?min_position=N`: read-your-writes for queries.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct MinPosition {
+    /// Wait until the read model has applied the event at this global position.
+    pub min_position: Option<i64>,
+}

@@ -1,0 +1,66 @@
+//! Request counters and latency, rendered as Prometheus text.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::app::AppState;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// Responses by status class 1xx..5xx.
+    by_class: [AtomicU64; 5],
+    latency_micros_sum: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, status: u16, micros: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.latency_micros_sum.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP cinelog_http_requests_total HTTP responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE cinelog_http_requests_total counter");
+        let mut total = 0;
+        for (i, n) in self.by_class.iter().enumerate() {
+            let n = n.load(Ordering::Relaxed);
+            total += n;
+            let _ = writeln!(
+                out,
+                "cinelog_http_requests_total{{status=\"{}xx\"}} {n}",
+                i + 1
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cinelog_http_request_duration_seconds Time spent answering HTTP requests."
+        );
+        let _ = writeln!(out, "# TYPE cinelog_http_request_duration_seconds summary");
+        let _ = writeln!(
+            out,
+            "cinelog_http_request_duration_seconds_sum {}",
+            self.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "cinelog_http_request_duration_seconds_count {total}");
+        out
+    }
+}
+
+pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics.record(
+        response.status().as_u16(),
+        started.elapsed().as_micros() as u64,
+    );
+    response
+}

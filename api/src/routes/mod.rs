@@ -1,0 +1,4 @@
+pub mod audit;
+pub mod auth;
+pub mod ops;
+pub mod profiles;

@@ -1,0 +1,257 @@
+//! The caller's account and its profiles. A profile of another account answers 404.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, Json, MinPosition};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cinelog_domain::account::{Profile, ProfileChanges};
+use cinelog_domain::values::{Maturity, ProfileName, check_avatar, check_language};
+use cinelog_projections::accounts::{self, ProfileView, UserView};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/me", get(me))
+        .route("/api/profiles", get(list).post(create))
+        .route("/api/profiles/{id}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateProfile {
+    pub name: String,
+    #[serde(default)]
+    pub kids: bool,
+    /// all, 7+, 13+, 16+ or 18+ (kids profiles at most 13+).
+    pub maturity_rating: Option<String>,
+    pub avatar: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateProfile {
+    pub name: Option<String>,
+    pub kids: Option<bool>,
+    pub maturity_rating: Option<String>,
+    pub avatar: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    pub profile_id: Uuid,
+    pub position: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileBody {
+    pub id: String,
+    pub profile_id: String,
+    pub name: String,
+    pub kids: bool,
+    pub maturity_rating: String,
+    pub avatar: String,
+    pub language: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    #[schema(value_type = Object)]
+    pub user: UserView,
+    #[schema(value_type = Object)]
+    pub account: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub profiles: Vec<ProfileView>,
+    #[schema(value_type = Object)]
+    pub subscription: serde_json::Value,
+}
+
+/// Waits for the accounts read model to reach `min_position`; 503 with Retry-After if it does not in time.
+pub async fn read_your_writes(app: &AppState, q: &MinPosition) -> ApiResult<()> {
+    if let Some(position) = q.min_position {
+        if !app
+            .projections
+            .wait_for(accounts::NAME, position, app.read_wait)
+            .await?
+        {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_caught_up",
+                "the read model has not reached that position yet",
+            )
+            .retry_after(1));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/me", tag = "accounts", params(MinPosition), responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn me(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<MinPosition>,
+) -> ApiResult<impl IntoResponse> {
+    read_your_writes(&app, &q).await?;
+    let db = app.projections.db();
+    let user = accounts::user(db, &caller.user_id.to_string())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_caught_up",
+                "your account is still being set up",
+            )
+            .retry_after(1)
+        })?;
+    let profiles = accounts::profiles_of(db, &caller.account_id.to_string()).await?;
+    Ok(axum::Json(Me {
+        account: serde_json::json!({ "account_id": caller.account_id, "profile_count": profiles.len(), "max_profiles": cinelog_domain::account::MAX_PROFILES }),
+        subscription: serde_json::json!({ "status": "none" }),
+        user,
+        profiles,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/profiles", tag = "accounts", params(MinPosition), responses((status = 200, body = Vec<ProfileBody>)), security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<MinPosition>,
+) -> ApiResult<impl IntoResponse> {
+    read_your_writes(&app, &q).await?;
+    Ok(axum::Json(
+        accounts::profiles_of(app.projections.db(), &caller.account_id.to_string()).await?,
+    ))
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("profile"))
+}
+
+#[utoipa::path(get, path = "/api/profiles/{id}", tag = "accounts", params(("id" = String, Path), MinPosition), responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn show(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<MinPosition>,
+) -> ApiResult<impl IntoResponse> {
+    read_your_writes(&app, &q).await?;
+    let id = parse_id(&id)?;
+    let profile = accounts::profile(
+        app.projections.db(),
+        &caller.account_id.to_string(),
+        &id.to_string(),
+    )
+    .await?;
+    profile
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("profile"))
+}
+
+#[utoipa::path(post, path = "/api/profiles", tag = "accounts", request_body = CreateProfile,
+    responses((status = 201, body = Created), (status = 409, description = "profile_limit_reached or profile_name_taken", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateProfile>,
+) -> ApiResult<impl IntoResponse> {
+    let maturity_rating = match req.maturity_rating.as_deref() {
+        Some(m) => Maturity::parse(m).map_err(|e| ApiError::invalid(e.field, e.message))?,
+        None => Maturity::default_for(req.kids),
+    };
+    let profile = Profile {
+        name: ProfileName::parse(&req.name).map_err(|e| ApiError::invalid(e.field, e.message))?,
+        kids: req.kids,
+        maturity_rating,
+        avatar: req
+            .avatar
+            .as_deref()
+            .map(check_avatar)
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.field, e.message))?
+            .unwrap_or_else(|| "blue".into()),
+        language: req
+            .language
+            .as_deref()
+            .map(check_language)
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.field, e.message))?
+            .unwrap_or_else(|| "en".into()),
+    };
+    let (profile_id, position) = app
+        .accounts
+        .create_profile(caller.account_id, profile, &caller.meta)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Created {
+            profile_id,
+            position,
+        }),
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/profiles/{id}", tag = "accounts", request_body = UpdateProfile, params(("id" = String, Path)),
+    responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateProfile>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id)?;
+    let invalid = |e: cinelog_domain::values::InvalidField| ApiError::invalid(e.field, e.message);
+    let changes = ProfileChanges {
+        name: req
+            .name
+            .as_deref()
+            .map(ProfileName::parse)
+            .transpose()
+            .map_err(invalid)?,
+        kids: req.kids,
+        maturity_rating: req
+            .maturity_rating
+            .as_deref()
+            .map(Maturity::parse)
+            .transpose()
+            .map_err(invalid)?,
+        avatar: req
+            .avatar
+            .as_deref()
+            .map(check_avatar)
+            .transpose()
+            .map_err(invalid)?,
+        language: req
+            .language
+            .as_deref()
+            .map(check_language)
+            .transpose()
+            .map_err(invalid)?,
+    };
+    let (p, position) = app
+        .accounts
+        .update_profile(caller.account_id, id, changes, &caller.meta)
+        .await?;
+    Ok(axum::Json(serde_json::json!({
+        "id": id, "profile_id": id, "name": p.name.as_str(), "kids": p.kids, "maturity_rating": p.maturity_rating.as_str(),
+        "avatar": p.avatar, "language": p.language, "position": position,
+    })))
+}
+
+#[utoipa::path(delete, path = "/api/profiles/{id}", tag = "accounts", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    app.accounts
+        .delete_profile(caller.account_id, id, &caller.meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

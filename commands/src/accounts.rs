@@ -1,0 +1,79 @@
+//! Profile commands on an account.
+
+use crate::error::CommandError;
+use crate::execute::execute;
+use crate::meta::CommandMeta;
+use crate::store::EventStore;
+use cinelog_domain::account::{Account, AccountCommand, AccountError, Profile, ProfileChanges};
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct AccountService<S> {
+    store: S,
+}
+
+impl<S: EventStore> AccountService<S> {
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    /// Creates a profile; the aggregate refuses a sixth.
+    #[tracing::instrument(skip_all, fields(%account_id))]
+    pub async fn create_profile(
+        &self,
+        account_id: Uuid,
+        profile: Profile,
+        meta: &CommandMeta,
+    ) -> Result<(Uuid, i64), CommandError> {
+        let profile_id = Uuid::now_v7();
+        let done =
+            execute::<Account, _, CommandError>(&self.store, &account_id.to_string(), meta, |_| {
+                Ok(AccountCommand::CreateProfile {
+                    profile_id,
+                    profile: profile.clone(),
+                })
+            })
+            .await?;
+        Ok((profile_id, done.position))
+    }
+
+    #[tracing::instrument(skip_all, fields(%account_id, %profile_id))]
+    pub async fn update_profile(
+        &self,
+        account_id: Uuid,
+        profile_id: Uuid,
+        changes: ProfileChanges,
+        meta: &CommandMeta,
+    ) -> Result<(Profile, i64), CommandError> {
+        let done =
+            execute::<Account, _, CommandError>(&self.store, &account_id.to_string(), meta, |_| {
+                Ok(AccountCommand::UpdateProfile {
+                    profile_id,
+                    changes: changes.clone(),
+                })
+            })
+            .await?;
+        let profile = done
+            .state
+            .profiles
+            .get(&profile_id)
+            .cloned()
+            .ok_or(AccountError::ProfileNotFound)?;
+        Ok((profile, done.position))
+    }
+
+    #[tracing::instrument(skip_all, fields(%account_id, %profile_id))]
+    pub async fn delete_profile(
+        &self,
+        account_id: Uuid,
+        profile_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let done =
+            execute::<Account, _, CommandError>(&self.store, &account_id.to_string(), meta, |_| {
+                Ok(AccountCommand::DeleteProfile { profile_id })
+            })
+            .await?;
+        Ok(done.position)
+    }
+}

@@ -1,0 +1,40 @@
+use crate::store::StoreError;
+use cinelog_domain::account::AccountError;
+use cinelog_domain::email_claim::EmailClaimError;
+use cinelog_domain::session::SessionError;
+use cinelog_domain::user::UserError;
+use cinelog_domain::values::InvalidField;
+
+/// Why a command did not happen. Business refusals and infrastructure failures stay apart.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    EmailClaim(#[from] EmailClaimError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("the verification code is wrong or expired")]
+    WrongCode,
+    #[error("too many concurrent changes, try again")]
+    Contention,
+    #[error("outside service failed: {0}")]
+    Service(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => CommandError::Contention,
+            other => CommandError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+use crate::error::CommandError;
+use crate::meta::CommandMeta;
+use crate::store::{EventStore, StoreError};
+use cinelog_domain::Decider;
+use std::time::Duration;
+
+/// Attempts before giving up on a stream that keeps changing under us.
+const MAX_ATTEMPTS: u32 = 40;
+
+/// The result of a command that was accepted.
+#[derive(Debug)]
+pub struct Executed<D: Decider> {
+    pub events: Vec<D::Event>,
+    pub state: D::State,
+    /// Global position of the last event written, or of the stream's head if nothing was written.
+    pub position: i64,
+}
+
+/// Loads the stream, builds the command from the current state, decides and appends.
+/// On a concurrent append it reloads and decides again, so rules such as the profile limit
+/// hold under any interleaving.
+#[tracing::instrument(skip_all, fields(stream_type = D::STREAM_TYPE, stream_id))]
+pub async fn execute<D, S, E>(
+    store: &S,
+    stream_id: &str,
+    meta: &CommandMeta,
+    mut command: impl FnMut(&D::State) -> Result<D::Command, E> + Send,
+) -> Result<Executed<D>, CommandError>
+where
+    D: Decider,
+    S: EventStore,
+    CommandError: From<D::Error> + From<E>,
+{
+    for attempt in 0..MAX_ATTEMPTS {
+        let loaded = store.load::<D>(stream_id).await?;
+        let events = D::decide(&loaded.state, command(&loaded.state)?)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                events,
+                state: loaded.state,
+                position: loaded.head.position,
+            });
+        }
+        match store
+            .append::<D>(stream_id, &loaded.head, &events, meta)
+            .await
+        {
+            Ok(appended) => {
+                let state = events.iter().fold(loaded.state, D::evolve);
+                return Ok(Executed {
+                    events,
+                    state,
+                    position: appended.position,
+                });
+            }
+            Err(StoreError::Conflict) => {
+                // Spread retries out so racing writers stop colliding.
+                let jitter = rand::random::<u64>() % (2 + u64::from(attempt) * 2);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CommandError::Contention)
+}

@@ -1,0 +1,392 @@
+//! Signup, login, refresh-token rotation, logout, password reset and phone verification.
+
+use crate::error::CommandError;
+use crate::execute::execute;
+use crate::meta::CommandMeta;
+use crate::passwords;
+use crate::ports::{Clock, Mailer, PhoneVerifier};
+use crate::store::EventStore;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use cinelog_domain::Actor;
+use cinelog_domain::account::{Account, AccountCommand};
+use cinelog_domain::email_claim::{EmailClaim, EmailClaimCommand};
+use cinelog_domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
+use cinelog_domain::user::{User, UserCommand, UserError, UserState};
+use cinelog_domain::values::{Email, Phone, Role, check_password};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How long a refresh token (and its session) stays usable without rotation.
+pub const REFRESH_TTL_DAYS: i64 = 30;
+/// How long a password-reset link works.
+pub const RESET_TTL_MINUTES: i64 = 30;
+
+#[derive(Clone)]
+pub struct IdentityService<S> {
+    store: S,
+    phone: Arc<dyn PhoneVerifier>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub position: i64,
+}
+
+/// A successful login or refresh: who, and the new refresh token (shown once, stored hashed).
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub role: Role,
+    pub session_id: Uuid,
+    pub refresh_token: String,
+    pub position: i64,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_secret() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// A token is `<stream id>.<secret>`: the id says which stream to load, the hash of the whole
+/// token is what the stream remembers.
+fn split_token(token: &str) -> Option<(Uuid, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    (!secret.is_empty()).then_some(())?;
+    Some((Uuid::parse_str(id).ok()?, secret))
+}
+
+impl<S: EventStore> IdentityService<S> {
+    pub fn new(
+        store: S,
+        phone: Arc<dyn PhoneVerifier>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            phone,
+            mailer,
+            clock,
+        }
+    }
+
+    /// Registers a user and opens their account. The email is claimed first, in its own stream
+    /// at expected version 0, so of any number of racing signups exactly one proceeds.
+    #[tracing::instrument(skip_all)]
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: &str,
+        phone: Option<&str>,
+        role: Role,
+        meta: &CommandMeta,
+    ) -> Result<SignedUp, CommandError> {
+        let email = Email::parse(email)?;
+        check_password(password)?;
+        let phone = phone
+            .filter(|p| !p.trim().is_empty())
+            .map(Phone::parse)
+            .transpose()?;
+        let password_hash = passwords::hash(password.to_string()).await?;
+        let (user_id, account_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let meta = meta.acting_as(Actor::User(user_id));
+
+        execute::<EmailClaim, _, CommandError>(&self.store, &email.claim_id(), &meta, |_| {
+            Ok(EmailClaimCommand::Claim { user_id })
+        })
+        .await?;
+        execute::<User, _, CommandError>(&self.store, &user_id.to_string(), &meta, |_| {
+            Ok(UserCommand::Register {
+                user_id,
+                account_id,
+                email: email.clone(),
+                password_hash: password_hash.clone(),
+                phone: phone.clone(),
+                role,
+            })
+        })
+        .await?;
+        let opened = execute::<Account, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            &meta,
+            |_| Ok(AccountCommand::Open { owner: user_id }),
+        )
+        .await?;
+        Ok(SignedUp {
+            user_id,
+            account_id,
+            position: opened.position,
+        })
+    }
+
+    /// The user an email belongs to, read from the log (the claim stream), not a read model.
+    async fn find_user(&self, email: &Email) -> Result<Option<UserState>, CommandError> {
+        let claim = self.store.load::<EmailClaim>(&email.claim_id()).await?;
+        let Some(user_id) = claim.state.user_id else {
+            return Ok(None);
+        };
+        let user = self.store.load::<User>(&user_id.to_string()).await?;
+        Ok(user.state.user_id.is_some().then_some(user.state))
+    }
+
+    pub async fn user(&self, user_id: Uuid) -> Result<UserState, CommandError> {
+        let user = self.store.load::<User>(&user_id.to_string()).await?;
+        if user.state.user_id.is_none() {
+            return Err(UserError::NotRegistered.into());
+        }
+        Ok(user.state)
+    }
+
+    /// Checks credentials and starts a session.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        meta: &CommandMeta,
+    ) -> Result<SessionGrant, CommandError> {
+        let Ok(email) = Email::parse(email) else {
+            return Err(CommandError::BadCredentials);
+        };
+        let user = self.find_user(&email).await?;
+        let phc = user
+            .as_ref()
+            .map_or(passwords::DUMMY_HASH.to_string(), |u| {
+                u.password_hash.clone()
+            });
+        let ok = passwords::verify(password.to_string(), phc).await;
+        let (Some(user), true) = (user, ok) else {
+            return Err(CommandError::BadCredentials);
+        };
+        let (user_id, account_id) = (
+            user.user_id.expect("registered"),
+            user.account_id.expect("registered"),
+        );
+
+        let session_id = Uuid::now_v7();
+        let refresh_token = format!("{session_id}.{}", random_secret());
+        let expires_at = self.clock.now() + Duration::days(REFRESH_TTL_DAYS);
+        let meta = meta.acting_as(Actor::User(user_id));
+        let started = execute::<Session, _, CommandError>(
+            &self.store,
+            &session_id.to_string(),
+            &meta,
+            |_| {
+                Ok(SessionCommand::Start {
+                    user_id,
+                    refresh_hash: sha256_hex(&refresh_token),
+                    expires_at,
+                })
+            },
+        )
+        .await?;
+        Ok(SessionGrant {
+            user_id,
+            account_id,
+            role: user.role,
+            session_id,
+            refresh_token,
+            position: started.position,
+        })
+    }
+
+    /// Rotates a refresh token. A token that was already rotated away revokes the whole session.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(
+        &self,
+        token: &str,
+        meta: &CommandMeta,
+    ) -> Result<SessionGrant, CommandError> {
+        let (session_id, _) =
+            split_token(token).ok_or(cinelog_domain::session::SessionError::Invalid)?;
+        let new_token = format!("{session_id}.{}", random_secret());
+        let now = self.clock.now();
+        let presented_hash = sha256_hex(token);
+        let done =
+            execute::<Session, _, CommandError>(&self.store, &session_id.to_string(), meta, |_| {
+                Ok(SessionCommand::Rotate {
+                    presented_hash: presented_hash.clone(),
+                    new_hash: sha256_hex(&new_token),
+                    expires_at: now + Duration::days(REFRESH_TTL_DAYS),
+                    now,
+                })
+            })
+            .await?;
+        if done
+            .events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::SessionRevoked { .. }))
+        {
+            tracing::warn!(%session_id, "refresh token reused; session revoked");
+            return Err(cinelog_domain::session::SessionError::Invalid.into());
+        }
+        let user = self
+            .user(done.state.user_id.expect("started session"))
+            .await?;
+        Ok(SessionGrant {
+            user_id: user.user_id.expect("registered"),
+            account_id: user.account_id.expect("registered"),
+            role: user.role,
+            session_id,
+            refresh_token: new_token,
+            position: done.position,
+        })
+    }
+
+    /// Ends a session; its refresh token stops working.
+    pub async fn logout(&self, session_id: Uuid, meta: &CommandMeta) -> Result<i64, CommandError> {
+        let stream_id = session_id.to_string();
+        let done = execute::<Session, _, CommandError>(&self.store, &stream_id, meta, |_| {
+            Ok(SessionCommand::Revoke {
+                reason: RevokeReason::Logout,
+            })
+        });
+        match done.await {
+            Ok(d) => Ok(d.position),
+            // Logging out of a session that is already gone is not an error for the caller.
+            Err(CommandError::Session(_)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a session may still be used (not revoked).
+    pub async fn session_active(&self, session_id: Uuid) -> Result<bool, CommandError> {
+        let s = self.store.load::<Session>(&session_id.to_string()).await?;
+        Ok(s.state.user_id.is_some() && !s.state.revoked)
+    }
+
+    /// Starts a password reset. Says nothing about whether the email exists.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        meta: &CommandMeta,
+    ) -> Result<(), CommandError> {
+        let Ok(email) = Email::parse(email) else {
+            return Ok(());
+        };
+        let Some(user) = self.find_user(&email).await? else {
+            return Ok(());
+        };
+        let user_id = user.user_id.expect("registered");
+        let token = format!("{user_id}.{}", random_secret());
+        let expires_at = self.clock.now() + Duration::minutes(RESET_TTL_MINUTES);
+        execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+            Ok(UserCommand::RequestPasswordReset {
+                token_hash: sha256_hex(&token),
+                expires_at,
+            })
+        })
+        .await?;
+        self.mailer
+            .send_password_reset(&email, &token)
+            .await
+            .map_err(CommandError::Service)
+    }
+
+    /// Sets a new password with a reset token (single use, expiring).
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        check_password(new_password)?;
+        let (user_id, _) = split_token(token).ok_or(UserError::ResetTokenInvalid)?;
+        let current = self.store.load::<User>(&user_id.to_string()).await?;
+        if current.state.reset.is_none() {
+            return Err(UserError::ResetTokenInvalid.into());
+        }
+        let new_password_hash = passwords::hash(new_password.to_string()).await?;
+        let now = self.clock.now();
+        let token_hash = sha256_hex(token);
+        let done = execute::<User, _, CommandError>(
+            &self.store,
+            &user_id.to_string(),
+            &meta.acting_as(Actor::User(user_id)),
+            |_| {
+                Ok(UserCommand::CompletePasswordReset {
+                    token_hash: token_hash.clone(),
+                    new_password_hash: new_password_hash.clone(),
+                    now,
+                })
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            CommandError::User(UserError::NotRegistered) => UserError::ResetTokenInvalid.into(),
+            other => other,
+        })?;
+        Ok(done.position)
+    }
+
+    /// Sends a verification code to the given phone, or to the one given at signup.
+    pub async fn start_phone_verification(
+        &self,
+        user_id: Uuid,
+        phone: Option<&str>,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let user = self.user(user_id).await?;
+        let phone = match phone.filter(|p| !p.trim().is_empty()) {
+            Some(p) => Phone::parse(p)?,
+            None => user.phone.ok_or(cinelog_domain::values::InvalidField {
+                field: "phone",
+                message: "no phone number on file; give one".into(),
+            })?,
+        };
+        self.phone
+            .start(&phone)
+            .await
+            .map_err(CommandError::Service)?;
+        let done =
+            execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+                Ok(UserCommand::StartPhoneVerification {
+                    phone: phone.clone(),
+                })
+            })
+            .await?;
+        Ok(done.position)
+    }
+
+    /// Checks the code sent to the pending phone; the phone is verified only if it matches.
+    pub async fn verify_phone(
+        &self,
+        user_id: Uuid,
+        code: &str,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let user = self.user(user_id).await?;
+        let phone = user.pending_phone.ok_or(UserError::NoPendingVerification)?;
+        let code = code.trim();
+        if code.is_empty()
+            || code.len() > 10
+            || !self
+                .phone
+                .check(&phone, code)
+                .await
+                .map_err(CommandError::Service)?
+        {
+            return Err(CommandError::WrongCode);
+        }
+        let done =
+            execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+                Ok(UserCommand::ConfirmPhone)
+            })
+            .await?;
+        Ok(done.position)
+    }
+}

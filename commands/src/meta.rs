@@ -1,0 +1,28 @@
+use cinelog_domain::Actor;
+use uuid::Uuid;
+
+/// Who asks, and what request this command belongs to. Every event a command writes carries it.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandMeta {
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        }
+    }
+
+    /// The same request, acting as someone else (e.g. a new user right after signup).
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            ..self.clone()
+        }
+    }
+}

@@ -1,0 +1,70 @@
+use crate::meta::CommandMeta;
+use cinelog_domain::Decider;
+use cinelog_domain::envelope::GENESIS_HASH;
+use std::future::Future;
+
+/// Where a stream stands: what an append must build on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamHead {
+    /// Number of events in the stream (0 for a new stream).
+    pub version: i64,
+    /// Hash of the stream's last event.
+    pub hash: String,
+    /// Global position of the stream's last event (0 for a new stream).
+    pub position: i64,
+}
+
+impl Default for StreamHead {
+    fn default() -> Self {
+        Self {
+            version: 0,
+            hash: GENESIS_HASH.to_string(),
+            position: 0,
+        }
+    }
+}
+
+/// A stream loaded and folded into its aggregate's state.
+#[derive(Debug, Clone)]
+pub struct Loaded<D: Decider> {
+    pub state: D::State,
+    pub head: StreamHead,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Global position of the last event written.
+    pub position: i64,
+    /// Stream version after the append.
+    pub version: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream first.
+    #[error("the stream changed concurrently")]
+    Conflict,
+    #[error("stored event is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The event store as the write side needs it.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Loads a stream and folds it into `D`'s state.
+    fn load<D: Decider>(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Loaded<D>, StoreError>> + Send;
+
+    /// Appends events after `head`, failing with [`StoreError::Conflict`] if the stream moved on.
+    fn append<D: Decider>(
+        &self,
+        stream_id: &str,
+        head: &StreamHead,
+        events: &[D::Event],
+        meta: &CommandMeta,
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+}

@@ -1,0 +1,13 @@
+//! Cinelog's domain: events, commands and aggregates as pure `decide` / `evolve` functions,
+//! value types and business errors. Nothing here does IO or reads a clock.
+
+pub mod account;
+pub mod decider;
+pub mod email_claim;
+pub mod envelope;
+pub mod session;
+pub mod user;
+pub mod values;
+
+pub use decider::{Decider, EventName};
+pub use envelope::{Actor, EventMeta, RecordedEvent};

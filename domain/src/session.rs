@@ -1,0 +1,230 @@
+//! A sign-in session: one family of rotating refresh tokens. Presenting a token that was
+//! already rotated away means it was stolen or replayed, so the whole family is revoked.
+
+use crate::{Decider, EventName};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub struct Session;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionState {
+    pub user_id: Option<Uuid>,
+    pub current_hash: String,
+    pub used_hashes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+#[derive(Debug)]
+pub enum SessionCommand {
+    Start {
+        user_id: Uuid,
+        refresh_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    Rotate {
+        presented_hash: String,
+        new_hash: String,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    Revoke {
+        reason: RevokeReason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    Logout,
+    TokenReuse,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SessionEvent {
+    SessionStarted {
+        user_id: Uuid,
+        refresh_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    SessionRefreshed {
+        refresh_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    SessionRevoked {
+        reason: RevokeReason,
+    },
+}
+
+impl EventName for SessionEvent {
+    fn event_name(&self) -> &'static str {
+        match self {
+            SessionEvent::SessionStarted { .. } => "SessionStarted",
+            SessionEvent::SessionRefreshed { .. } => "SessionRefreshed",
+            SessionEvent::SessionRevoked { .. } => "SessionRevoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session already exists")]
+    AlreadyStarted,
+    #[error("the session is unknown, expired or revoked")]
+    Invalid,
+}
+
+impl Decider for Session {
+    const STREAM_TYPE: &'static str = "session";
+    type State = SessionState;
+    type Command = SessionCommand;
+    type Event = SessionEvent;
+    type Error = SessionError;
+
+    fn decide(
+        state: &SessionState,
+        command: SessionCommand,
+    ) -> Result<Vec<SessionEvent>, SessionError> {
+        use SessionCommand as C;
+        use SessionEvent as E;
+        let started = state.user_id.is_some();
+        match command {
+            C::Start { .. } if started => Err(SessionError::AlreadyStarted),
+            C::Start {
+                user_id,
+                refresh_hash,
+                expires_at,
+            } => Ok(vec![E::SessionStarted {
+                user_id,
+                refresh_hash,
+                expires_at,
+            }]),
+            _ if !started || state.revoked => Err(SessionError::Invalid),
+            C::Rotate { presented_hash, .. } if state.used_hashes.contains(&presented_hash) => {
+                // A rotated-away token came back: revoke the family. The caller still answers 401.
+                Ok(vec![E::SessionRevoked {
+                    reason: RevokeReason::TokenReuse,
+                }])
+            }
+            C::Rotate { presented_hash, .. } if presented_hash != state.current_hash => {
+                Err(SessionError::Invalid)
+            }
+            C::Rotate { now, .. } if state.expires_at.is_some_and(|e| e <= now) => {
+                Err(SessionError::Invalid)
+            }
+            C::Rotate {
+                new_hash,
+                expires_at,
+                ..
+            } => Ok(vec![E::SessionRefreshed {
+                refresh_hash: new_hash,
+                expires_at,
+            }]),
+            C::Revoke { reason } => Ok(vec![E::SessionRevoked { reason }]),
+        }
+    }
+
+    fn evolve(mut state: SessionState, event: &SessionEvent) -> SessionState {
+        match event {
+            SessionEvent::SessionStarted {
+                user_id,
+                refresh_hash,
+                expires_at,
+            } => {
+                state.user_id = Some(*user_id);
+                state.current_hash = refresh_hash.clone();
+                state.expires_at = Some(*expires_at);
+            }
+            SessionEvent::SessionRefreshed {
+                refresh_hash,
+                expires_at,
+            } => {
+                let old = std::mem::replace(&mut state.current_hash, refresh_hash.clone());
+                state.used_hashes.push(old);
+                state.expires_at = Some(*expires_at);
+            }
+            SessionEvent::SessionRevoked { .. } => state.revoked = true,
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decider::given_when;
+    use chrono::Duration;
+
+    fn history() -> (Vec<SessionEvent>, DateTime<Utc>) {
+        let now = Utc::now();
+        let later = now + Duration::days(30);
+        (
+            vec![
+                SessionEvent::SessionStarted {
+                    user_id: Uuid::now_v7(),
+                    refresh_hash: "r1".into(),
+                    expires_at: later,
+                },
+                SessionEvent::SessionRefreshed {
+                    refresh_hash: "r2".into(),
+                    expires_at: later,
+                },
+            ],
+            now,
+        )
+    }
+
+    fn rotate(presented: &str, now: DateTime<Utc>) -> SessionCommand {
+        SessionCommand::Rotate {
+            presented_hash: presented.into(),
+            new_hash: "r3".into(),
+            expires_at: now + Duration::days(30),
+            now,
+        }
+    }
+
+    #[test]
+    fn current_token_rotates() {
+        let (given, now) = history();
+        let events = given_when::<Session>(&given, rotate("r2", now)).unwrap();
+        assert!(
+            matches!(&events[..], [SessionEvent::SessionRefreshed { refresh_hash, .. }] if refresh_hash == "r3")
+        );
+    }
+
+    #[test]
+    fn reused_token_revokes_the_family() {
+        let (mut given, now) = history();
+        let events = given_when::<Session>(&given, rotate("r1", now)).unwrap();
+        assert_eq!(
+            events,
+            vec![SessionEvent::SessionRevoked {
+                reason: RevokeReason::TokenReuse
+            }]
+        );
+        given.extend(events);
+        assert_eq!(
+            given_when::<Session>(&given, rotate("r2", now)),
+            Err(SessionError::Invalid)
+        );
+    }
+
+    #[test]
+    fn unknown_or_expired_tokens_are_invalid() {
+        let (given, now) = history();
+        assert_eq!(
+            given_when::<Session>(&given, rotate("nope", now)),
+            Err(SessionError::Invalid)
+        );
+        assert_eq!(
+            given_when::<Session>(&given, rotate("r2", now + Duration::days(31))),
+            Err(SessionError::Invalid)
+        );
+        assert_eq!(
+            given_when::<Session>(&[], rotate("r2", now)),
+            Err(SessionError::Invalid)
+        );
+    }
+}

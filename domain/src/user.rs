@@ -1,0 +1,315 @@
+//! A user: credentials, phone verification and password resets.
+
+use crate::values::{Email, Phone, Role};
+use crate::{Decider, EventName};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub struct User;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserState {
+    pub user_id: Option<Uuid>,
+    pub account_id: Option<Uuid>,
+    pub email: Option<Email>,
+    pub password_hash: String,
+    pub role: Role,
+    pub phone: Option<Phone>,
+    pub phone_verified: bool,
+    pub pending_phone: Option<Phone>,
+    pub reset: Option<PendingReset>,
+    /// Bumped on every password change; access tokens carry it so old ones stop working.
+    pub credentials_version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingReset {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub enum UserCommand {
+    Register {
+        user_id: Uuid,
+        account_id: Uuid,
+        email: Email,
+        password_hash: String,
+        phone: Option<Phone>,
+        role: Role,
+    },
+    StartPhoneVerification {
+        phone: Phone,
+    },
+    ConfirmPhone,
+    RequestPasswordReset {
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    CompletePasswordReset {
+        token_hash: String,
+        new_password_hash: String,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    UserRegistered {
+        user_id: Uuid,
+        account_id: Uuid,
+        email: Email,
+        password_hash: String,
+        phone: Option<Phone>,
+        role: Role,
+    },
+    PhoneVerificationStarted {
+        phone: Phone,
+    },
+    PhoneVerified {
+        phone: Phone,
+    },
+    PasswordResetRequested {
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+    },
+    PasswordChanged {
+        password_hash: String,
+    },
+}
+
+impl EventName for UserEvent {
+    fn event_name(&self) -> &'static str {
+        match self {
+            UserEvent::UserRegistered { .. } => "UserRegistered",
+            UserEvent::PhoneVerificationStarted { .. } => "PhoneVerificationStarted",
+            UserEvent::PhoneVerified { .. } => "PhoneVerified",
+            UserEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
+            UserEvent::PasswordChanged { .. } => "PasswordChanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("the user is already registered")]
+    AlreadyRegistered,
+    #[error("no such user")]
+    NotRegistered,
+    #[error("no phone verification is in progress")]
+    NoPendingVerification,
+    #[error("the reset link is invalid or was already used")]
+    ResetTokenInvalid,
+    #[error("the reset link has expired")]
+    ResetTokenExpired,
+}
+
+impl Decider for User {
+    const STREAM_TYPE: &'static str = "user";
+    type State = UserState;
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = UserError;
+
+    fn decide(state: &UserState, command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
+        use UserCommand as C;
+        use UserEvent as E;
+        let registered = state.user_id.is_some();
+        match command {
+            C::Register { .. } if registered => Err(UserError::AlreadyRegistered),
+            C::Register {
+                user_id,
+                account_id,
+                email,
+                password_hash,
+                phone,
+                role,
+            } => Ok(vec![E::UserRegistered {
+                user_id,
+                account_id,
+                email,
+                password_hash,
+                phone,
+                role,
+            }]),
+            _ if !registered => Err(UserError::NotRegistered),
+            C::StartPhoneVerification { phone } => Ok(vec![E::PhoneVerificationStarted { phone }]),
+            C::ConfirmPhone => match &state.pending_phone {
+                Some(phone) => Ok(vec![E::PhoneVerified {
+                    phone: phone.clone(),
+                }]),
+                None => Err(UserError::NoPendingVerification),
+            },
+            C::RequestPasswordReset {
+                token_hash,
+                expires_at,
+            } => Ok(vec![E::PasswordResetRequested {
+                token_hash,
+                expires_at,
+            }]),
+            C::CompletePasswordReset {
+                token_hash,
+                new_password_hash,
+                now,
+            } => match &state.reset {
+                Some(reset) if reset.token_hash != token_hash => Err(UserError::ResetTokenInvalid),
+                Some(reset) if reset.expires_at <= now => Err(UserError::ResetTokenExpired),
+                Some(_) => Ok(vec![E::PasswordChanged {
+                    password_hash: new_password_hash,
+                }]),
+                None => Err(UserError::ResetTokenInvalid),
+            },
+        }
+    }
+
+    fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
+        match event {
+            UserEvent::UserRegistered {
+                user_id,
+                account_id,
+                email,
+                password_hash,
+                phone,
+                role,
+            } => {
+                state.user_id = Some(*user_id);
+                state.account_id = Some(*account_id);
+                state.email = Some(email.clone());
+                state.password_hash = password_hash.clone();
+                state.phone = phone.clone();
+                state.role = *role;
+            }
+            UserEvent::PhoneVerificationStarted { phone } => {
+                state.pending_phone = Some(phone.clone())
+            }
+            UserEvent::PhoneVerified { phone } => {
+                state.phone = Some(phone.clone());
+                state.phone_verified = true;
+                state.pending_phone = None;
+            }
+            UserEvent::PasswordResetRequested {
+                token_hash,
+                expires_at,
+            } => {
+                state.reset = Some(PendingReset {
+                    token_hash: token_hash.clone(),
+                    expires_at: *expires_at,
+                });
+            }
+            UserEvent::PasswordChanged { password_hash } => {
+                state.password_hash = password_hash.clone();
+                state.reset = None;
+                state.credentials_version += 1;
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decider::given_when;
+    use chrono::Duration;
+
+    fn registered() -> UserEvent {
+        UserEvent::UserRegistered {
+            user_id: Uuid::now_v7(),
+            account_id: Uuid::now_v7(),
+            email: Email::parse("a@example.com").unwrap(),
+            password_hash: "h0".into(),
+            phone: None,
+            role: Role::Viewer,
+        }
+    }
+
+    #[test]
+    fn reset_token_is_single_use_and_expires() {
+        let now = Utc::now();
+        let requested = UserEvent::PasswordResetRequested {
+            token_hash: "t".into(),
+            expires_at: now + Duration::minutes(30),
+        };
+        let complete = |token: &str, at| UserCommand::CompletePasswordReset {
+            token_hash: token.into(),
+            new_password_hash: "h1".into(),
+            now: at,
+        };
+        let given = [registered(), requested.clone()];
+        assert_eq!(
+            given_when::<User>(&given, complete("t", now)),
+            Ok(vec![UserEvent::PasswordChanged {
+                password_hash: "h1".into()
+            }])
+        );
+        assert_eq!(
+            given_when::<User>(&given, complete("x", now)),
+            Err(UserError::ResetTokenInvalid)
+        );
+        assert_eq!(
+            given_when::<User>(&given, complete("t", now + Duration::hours(1))),
+            Err(UserError::ResetTokenExpired)
+        );
+        let used = [
+            registered(),
+            requested,
+            UserEvent::PasswordChanged {
+                password_hash: "h1".into(),
+            },
+        ];
+        assert_eq!(
+            given_when::<User>(&used, complete("t", now)),
+            Err(UserError::ResetTokenInvalid)
+        );
+    }
+
+    #[test]
+    fn phone_is_verified_only_after_a_start() {
+        let phone = Phone::parse("+14155550100").unwrap();
+        assert_eq!(
+            given_when::<User>(&[registered()], UserCommand::ConfirmPhone),
+            Err(UserError::NoPendingVerification)
+        );
+        let started = [
+            registered(),
+            UserEvent::PhoneVerificationStarted {
+                phone: phone.clone(),
+            },
+        ];
+        assert_eq!(
+            given_when::<User>(&started, UserCommand::ConfirmPhone),
+            Ok(vec![UserEvent::PhoneVerified { phone }])
+        );
+    }
+
+    #[test]
+    fn commands_before_registration_are_refused() {
+        assert_eq!(
+            given_when::<User>(&[], UserCommand::ConfirmPhone),
+            Err(UserError::NotRegistered)
+        );
+        let r = registered();
+        let UserEvent::UserRegistered {
+            user_id,
+            account_id,
+            email,
+            ..
+        } = r.clone()
+        else {
+            unreachable!()
+        };
+        let again = UserCommand::Register {
+            user_id,
+            account_id,
+            email,
+            password_hash: "h".into(),
+            phone: None,
+            role: Role::Viewer,
+        };
+        assert_eq!(
+            given_when::<User>(&[r], again),
+            Err(UserError::AlreadyRegistered)
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Adapters: the event store backends and global log readers, outside-service clients, and settings.
+
+pub mod mail;
+pub mod phone;
+pub mod settings;
+pub mod store;
+
+pub use settings::{Secret, Settings};
+pub use store::Store;

@@ -1,0 +1,175 @@
+//! One typed settings struct, layered: defaults, then `cinelog.toml` (if present), then
+//! `CINELOG_*` environment variables and command-line flags (the binary merges those two).
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret value: usable, never printed.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Twilio Verify credentials; with them set, phone codes go out by SMS.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TwilioSettings {
+    #[serde(default = "TwilioSettings::default_base_url")]
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub service_sid: String,
+}
+
+impl TwilioSettings {
+    fn default_base_url() -> String {
+        "https://verify.twilio.com/v2".into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Where `serve` listens.
+    pub addr: SocketAddr,
+    /// Where the embedded default keeps its SQLite files and keys.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for production; `None` is SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    /// Base URL users reach the server at (for links); defaults to `http://{addr}`.
+    pub public_url: Option<String>,
+    /// HMAC key for access tokens; by default generated once and kept in `data_dir`.
+    pub jwt_secret: Option<Secret>,
+    pub twilio: Option<TwilioSettings>,
+    /// Database connections per pool.
+    pub max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            redis_url: None,
+            kafka_brokers: None,
+            public_url: None,
+            jwt_secret: None,
+            twilio: None,
+            max_connections: 16,
+        }
+    }
+}
+
+/// Any subset of the settings: one layer.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub public_url: Option<String>,
+    pub jwt_secret: Option<Secret>,
+    pub twilio: Option<TwilioSettings>,
+    pub max_connections: Option<u32>,
+}
+
+impl Settings {
+    /// Applies a layer over these settings.
+    pub fn with(mut self, layer: Layer) -> Self {
+        macro_rules! take {
+            ($($field:ident),*) => { $(if let Some(v) = layer.$field { self.$field = v; })* };
+        }
+        macro_rules! take_opt {
+            ($($field:ident),*) => { $(if layer.$field.is_some() { self.$field = layer.$field; })* };
+        }
+        take!(addr, data_dir, max_connections);
+        take_opt!(
+            database_url,
+            redis_url,
+            kafka_brokers,
+            public_url,
+            jwt_secret,
+            twilio
+        );
+        self
+    }
+
+    /// Defaults, then the TOML file if it exists, then `overrides` (environment and flags).
+    pub fn load(file: &Path, overrides: Layer) -> anyhow::Result<Settings> {
+        let mut settings = Settings::default();
+        if file.exists() {
+            let text = std::fs::read_to_string(file)?;
+            let layer: Layer =
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            settings = settings.with(layer);
+        }
+        Ok(settings.with(overrides))
+    }
+
+    /// The public base URL.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
+    /// Whether events and read models live in Postgres.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order_and_secrets_do_not_print() {
+        let dir = std::env::temp_dir().join(format!("cinelog-settings-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cinelog.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\njwt_secret = \"hunter2\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            &file,
+            Layer {
+                addr: Some("127.0.0.1:9100".parse().unwrap()),
+                ..Layer::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.addr.port(), 9100);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        std::fs::write(&file, "nonsense = 1\n").unwrap();
+        assert!(Settings::load(&file, Layer::default()).is_err());
+        assert_eq!(
+            Settings::load(&dir.join("missing.toml"), Layer::default()).unwrap(),
+            Settings::default()
+        );
+    }
+}

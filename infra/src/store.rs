@@ -1,0 +1,385 @@
+//! The event store: cqrs-es repositories (sqlite-es, postgres-es) write the events; the log
+//! readers read them back with the envelope, in global order.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use cinelog_commands::cqrs::{CqrsAggregate, SCHEMA_VERSION};
+use cinelog_commands::{Appended, CommandMeta, EventStore, Loaded, StoreError, StreamHead};
+use cinelog_domain::envelope::HashInput;
+use cinelog_domain::{Decider, EventMeta, EventName, RecordedEvent};
+use cinelog_projections::{Checkpoint, EventLog};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use postgres_es::PostgresEventRepository;
+use sqlite_es::SqliteEventRepository;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+enum Backend {
+    Sqlite {
+        pool: SqlitePool,
+        repo: SqliteEventRepository,
+    },
+    Postgres {
+        pool: PgPool,
+        repo: PostgresEventRepository,
+    },
+}
+
+struct Inner {
+    backend: Backend,
+    appended: Arc<Notify>,
+}
+
+/// The event store, on SQLite or Postgres. Cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<Inner>);
+
+/// Most events a backlog count looks at; lag beyond that reads as this number.
+const BACKLOG_CAP: i64 = 1_000_000;
+
+type EventRow = (
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+);
+
+const SQLITE_COLUMNS: &str = "position, 0, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+const PG_COLUMNS: &str = "position, tx::text::bigint, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text";
+
+fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn to_recorded(row: EventRow) -> Result<RecordedEvent, StoreError> {
+    let (
+        position,
+        tx,
+        stream_type,
+        stream_id,
+        version,
+        event_type,
+        schema_version,
+        payload,
+        metadata,
+    ) = row;
+    let corrupt = |what: &str, e: serde_json::Error| {
+        StoreError::Corrupt(format!("{what} of event at position {position}: {e}"))
+    };
+    Ok(RecordedEvent {
+        position,
+        tx,
+        stream_type,
+        stream_id,
+        version,
+        event_type,
+        schema_version,
+        payload: serde_json::from_str(&payload).map_err(|e| corrupt("payload", e))?,
+        meta: serde_json::from_str::<EventMeta>(&metadata).map_err(|e| corrupt("metadata", e))?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite event store at `path` and runs its migrations.
+    pub async fn open_sqlite(path: &Path) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let repo = SqliteEventRepository::new(pool.clone());
+        Ok(Store(Arc::new(Inner {
+            backend: Backend::Sqlite { pool, repo },
+            appended: Arc::new(Notify::new()),
+        })))
+    }
+
+    /// Connects to the Postgres event store and runs its migrations.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        let repo = PostgresEventRepository::new(pool.clone());
+        Ok(Store(Arc::new(Inner {
+            backend: Backend::Postgres { pool, repo },
+            appended: Arc::new(Notify::new()),
+        })))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match &self.0.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        match &self.0.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Backend::Postgres { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        }
+    }
+
+    /// The Postgres pool, when on Postgres (tests and benchmarks use it to reach the database).
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.0.backend {
+            Backend::Postgres { pool, .. } => Some(pool),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// A stream's whole history with envelopes, oldest first.
+    pub async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_as(&format!("SELECT {SQLITE_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"))
+                    .bind(stream_type)
+                    .bind(stream_id)
+                    .fetch_all(pool)
+                    .await
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_as(&format!("SELECT {PG_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"))
+                    .bind(stream_type)
+                    .bind(stream_id)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(backend_error)?;
+        rows.into_iter().map(to_recorded).collect()
+    }
+
+    async fn persist<D: Decider>(
+        &self,
+        events: &[SerializedEvent],
+    ) -> Result<(), PersistenceError> {
+        match &self.0.backend {
+            Backend::Sqlite { repo, .. } => repo.persist::<CqrsAggregate<D>>(events, None).await,
+            Backend::Postgres { repo, .. } => repo.persist::<CqrsAggregate<D>>(events, None).await,
+        }
+    }
+
+    async fn position_of(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        version: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
+        match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(stream_type)
+                    .bind(stream_id)
+                    .bind(version)
+                    .fetch_one(pool)
+                    .await
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(stream_type)
+                    .bind(stream_id)
+                    .bind(version)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .map_err(backend_error)
+    }
+}
+
+impl EventStore for Store {
+    async fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
+        let events = self.read_stream(D::STREAM_TYPE, stream_id).await?;
+        let mut state = D::State::default();
+        for e in &events {
+            let event: D::Event = serde_json::from_value(e.payload.clone()).map_err(|err| {
+                StoreError::Corrupt(format!(
+                    "event at position {} is not a {} event: {err}",
+                    e.position,
+                    D::STREAM_TYPE
+                ))
+            })?;
+            state = D::evolve(state, &event);
+        }
+        let head = events
+            .last()
+            .map_or_else(StreamHead::default, |e| StreamHead {
+                version: e.version,
+                hash: e.meta.hash.clone(),
+                position: e.position,
+            });
+        Ok(Loaded { state, head })
+    }
+
+    async fn append<D: Decider>(
+        &self,
+        stream_id: &str,
+        head: &StreamHead,
+        events: &[D::Event],
+        meta: &CommandMeta,
+    ) -> Result<Appended, StoreError> {
+        let recorded_at = Utc::now().trunc_subsecs(6);
+        let mut prev_hash = head.hash.clone();
+        let mut serialized = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let version = head.version + 1 + i as i64;
+            let payload =
+                serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let event_id = Uuid::now_v7();
+            let hash = HashInput {
+                prev_hash: &prev_hash,
+                stream_type: D::STREAM_TYPE,
+                stream_id,
+                version,
+                event_type: event.event_name(),
+                schema_version: SCHEMA_VERSION,
+                payload: &payload,
+                event_id,
+                correlation_id: meta.correlation_id,
+                causation_id: meta.causation_id,
+                actor: &meta.actor,
+                recorded_at,
+            }
+            .hash();
+            let envelope = EventMeta {
+                event_id,
+                correlation_id: meta.correlation_id,
+                causation_id: meta.causation_id,
+                actor: meta.actor.clone(),
+                recorded_at,
+                hash: hash.clone(),
+                prev_hash: std::mem::replace(&mut prev_hash, hash),
+            };
+            serialized.push(SerializedEvent::new(
+                stream_id.to_string(),
+                version as usize,
+                D::STREAM_TYPE.to_string(),
+                event.event_name().to_string(),
+                SCHEMA_VERSION.to_string(),
+                payload,
+                serde_json::to_value(&envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ));
+        }
+        match self.persist::<D>(&serialized).await {
+            Ok(()) => {}
+            Err(PersistenceError::OptimisticLockError) => return Err(StoreError::Conflict),
+            Err(e) => return Err(backend_error(e)),
+        }
+        let version = head.version + events.len() as i64;
+        let position = self.position_of(D::STREAM_TYPE, stream_id, version).await?;
+        self.0.appended.notify_waiters();
+        Ok(Appended { position, version })
+    }
+}
+
+#[async_trait]
+impl EventLog for Store {
+    async fn read_after(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+    ) -> anyhow::Result<Vec<RecordedEvent>> {
+        let rows: Vec<EventRow> = match &self.0.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query_as(&format!(
+                "SELECT {SQLITE_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            ))
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+            Backend::Postgres { pool, .. } => {
+                // Only transactions older than every running one are read: a writer that took a
+                // lower position but commits later is waited for, never skipped.
+                sqlx::query_as(&format!(
+                    "SELECT {PG_COLUMNS} FROM events
+                     WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+                       AND (tx, position) > ($1::text::xid8, $2)
+                     ORDER BY tx, position LIMIT $3"
+                ))
+                .bind(after.tx.to_string())
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(to_recorded)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn checkpoint_of(&self, position: i64) -> anyhow::Result<Option<Checkpoint>> {
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_scalar::<_, i64>("SELECT position FROM events WHERE position = $1")
+                    .bind(position)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|position| Checkpoint { tx: 0, position })
+            }
+            Backend::Postgres { pool, .. } => sqlx::query_scalar::<_, i64>(
+                "SELECT tx::text::bigint FROM events WHERE position = $1",
+            )
+            .bind(position)
+            .fetch_optional(pool)
+            .await?
+            .map(|tx| Checkpoint { tx, position }),
+        })
+    }
+
+    async fn backlog(&self, after: Checkpoint) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+        let (count, oldest_epoch): (i64, Option<f64>) = match &self.0.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query_as(
+                "SELECT COUNT(*), MIN(unixepoch(recorded_at, 'subsec')) FROM (SELECT recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT $2)",
+            )
+            .bind(after.position)
+            .bind(BACKLOG_CAP)
+            .fetch_one(pool)
+            .await?,
+            Backend::Postgres { pool, .. } => sqlx::query_as(
+                "SELECT COUNT(*), EXTRACT(EPOCH FROM MIN(recorded_at))::float8 FROM
+                 (SELECT recorded_at FROM events WHERE (tx, position) > ($1::text::xid8, $2) ORDER BY tx, position LIMIT $3) AS b",
+            )
+            .bind(after.tx.to_string())
+            .bind(after.position)
+            .bind(BACKLOG_CAP)
+            .fetch_one(pool)
+            .await?,
+        };
+        let oldest = oldest_epoch.and_then(|s| DateTime::from_timestamp_micros((s * 1e6) as i64));
+        Ok((count, oldest))
+    }
+
+    fn appended(&self) -> Arc<Notify> {
+        self.0.appended.clone()
+    }
+}

@@ -1,0 +1,268 @@
+//! Users, accounts and profiles as the API and UI read them.
+
+use crate::db::ReadDb;
+use crate::runtime::{Projection, Tables};
+use async_trait::async_trait;
+use cinelog_domain::RecordedEvent;
+use cinelog_domain::account::AccountEvent;
+use cinelog_domain::envelope::format_time;
+use cinelog_domain::user::UserEvent;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+/// The accounts read model: `users`, `accounts` and `profiles`.
+pub struct AccountsProjection;
+
+pub const NAME: &str = "accounts";
+
+#[async_trait]
+impl Projection for AccountsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "users",
+                "user_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, phone TEXT, phone_verified BIGINT NOT NULL, created_at TEXT NOT NULL",
+            ),
+            (
+                "accounts",
+                "account_id TEXT PRIMARY KEY, owner_user_id TEXT NOT NULL, created_at TEXT NOT NULL",
+            ),
+            (
+                "profiles",
+                "profile_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, kids BIGINT NOT NULL, maturity_rating TEXT NOT NULL, avatar TEXT NOT NULL, language TEXT NOT NULL, created_at TEXT NOT NULL, created_position BIGINT NOT NULL",
+            ),
+        ]
+    }
+
+    fn indexes(&self) -> &'static [&'static str] {
+        &["CREATE INDEX profiles_account_{g} ON {profiles} (account_id, created_position)"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let at = format_time(e.meta.recorded_at);
+        match e.stream_type.as_str() {
+            "user" => match serde_json::from_value::<UserEvent>(e.payload.clone())? {
+                UserEvent::UserRegistered {
+                    user_id,
+                    account_id,
+                    email,
+                    phone,
+                    role,
+                    ..
+                } => {
+                    sqlx::query(&format!(
+                        "INSERT INTO {} (user_id, account_id, email, role, phone, phone_verified, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)
+                         ON CONFLICT (user_id) DO NOTHING",
+                        t.name("users")
+                    ))
+                    .bind(user_id.to_string())
+                    .bind(account_id.to_string())
+                    .bind(email.as_str().to_string())
+                    .bind(role.as_str())
+                    .bind(phone.map(|p| p.as_str().to_string()))
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                UserEvent::PhoneVerified { phone } => {
+                    sqlx::query(&format!(
+                        "UPDATE {} SET phone = $1, phone_verified = 1 WHERE user_id = $2",
+                        t.name("users")
+                    ))
+                    .bind(phone.as_str().to_string())
+                    .bind(e.stream_id.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                _ => {}
+            },
+            "account" => match serde_json::from_value::<AccountEvent>(e.payload.clone())? {
+                AccountEvent::AccountOpened { owner } => {
+                    sqlx::query(&format!("INSERT INTO {} (account_id, owner_user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING", t.name("accounts")))
+                        .bind(e.stream_id.clone())
+                        .bind(owner.to_string())
+                        .bind(at)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                AccountEvent::ProfileCreated {
+                    profile_id,
+                    profile,
+                } => {
+                    sqlx::query(&format!(
+                        "INSERT INTO {} (profile_id, account_id, name, kids, maturity_rating, avatar, language, created_at, created_position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (profile_id) DO NOTHING",
+                        t.name("profiles")
+                    ))
+                    .bind(profile_id.to_string())
+                    .bind(e.stream_id.clone())
+                    .bind(profile.name.as_str().to_string())
+                    .bind(i64::from(profile.kids))
+                    .bind(profile.maturity_rating.as_str())
+                    .bind(profile.avatar)
+                    .bind(profile.language)
+                    .bind(at)
+                    .bind(e.position)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                AccountEvent::ProfileUpdated {
+                    profile_id,
+                    changes,
+                } => {
+                    sqlx::query(&format!(
+                        "UPDATE {} SET name = COALESCE($1, name), kids = COALESCE($2, kids), maturity_rating = COALESCE($3, maturity_rating),
+                         avatar = COALESCE($4, avatar), language = COALESCE($5, language) WHERE profile_id = $6",
+                        t.name("profiles")
+                    ))
+                    .bind(changes.name.map(|n| n.as_str().to_string()))
+                    .bind(changes.kids.map(i64::from))
+                    .bind(changes.maturity_rating.map(|m| m.as_str()))
+                    .bind(changes.avatar)
+                    .bind(changes.language)
+                    .bind(profile_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                AccountEvent::ProfileDeleted { profile_id } => {
+                    sqlx::query(&format!(
+                        "DELETE FROM {} WHERE profile_id = $1",
+                        t.name("profiles")
+                    ))
+                    .bind(profile_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProfileView {
+    pub id: String,
+    pub profile_id: String,
+    pub name: String,
+    pub kids: bool,
+    pub maturity_rating: String,
+    pub avatar: String,
+    pub language: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserView {
+    pub user_id: String,
+    pub account_id: String,
+    pub email: String,
+    pub role: String,
+    pub phone: Option<String>,
+    pub phone_verified: bool,
+    pub created_at: String,
+}
+
+const PROFILE_COLUMNS: &str =
+    "profile_id, name, kids, maturity_rating, avatar, language, created_at";
+
+fn profile_row(r: &sqlx::any::AnyRow) -> ProfileView {
+    let id: String = r.get(0);
+    ProfileView {
+        id: id.clone(),
+        profile_id: id,
+        name: r.get(1),
+        kids: r.get::<i64, _>(2) != 0,
+        maturity_rating: r.get(3),
+        avatar: r.get(4),
+        language: r.get(5),
+        created_at: r.get(6),
+    }
+}
+
+/// An account's profiles, oldest first.
+pub async fn profiles_of(db: &ReadDb, account_id: &str) -> anyhow::Result<Vec<ProfileView>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM profiles WHERE account_id = $1 ORDER BY created_position"
+    ))
+    .bind(account_id.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(profile_row).collect())
+}
+
+/// One profile, only if it belongs to the account.
+pub async fn profile(
+    db: &ReadDb,
+    account_id: &str,
+    profile_id: &str,
+) -> anyhow::Result<Option<ProfileView>> {
+    let row = sqlx::query(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM profiles WHERE account_id = $1 AND profile_id = $2"
+    ))
+    .bind(account_id.to_string())
+    .bind(profile_id.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(profile_row))
+}
+
+pub async fn user(db: &ReadDb, user_id: &str) -> anyhow::Result<Option<UserView>> {
+    let row = sqlx::query("SELECT user_id, account_id, email, role, phone, phone_verified, created_at FROM users WHERE user_id = $1")
+        .bind(user_id.to_string())
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| UserView {
+        user_id: r.get(0),
+        account_id: r.get(1),
+        email: r.get(2),
+        role: r.get(3),
+        phone: r.get(4),
+        phone_verified: r.get::<i64, _>(5) != 0,
+        created_at: r.get(6),
+    }))
+}
+
+/// Every row of every table of the model, in a stable order, for comparing two builds.
+pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (sql, n) in [
+        (
+            "SELECT user_id, account_id, email, role, phone, phone_verified, created_at FROM users ORDER BY user_id",
+            7,
+        ),
+        (
+            "SELECT account_id, owner_user_id, created_at FROM accounts ORDER BY account_id",
+            3,
+        ),
+        (
+            "SELECT profile_id, account_id, name, kids, maturity_rating, avatar, language, created_at, created_position FROM profiles ORDER BY profile_id",
+            9,
+        ),
+    ] {
+        for r in sqlx::query(sql).fetch_all(&db.pool).await? {
+            let cells: Vec<String> = (0..n)
+                .map(|i| {
+                    r.try_get::<String, _>(i)
+                        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap_or_else(|_| "NULL".into())
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    Ok(out)
+}

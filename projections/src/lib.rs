@@ -1,0 +1,11 @@
+//! Read models and the runtime that keeps them current: named, versioned projections, each
+//! with a checkpoint written in the same transaction as its read-model change.
+
+pub mod accounts;
+pub mod db;
+pub mod log;
+pub mod runtime;
+
+pub use db::ReadDb;
+pub use log::{Checkpoint, EventLog};
+pub use runtime::{Projection, ProjectionStatus, Projections, Tables};

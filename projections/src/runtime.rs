@@ -1,0 +1,421 @@
+//! The projection runtime: catch-up in batches, then live following; the checkpoint moves in the
+//! same transaction as the read-model change, so a crash or a second runner can neither skip nor
+//! double an event. Each projection's tables carry a generation suffix behind a plain-named view;
+//! a rebuild fills the next generation beside the live one and swaps the views when caught up.
+
+use crate::db::ReadDb;
+use crate::log::{Checkpoint, EventLog};
+use async_trait::async_trait;
+use chrono::Utc;
+use cinelog_domain::RecordedEvent;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Events applied per transaction.
+const BATCH: i64 = 500;
+/// How often a follower looks for events appended by other processes.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Physical table names of one generation of a projection.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    generation: i64,
+}
+
+impl Tables {
+    /// The physical name of a read-model table in this generation, e.g. `profiles_g2`.
+    pub fn name(&self, table: &str) -> String {
+        format!("{table}_g{}", self.generation)
+    }
+}
+
+/// A read model kept current from the log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name, used by `cinelog rebuild <name>`.
+    fn name(&self) -> &'static str;
+    /// Bump to rebuild the read model from the log beside the live one.
+    fn version(&self) -> i64;
+    /// Each table: its plain name (the view queries read) and its columns and constraints.
+    fn tables(&self) -> &'static [(&'static str, &'static str)];
+    /// Extra statements run after the tables are created (indexes); `{table}` placeholders are
+    /// the physical names, written as `{name}` of a table.
+    fn indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Applies one event. Must be idempotent per event and return errors rather than panic.
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        event: &RecordedEvent,
+    ) -> anyhow::Result<()>;
+}
+
+/// A projection's progress, for `/readyz`, `/metrics` and operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionStatus {
+    pub name: &'static str,
+    pub version: i64,
+    pub generation: i64,
+    pub position: i64,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+}
+
+/// All projections of the process, over one read database and one log.
+#[derive(Clone)]
+pub struct Projections {
+    db: ReadDb,
+    log: Arc<dyn EventLog>,
+    all: Vec<Arc<dyn Projection>>,
+}
+
+impl Projections {
+    pub fn new(db: ReadDb, log: Arc<dyn EventLog>, all: Vec<Arc<dyn Projection>>) -> Self {
+        Self { db, log, all }
+    }
+
+    pub fn db(&self) -> &ReadDb {
+        &self.db
+    }
+
+    fn find(&self, name: &str) -> anyhow::Result<Arc<dyn Projection>> {
+        self.all
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no projection named {name:?}; known: {}",
+                    self.names().join(", ")
+                )
+            })
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.all.iter().map(|p| p.name()).collect()
+    }
+
+    /// Creates the registry and, for a projection seen for the first time, its first generation.
+    pub async fn setup(&self) -> anyhow::Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS projection_state (
+                name TEXT NOT NULL, generation BIGINT NOT NULL, version BIGINT NOT NULL,
+                active BIGINT NOT NULL, ck_tx BIGINT NOT NULL, ck_position BIGINT NOT NULL,
+                updated_at TEXT NOT NULL, PRIMARY KEY (name, generation))",
+        )
+        .execute(&self.db.pool)
+        .await?;
+        for p in &self.all {
+            if self.active(p.name()).await?.is_none() {
+                let generation = self.create_generation(p.as_ref()).await?;
+                self.swap(p.as_ref(), generation, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The active generation and its checkpoint.
+    async fn active(&self, name: &str) -> anyhow::Result<Option<(i64, i64, Checkpoint)>> {
+        let row = sqlx::query("SELECT generation, version, ck_tx, ck_position FROM projection_state WHERE name = $1 AND active = 1")
+            .bind(name)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                Checkpoint {
+                    tx: r.get(2),
+                    position: r.get(3),
+                },
+            )
+        }))
+    }
+
+    async fn checkpoint(&self, name: &str, generation: i64) -> anyhow::Result<Checkpoint> {
+        let r = sqlx::query(
+            "SELECT ck_tx, ck_position FROM projection_state WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(Checkpoint {
+            tx: r.get(0),
+            position: r.get(1),
+        })
+    }
+
+    /// Creates empty tables for the next generation, registered inactive at the log's start.
+    async fn create_generation(&self, p: &dyn Projection) -> anyhow::Result<i64> {
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_state WHERE name = $1",
+        )
+        .bind(p.name())
+        .fetch_one(&self.db.pool)
+        .await?
+        .get(0);
+        let tables = Tables { generation: next };
+        let mut tx = self.db.pool.begin().await?;
+        for (table, columns) in p.tables() {
+            let physical = tables.name(table);
+            sqlx::query(&format!("DROP TABLE IF EXISTS {physical}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("CREATE TABLE {physical} ({columns})"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for index in p.indexes() {
+            let mut sql = index.replace("{g}", &format!("g{next}"));
+            for (table, _) in p.tables() {
+                sql = sql.replace(&format!("{{{table}}}"), &tables.name(table));
+            }
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO projection_state (name, generation, version, active, ck_tx, ck_position, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4)")
+            .bind(p.name())
+            .bind(next)
+            .bind(p.version())
+            .bind(Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Applies the next batch after the generation's checkpoint; returns how many events it applied.
+    /// The checkpoint update is conditional on the checkpoint read, so two runners never apply the
+    /// same batch: the loser's transaction changes nothing.
+    async fn step(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+        must_be_active: bool,
+    ) -> anyhow::Result<usize> {
+        let from = self.checkpoint(p.name(), generation).await?;
+        let events = self.log.read_after(from, BATCH).await?;
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let to = Checkpoint::of(last);
+        let mut tx = self.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE projection_state SET ck_tx = $1, ck_position = $2, updated_at = $3
+             WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8",
+        )
+        .bind(to.tx)
+        .bind(to.position)
+        .bind(Utc::now().to_rfc3339())
+        .bind(p.name())
+        .bind(generation)
+        .bind(from.tx)
+        .bind(from.position)
+        .bind(i64::from(must_be_active))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let tables = Tables { generation };
+        for event in &events {
+            p.apply(&mut tx, &tables, event).await.map_err(|e| {
+                e.context(format!(
+                    "projection {} failed on event at position {}",
+                    p.name(),
+                    event.position
+                ))
+            })?;
+        }
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Catches the active generation up with the log; returns how many events it applied.
+    pub async fn catch_up(&self, name: &str) -> anyhow::Result<usize> {
+        let p = self.find(name)?;
+        let mut total = 0;
+        loop {
+            let Some((generation, _, _)) = self.active(name).await? else {
+                return Ok(total);
+            };
+            match self.step(p.as_ref(), generation, true).await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Catches every projection up once.
+    pub async fn catch_up_all(&self) -> anyhow::Result<()> {
+        for name in self.names() {
+            self.catch_up(name).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a projection from position zero beside the live tables, then swaps atomically.
+    /// Queries keep reading the old generation until the swap.
+    #[tracing::instrument(skip(self))]
+    pub async fn rebuild(&self, name: &str) -> anyhow::Result<i64> {
+        let p = self.find(name)?;
+        let old = self.active(name).await?.map(|(g, _, _)| g);
+        let generation = self.create_generation(p.as_ref()).await?;
+        while self.step(p.as_ref(), generation, false).await? > 0 {}
+        self.swap(p.as_ref(), generation, old).await?;
+        tracing::info!(projection = name, generation, "rebuilt and swapped");
+        Ok(generation)
+    }
+
+    /// Points the views at `generation`, marks it active and drops the old generation's tables.
+    async fn swap(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+        old: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("UPDATE projection_state SET active = CASE WHEN generation = $1 THEN 1 ELSE 0 END, updated_at = $2 WHERE name = $3")
+            .bind(generation)
+            .bind(Utc::now().to_rfc3339())
+            .bind(p.name())
+            .execute(&mut *tx)
+            .await?;
+        let tables = Tables { generation };
+        for (table, _) in p.tables() {
+            sqlx::query(&format!("DROP VIEW IF EXISTS {table}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!(
+                "CREATE VIEW {table} AS SELECT * FROM {}",
+                tables.name(table)
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        // The new generation may have fallen behind while swapping; the live runner continues it.
+        if let Some(old) = old {
+            let old_tables = Tables { generation: old };
+            for (table, _) in p.tables() {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {}", old_tables.name(table)))
+                    .execute(&self.db.pool)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM projection_state WHERE name = $1 AND generation = $2")
+                .bind(p.name())
+                .bind(old)
+                .execute(&self.db.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Follows the log forever: every projection in its own task, woken by local appends and by
+    /// a short poll for other processes' appends. A projection whose code version changed is
+    /// rebuilt beside the live one first. Errors are logged and retried with backoff.
+    pub fn spawn_followers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.all
+            .iter()
+            .map(|p| {
+                let this = self.clone();
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let wake = this.log.appended();
+                    let mut backoff = Duration::from_millis(100);
+                    loop {
+                        let notified = wake.notified();
+                        match this.follow_once(p.as_ref()).await {
+                            Ok(()) => {
+                                backoff = Duration::from_millis(100);
+                                let _ = tokio::time::timeout(POLL, notified).await;
+                            }
+                            Err(e) => {
+                                tracing::error!(projection = p.name(), error = ?e, "projection failed; retrying");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(10));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    async fn follow_once(&self, p: &dyn Projection) -> anyhow::Result<()> {
+        if let Some((_, version, _)) = self.active(p.name()).await?
+            && version != p.version()
+        {
+            self.rebuild(p.name()).await?;
+        }
+        self.catch_up(p.name()).await?;
+        Ok(())
+    }
+
+    /// Waits (bounded) until the named projection has applied the event at `position`.
+    /// Returns whether it got there in time.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        position: i64,
+        timeout: Duration,
+    ) -> anyhow::Result<bool> {
+        if position <= 0 {
+            return Ok(true);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut target = None;
+        loop {
+            if target.is_none() {
+                target = self.log.checkpoint_of(position).await?;
+            }
+            if let (Some(target), Some((_, _, ck))) = (target, self.active(name).await?)
+                && ck >= target
+            {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Progress and lag of every projection.
+    pub async fn status(&self) -> anyhow::Result<Vec<ProjectionStatus>> {
+        let mut out = Vec::new();
+        let mut seen: HashMap<Checkpoint, (i64, Option<chrono::DateTime<Utc>>)> = HashMap::new();
+        for p in &self.all {
+            let Some((generation, version, ck)) = self.active(p.name()).await? else {
+                continue;
+            };
+            let (lag_events, oldest) = match seen.get(&ck) {
+                Some(b) => *b,
+                None => {
+                    let b = self.log.backlog(ck).await?;
+                    seen.insert(ck, b);
+                    b
+                }
+            };
+            let lag_seconds = oldest.map_or(0.0, |t| {
+                (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            out.push(ProjectionStatus {
+                name: p.name(),
+                version,
+                generation,
+                position: ck.position,
+                lag_events,
+                lag_seconds,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,177 @@
+//! A small client of Cinelog's HTTP API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Profile {
+    pub profile_id: String,
+    pub name: String,
+    pub kids: bool,
+    pub maturity_rating: String,
+    pub avatar: String,
+}
+
+/// A failed call: the API's error code and message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    fn network(e: reqwest::Error) -> Self {
+        Failure {
+            status: 0,
+            code: "network".into(),
+            message: format!("could not reach the server: {e}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl PartialEq for Api {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Api {
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(Failure::network)?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(Failure::network)?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            Err(Failure {
+                status,
+                code: value["error"].as_str().unwrap_or("error").to_string(),
+                message: value["message"]
+                    .as_str()
+                    .unwrap_or("something went wrong")
+                    .to_string(),
+            })
+        }
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/signup",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        session_from(&v)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/refresh",
+                None,
+                Some(json!({"refresh_token": refresh_token})),
+            )
+            .await?;
+        session_from(&v)
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), Failure> {
+        self.call(reqwest::Method::POST, "/api/auth/logout", Some(token), None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn profiles(&self, token: &str, min_position: i64) -> Result<Vec<Profile>, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/profiles?min_position={min_position}"),
+                Some(token),
+                None,
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| Failure {
+            status: 0,
+            code: "unreadable".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Creates a profile; answers the position to read it back at.
+    pub async fn create_profile(
+        &self,
+        token: &str,
+        name: &str,
+        kids: bool,
+    ) -> Result<i64, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/api/profiles",
+                Some(token),
+                Some(json!({"name": name, "kids": kids})),
+            )
+            .await?;
+        Ok(v["position"].as_i64().unwrap_or(0))
+    }
+}
+
+fn session_from(v: &Value) -> Result<Session, Failure> {
+    serde_json::from_value(v.clone()).map_err(|e| Failure {
+        status: 0,
+        code: "unreadable".into(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,299 @@
+//! Pages: sign in / sign up, the profile picker, and home.
+
+use crate::api::{Api, Profile, Session};
+use dioxus::prelude::*;
+
+const STORAGE_KEY: &str = "cinelog.session";
+const MAX_PROFILES: usize = 5;
+
+#[derive(Props, Clone, PartialEq)]
+pub struct AppProps {
+    /// Base URL of the HTTP API this UI talks to.
+    pub api_base: String,
+}
+
+#[derive(Clone, PartialEq)]
+enum Screen {
+    Loading,
+    SignedOut,
+    Profiles,
+    Home(Profile),
+}
+
+async fn save_session(session: Option<&Session>) {
+    let js = match session.and_then(|s| serde_json::to_string(s).ok()) {
+        Some(json) => format!(
+            "localStorage.setItem({STORAGE_KEY:?}, {}); return true;",
+            serde_json::Value::String(json)
+        ),
+        None => format!("localStorage.removeItem({STORAGE_KEY:?}); return true;"),
+    };
+    if let Err(e) = document::eval(&js).join::<bool>().await {
+        tracing::debug!(error = ?e, "could not store the session in the browser");
+    }
+}
+
+async fn load_session() -> Option<Session> {
+    let raw: Option<String> =
+        document::eval(&format!("return localStorage.getItem({STORAGE_KEY:?});"))
+            .join()
+            .await
+            .ok()?;
+    serde_json::from_str(&raw?).ok()
+}
+
+/// The whole UI.
+#[allow(non_snake_case)]
+pub fn App(props: AppProps) -> Element {
+    let api = use_hook(|| Api::new(props.api_base.clone()));
+    let mut session = use_signal(|| None::<Session>);
+    let mut screen = use_signal(|| Screen::Loading);
+
+    let restore = api.clone();
+    use_future(move || {
+        let api = restore.clone();
+        async move {
+            // A stored session resumes: its access token if still good, else one refresh.
+            let resumed = match load_session().await {
+                Some(s) if api.profiles(&s.access_token, 0).await.is_ok() => Some(s),
+                Some(s) => api.refresh(&s.refresh_token).await.ok(),
+                None => None,
+            };
+            save_session(resumed.as_ref()).await;
+            screen.set(if resumed.is_some() {
+                Screen::Profiles
+            } else {
+                Screen::SignedOut
+            });
+            session.set(resumed);
+        }
+    });
+
+    let sign_out_api = api.clone();
+    let sign_out = move |_| {
+        let api = sign_out_api.clone();
+        spawn(async move {
+            if let Some(s) = session() {
+                let _ = api.logout(&s.access_token).await;
+            }
+            save_session(None).await;
+            session.set(None);
+            screen.set(Screen::SignedOut);
+        });
+    };
+
+    let body = match screen() {
+        Screen::Loading => rsx! { p { class: "muted", "Loading…" } },
+        Screen::SignedOut => rsx! { AuthForm { api: api.clone(), session, screen } },
+        Screen::Profiles => rsx! { ProfilePicker { api: api.clone(), session, screen } },
+        Screen::Home(profile) => rsx! { Home { profile, screen } },
+    };
+    let signed_in = session().is_some();
+
+    rsx! {
+        header { class: "topbar",
+            span { class: "brand", "Cinelog" }
+            if signed_in {
+                button { id: "logout-btn", class: "link", onclick: sign_out, "Sign out" }
+            }
+        }
+        main { class: "content", {body} }
+    }
+}
+
+#[component]
+fn AuthForm(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) -> Element {
+    let mut email = use_signal(String::new);
+    let mut password = use_signal(String::new);
+    let mut creating = use_signal(|| false);
+    let mut error = use_signal(|| None::<String>);
+    let mut busy = use_signal(|| false);
+
+    let submit = move |_| {
+        let api = api.clone();
+        spawn(async move {
+            busy.set(true);
+            error.set(None);
+            let (e, p) = (email(), password());
+            let signed_up = if creating() {
+                api.signup(&e, &p).await
+            } else {
+                Ok(())
+            };
+            let result = match signed_up {
+                Ok(()) => api.login(&e, &p).await,
+                Err(f) => Err(f),
+            };
+            match result {
+                Ok(s) => {
+                    save_session(Some(&s)).await;
+                    session.set(Some(s));
+                    screen.set(Screen::Profiles);
+                }
+                Err(f) if f.code == "email_taken" => error.set(Some(
+                    "That email already has an account. Sign in instead.".into(),
+                )),
+                Err(f) if f.code == "invalid_credentials" => {
+                    error.set(Some("Wrong email or password.".into()))
+                }
+                Err(f) => error.set(Some(f.message)),
+            }
+            busy.set(false);
+        });
+    };
+
+    let (title, action, switch_text) = if creating() {
+        (
+            "Create your account",
+            "Create account",
+            "Already have an account? Sign in",
+        )
+    } else {
+        ("Sign in", "Sign in", "New to Cinelog? Create an account")
+    };
+
+    rsx! {
+        section { class: "card auth",
+            h1 { "{title}" }
+            label { r#for: "email", "Email" }
+            input { id: "email", r#type: "email", autocomplete: "email", value: "{email}", oninput: move |e| email.set(e.value()) }
+            label { r#for: "password", "Password" }
+            input { id: "password", r#type: "password", autocomplete: if creating() { "new-password" } else { "current-password" }, value: "{password}", oninput: move |e| password.set(e.value()) }
+            if creating() {
+                p { class: "hint", "At least 8 characters." }
+            }
+            if let Some(msg) = error() {
+                p { class: "error", role: "alert", "{msg}" }
+            }
+            button { id: "submit-btn", class: "primary", disabled: busy(), onclick: submit, "{action}" }
+            button { id: "switch-mode", class: "link", onclick: move |_| { creating.toggle(); error.set(None); }, "{switch_text}" }
+        }
+    }
+}
+
+#[component]
+fn ProfilePicker(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) -> Element {
+    let mut position = use_signal(|| 0_i64);
+    let mut error = use_signal(|| None::<String>);
+    let mut name = use_signal(String::new);
+    let mut kids = use_signal(|| false);
+    let mut busy = use_signal(|| false);
+
+    let load_api = api.clone();
+    let profiles = use_resource(move || {
+        let api = load_api.clone();
+        async move {
+            let min_position = position();
+            let s = session()?;
+            match api.profiles(&s.access_token, min_position).await {
+                Ok(list) => Some(list),
+                Err(f) if f.status == 401 => {
+                    // The access token expired: refresh once, else back to sign-in.
+                    match api.refresh(&s.refresh_token).await {
+                        Ok(fresh) => {
+                            save_session(Some(&fresh)).await;
+                            session.set(Some(fresh));
+                        }
+                        Err(_) => {
+                            save_session(None).await;
+                            session.set(None);
+                            screen.set(Screen::SignedOut);
+                        }
+                    }
+                    None
+                }
+                Err(f) => {
+                    error.set(Some(f.message));
+                    None
+                }
+            }
+        }
+    });
+
+    let create = move |_| {
+        let api = api.clone();
+        spawn(async move {
+            busy.set(true);
+            error.set(None);
+            if let Some(s) = session() {
+                match api.create_profile(&s.access_token, &name(), kids()).await {
+                    Ok(p) => {
+                        name.set(String::new());
+                        kids.set(false);
+                        position.set(p);
+                    }
+                    Err(f) if f.code == "profile_limit_reached" => error.set(Some(format!(
+                        "You already have {MAX_PROFILES} profiles, the most an account can have."
+                    ))),
+                    Err(f) if f.code == "profile_name_taken" => {
+                        error.set(Some("You already have a profile with that name.".into()))
+                    }
+                    Err(f) => error.set(Some(f.message)),
+                }
+            }
+            busy.set(false);
+        });
+    };
+
+    let list = profiles().flatten().unwrap_or_default();
+    let count = list.len();
+    rsx! {
+        section { class: "picker",
+            h1 { "Who's watching?" }
+            div { class: "profiles",
+                for p in list {
+                    ProfileCard { key: "{p.profile_id}", profile: p.clone(), on_pick: move |p| screen.set(Screen::Home(p)) }
+                }
+            }
+            if count < MAX_PROFILES {
+                div { class: "card add-profile",
+                    h2 { "Add a profile" }
+                    label { r#for: "profile-name", "Name" }
+                    input { id: "profile-name", maxlength: "40", value: "{name}", oninput: move |e| name.set(e.value()) }
+                    label { class: "check",
+                        input { id: "profile-kids", r#type: "checkbox", checked: kids(), onchange: move |e| kids.set(e.checked()) }
+                        " Kids profile (only titles rated for children)"
+                    }
+                    button { id: "add-profile-btn", class: "primary", disabled: busy() || name().trim().is_empty(), onclick: create, "Add profile" }
+                    p { class: "muted", "{count} of {MAX_PROFILES} profiles" }
+                }
+            } else {
+                p { id: "profile-limit", class: "notice", "You have {MAX_PROFILES} profiles, the most an account can have." }
+            }
+            if let Some(msg) = error() {
+                p { class: "error", role: "alert", "{msg}" }
+            }
+        }
+    }
+}
+
+#[component]
+fn ProfileCard(profile: Profile, on_pick: EventHandler<Profile>) -> Element {
+    let initial = profile
+        .name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default();
+    let picked = profile.clone();
+    rsx! {
+        button { class: "profile-card", "data-profile": "{profile.name}", onclick: move |_| on_pick.call(picked.clone()),
+            span { class: "avatar avatar-{profile.avatar}", "{initial}" }
+            span { class: "profile-name", "{profile.name}" }
+            if profile.kids {
+                span { class: "badge", "Kids" }
+            }
+        }
+    }
+}
+
+#[component]
+fn Home(profile: Profile, screen: Signal<Screen>) -> Element {
+    rsx! {
+        section { class: "home",
+            h1 { "Hi, {profile.name}" }
+            p { class: "muted", "Rated up to {profile.maturity_rating}." }
+            button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
+        }
+    }
+}
