@@ -189,19 +189,20 @@ impl Projections {
         Ok(next)
     }
 
-    /// Applies the next batch after the generation's checkpoint; returns how many events it applied.
-    /// The checkpoint update is conditional on the checkpoint read, so two runners never apply the
-    /// same batch: the loser's transaction changes nothing.
+    /// Applies the next batch after the generation's checkpoint; returns how many events it applied,
+    /// or `None` if another runner moved the checkpoint first. The checkpoint update is conditional
+    /// on the checkpoint read, so two runners never apply the same batch: the loser's transaction
+    /// changes nothing.
     async fn step(
         &self,
         p: &dyn Projection,
         generation: i64,
         must_be_active: bool,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<Option<usize>> {
         let from = self.checkpoint(p.name(), generation).await?;
         let events = self.log.read_after(from, BATCH).await?;
         let Some(last) = events.last() else {
-            return Ok(0);
+            return Ok(Some(0));
         };
         let to = Checkpoint::of(last);
         let mut tx = self.db.pool.begin().await?;
@@ -222,7 +223,7 @@ impl Projections {
         .rows_affected();
         if moved != 1 {
             tx.rollback().await?;
-            return Ok(0);
+            return Ok(None);
         }
         let tables = Tables { generation };
         for event in &events {
@@ -235,7 +236,7 @@ impl Projections {
             })?;
         }
         tx.commit().await?;
-        Ok(events.len())
+        Ok(Some(events.len()))
     }
 
     /// Catches the active generation up with the log; returns how many events it applied.
@@ -247,8 +248,10 @@ impl Projections {
                 return Ok(total);
             };
             match self.step(p.as_ref(), generation, true).await? {
-                0 => return Ok(total),
-                n => total += n,
+                Some(0) => return Ok(total),
+                Some(n) => total += n,
+                // Another runner got there first, or a rebuild swapped generations: look again.
+                None => tokio::task::yield_now().await,
             }
         }
     }
@@ -268,7 +271,7 @@ impl Projections {
         let p = self.find(name)?;
         let old = self.active(name).await?.map(|(g, _, _)| g);
         let generation = self.create_generation(p.as_ref()).await?;
-        while self.step(p.as_ref(), generation, false).await? > 0 {}
+        while self.step(p.as_ref(), generation, false).await? != Some(0) {}
         self.swap(p.as_ref(), generation, old).await?;
         tracing::info!(projection = name, generation, "rebuilt and swapped");
         Ok(generation)

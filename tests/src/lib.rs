@@ -1,1 +1,230 @@
+//! Helpers for Cinelog's end-to-end tests: an app on port 0 with its own database, typed request
+//! helpers, fake outside services, and a real Chromium through chromedriver.
 
+pub mod browser;
+
+use async_trait::async_trait;
+use cinelog_api::{Outside, Running};
+use cinelog_commands::ports::Mailer;
+use cinelog_domain::values::Email;
+use cinelog_infra::Settings;
+use cinelog_infra::phone::ConsoleVerifier;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// Base URL of the Postgres server tests create their databases on.
+pub fn pg_base() -> String {
+    std::env::var("CINELOG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty Postgres database; answers its URL.
+pub async fn fresh_pg_database() -> String {
+    let name = format!("cinelog_t_{}", Uuid::now_v7().simple());
+    let admin = format!("{}/postgres", pg_base());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("Postgres must be running (see README: ./scripts/test)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    format!("{}/{name}", pg_base())
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("cinelog-test-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Mail that was sent, kept for the test to read (the outside mail service's stand-in).
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub resets: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send_password_reset(&self, to: &Email, token: &str) -> Result<(), String> {
+        self.resets
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push((to.as_str().to_string(), token.to_string()));
+        Ok(())
+    }
+}
+
+impl RecordingMailer {
+    pub fn last_reset_token(&self) -> Option<String> {
+        self.resets.lock().ok()?.last().map(|(_, t)| t.clone())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running Cinelog with its own database.
+pub struct TestApp {
+    pub running: Running,
+    pub http: reqwest::Client,
+    pub mailer: Arc<RecordingMailer>,
+    pub phone: Arc<ConsoleVerifier>,
+    pub settings: Settings,
+    pub dir: TempDir,
+}
+
+/// What a call answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn settings_for(backend: Backend, dir: &TempDir) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.0.clone(),
+        database_url: match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_pg_database().await),
+        },
+        max_connections: 8,
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let dir = TempDir::new();
+        let settings = settings_for(backend, &dir).await;
+        Self::spawn_with(settings, dir, Outside::default()).await
+    }
+
+    pub async fn spawn_with(settings: Settings, dir: TempDir, outside: Outside) -> TestApp {
+        let mailer = Arc::new(RecordingMailer::default());
+        let phone = Arc::new(ConsoleVerifier::default());
+        let outside = Outside {
+            mailer: Some(outside.mailer.unwrap_or_else(|| mailer.clone())),
+            phone: Some(outside.phone.unwrap_or_else(|| phone.clone())),
+            clock: outside.clock,
+        };
+        let running = cinelog_api::start(settings.clone(), outside)
+            .await
+            .expect("app starts");
+        TestApp {
+            running,
+            http: reqwest::Client::new(),
+            mailer,
+            phone,
+            settings,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.url())
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Answer {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
+        self.call(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, None, token).await
+    }
+
+    /// Signs up and logs in; answers (access token, refresh token).
+    pub async fn signup_login(&self, email: &str) -> (String, String) {
+        let a = self
+            .post(
+                "/api/auth/signup",
+                serde_json::json!({"email": email, "password": "Corr3ct-horse-battery"}),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "signup: {:?}", a.body);
+        self.login(email, "Corr3ct-horse-battery").await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let a = self
+            .post(
+                "/api/auth/login",
+                serde_json::json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "login: {:?}", a.body);
+        (
+            a.body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string(),
+            a.body["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_string(),
+        )
+    }
+
+    /// Stops serving (the database stays).
+    pub fn stop(&self) {
+        self.running.stop();
+    }
+}

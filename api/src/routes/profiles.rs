@@ -73,21 +73,23 @@ pub struct Me {
 
 /// Waits for the accounts read model to reach `min_position`; 503 with Retry-After if it does not in time.
 pub async fn read_your_writes(app: &AppState, q: &MinPosition) -> ApiResult<()> {
-    if let Some(position) = q.min_position {
-        if !app
-            .projections
-            .wait_for(accounts::NAME, position, app.read_wait)
-            .await?
-        {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_caught_up",
-                "the read model has not reached that position yet",
-            )
-            .retry_after(1));
-        }
+    let Some(position) = q.min_position else {
+        return Ok(());
+    };
+    if app
+        .projections
+        .wait_for(accounts::NAME, position, app.read_wait)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_caught_up",
+            "the read model has not reached that position yet",
+        )
+        .retry_after(1))
     }
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/me", tag = "accounts", params(MinPosition), responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]

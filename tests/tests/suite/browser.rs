@@ -1,0 +1,62 @@
+use cinelog_tests::browser::Browser;
+use cinelog_tests::{Backend, TestApp};
+
+/// Signup → login → two profiles (one kids) → both in the picker → reload → still there.
+#[tokio::test]
+async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let browser = Browser::start().await;
+    let shots = std::env::var("CINELOG_SCREENSHOTS")
+        .ok()
+        .map(std::path::PathBuf::from);
+
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.click("#switch-mode").await;
+    browser.wait_for_text("Create your account").await;
+    browser.type_into("#email", "ui@example.com").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#submit-btn").await;
+    browser.wait_for_text("Who's watching?").await;
+
+    browser.type_into("#profile-name", "Grown-up").await;
+    browser.click("#add-profile-btn").await;
+    browser.wait_for_text("Grown-up").await;
+    browser.type_into("#profile-name", "Little one").await;
+    browser.click("#profile-kids").await;
+    browser.click("#add-profile-btn").await;
+    let page = browser.wait_for_text("Little one").await;
+    assert!(page.contains("Kids"), "kids badge missing:\n{page}");
+    assert!(page.contains("2 of 5 profiles"), "count missing:\n{page}");
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("profiles.png")).await;
+    }
+
+    browser.client.refresh().await.expect("reload");
+    browser.wait_for_text("Who's watching?").await;
+    let page = browser.wait_for_text("Little one").await;
+    assert!(page.contains("Grown-up"), "after reload:\n{page}");
+
+    // The profiles the browser created are the account's, in the API too.
+    let (token, _) = app.login("ui@example.com", "Corr3ct-horse-battery").await;
+    let listed = app.get("/api/profiles", Some(&token)).await;
+    let names: Vec<&str> = listed
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Grown-up", "Little one"]);
+
+    // Signing out returns to the sign-in form, and a reload does not bring the session back.
+    browser.click("#logout-btn").await;
+    browser.wait_for_text("Sign in").await;
+    browser.client.refresh().await.expect("reload");
+    let page = browser.wait_for_text("Sign in").await;
+    assert!(!page.contains("Who's watching?"));
+    browser.close().await;
+    app.stop();
+}

@@ -1,0 +1,199 @@
+//! The event-store contract, run against every backend.
+
+use cinelog_commands::{CommandMeta, EventStore, StoreError, StreamHead};
+use cinelog_domain::Actor;
+use cinelog_domain::account::{Account, AccountEvent};
+use cinelog_domain::envelope::GENESIS_HASH;
+use cinelog_infra::Store;
+use cinelog_projections::{Checkpoint, EventLog};
+use cinelog_tests::{TempDir, fresh_pg_database};
+use uuid::Uuid;
+
+async fn stores() -> Vec<(&'static str, Store, TempDir)> {
+    let dir = TempDir::new();
+    let sqlite = Store::open_sqlite(&dir.0.join("events.db"))
+        .await
+        .expect("sqlite store");
+    let pg = Store::open_postgres(&fresh_pg_database().await, 4)
+        .await
+        .expect("postgres store");
+    vec![("sqlite", sqlite, dir), ("postgres", pg, TempDir::new())]
+}
+
+fn opened() -> AccountEvent {
+    AccountEvent::AccountOpened {
+        owner: Uuid::now_v7(),
+    }
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta {
+        actor: Actor::User(Uuid::now_v7()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: Some(Uuid::now_v7()),
+    }
+}
+
+#[tokio::test]
+async fn append_respects_the_expected_version() {
+    for (name, store, _dir) in stores().await {
+        let id = Uuid::now_v7().to_string();
+        let fresh = store.load::<Account>(&id).await.unwrap();
+        assert_eq!(fresh.head, StreamHead::default(), "{name}");
+
+        let first = store
+            .append::<Account>(&id, &fresh.head, &[opened()], &meta())
+            .await
+            .unwrap();
+        assert_eq!(first.version, 1, "{name}");
+        assert!(first.position > 0, "{name}");
+
+        // A second writer that loaded the same (now stale) head loses, with a typed error.
+        let stale = store
+            .append::<Account>(&id, &fresh.head, &[opened()], &meta())
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict)),
+            "{name}: {stale:?}"
+        );
+
+        let loaded = store.load::<Account>(&id).await.unwrap();
+        assert_eq!(loaded.head.version, 1, "{name}");
+        assert_eq!(loaded.head.position, first.position, "{name}");
+        assert!(loaded.state.owner.is_some(), "{name}");
+        let history = store.read_stream("account", &id).await.unwrap();
+        assert_eq!(history.len(), 1, "{name}: the losing append wrote nothing");
+    }
+}
+
+#[tokio::test]
+async fn global_log_reads_in_order_with_envelope_and_hash_chain() {
+    for (name, store, _dir) in stores().await {
+        let streams: Vec<String> = (0..3).map(|_| Uuid::now_v7().to_string()).collect();
+        let m = meta();
+        let mut positions = Vec::new();
+        for id in &streams {
+            let head = store.load::<Account>(id).await.unwrap().head;
+            positions.push(
+                store
+                    .append::<Account>(id, &head, &[opened()], &m)
+                    .await
+                    .unwrap()
+                    .position,
+            );
+        }
+        // Two more events on the first stream, in one append.
+        let head = store.load::<Account>(&streams[0]).await.unwrap().head;
+        let created = AccountEvent::ProfileDeleted {
+            profile_id: Uuid::nil(),
+        };
+        let two = store
+            .append::<Account>(&streams[0], &head, &[created.clone(), created], &m)
+            .await
+            .unwrap();
+        assert_eq!(two.version, 3, "{name}");
+
+        let log = store.read_after(Checkpoint::START, 100).await.unwrap();
+        assert_eq!(log.len(), 5, "{name}");
+        assert!(
+            log.windows(2)
+                .all(|w| Checkpoint::of(&w[0]) < Checkpoint::of(&w[1])),
+            "{name}: log order"
+        );
+        assert_eq!(
+            log.iter().take(3).map(|e| e.position).collect::<Vec<_>>(),
+            positions,
+            "{name}"
+        );
+        assert_eq!(log[4].position, two.position, "{name}");
+        for e in &log {
+            assert_eq!(e.meta.actor, m.actor, "{name}");
+            assert_eq!(e.meta.correlation_id, m.correlation_id, "{name}");
+            assert_eq!(e.meta.causation_id, m.causation_id, "{name}");
+            assert_eq!(
+                e.meta.event_id.get_version_num(),
+                7,
+                "{name}: event ids are UUIDv7"
+            );
+            assert_eq!(e.computed_hash(), e.meta.hash, "{name}: hash round-trips");
+            assert_eq!(e.schema_version, "1");
+        }
+        let chain = store.read_stream("account", &streams[0]).await.unwrap();
+        assert_eq!(chain[0].meta.prev_hash, GENESIS_HASH, "{name}");
+        assert_eq!(chain[1].meta.prev_hash, chain[0].meta.hash, "{name}");
+        assert_eq!(chain[2].meta.prev_hash, chain[1].meta.hash, "{name}");
+        assert_eq!(
+            chain.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "{name}"
+        );
+
+        let after_two = store
+            .read_after(Checkpoint::of(&log[1]), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            after_two.iter().map(|e| e.position).collect::<Vec<_>>(),
+            log[2..].iter().map(|e| e.position).collect::<Vec<_>>(),
+            "{name}"
+        );
+        assert_eq!(
+            store.read_after(Checkpoint::START, 2).await.unwrap().len(),
+            2,
+            "{name}: limit"
+        );
+        let (backlog, oldest) = store.backlog(Checkpoint::of(&log[2])).await.unwrap();
+        assert_eq!(backlog, 2, "{name}");
+        assert!(oldest.is_some(), "{name}");
+        assert_eq!(
+            store.checkpoint_of(log[3].position).await.unwrap(),
+            Some(Checkpoint::of(&log[3])),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stored_events_cannot_be_changed_or_deleted() {
+    let (_, pg, _) = stores().await.pop().expect("postgres");
+    let id = Uuid::now_v7().to_string();
+    pg.append::<Account>(&id, &StreamHead::default(), &[opened()], &meta())
+        .await
+        .unwrap();
+    let pool = pg.pg_pool().expect("pg");
+    assert!(
+        sqlx::query("UPDATE events SET payload = '{}'")
+            .execute(pool)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM events")
+            .execute(pool)
+            .await
+            .is_err()
+    );
+
+    let dir = TempDir::new();
+    let path = dir.0.join("events.db");
+    let sqlite = Store::open_sqlite(&path).await.unwrap();
+    sqlite
+        .append::<Account>(&id, &StreamHead::default(), &[opened()], &meta())
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(
+        sqlx::query("UPDATE events SET payload = '{}'")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM events")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,429 @@
+//! Signup, login, tokens, password reset, phone verification: over HTTP, on real databases.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use cinelog_commands::ports::PhoneVerifier;
+use cinelog_domain::values::Phone;
+use cinelog_infra::Secret;
+use cinelog_infra::phone::TwilioVerifier;
+use cinelog_tests::{Backend, TestApp};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const PASSWORD: &str = "Corr3ct-horse-battery";
+
+#[tokio::test]
+async fn twenty_concurrent_signups_with_one_email_give_exactly_one_account() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = Arc::new(TestApp::spawn(backend).await);
+        let attempts = (0..20).map(|i| {
+            let app = app.clone();
+            // Same address, differently cased: it is one email.
+            let email = if i % 2 == 0 {
+                "race@example.com"
+            } else {
+                "RACE@Example.com"
+            };
+            tokio::spawn(async move {
+                app.post(
+                    "/api/auth/signup",
+                    json!({"email": email, "password": PASSWORD}),
+                    None,
+                )
+                .await
+            })
+        });
+        let answers: Vec<_> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let created = answers.iter().filter(|a| a.status == 201).count();
+        let taken = answers
+            .iter()
+            .filter(|a| a.status == 409 && a.error_code() == "email_taken")
+            .count();
+        assert_eq!((created, taken), (1, 19), "{backend:?}: {answers:?}");
+        app.login("race@example.com", PASSWORD).await;
+        app.stop();
+    }
+}
+
+#[tokio::test]
+async fn login_fails_cleanly_and_locks_after_repeated_failures() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.signup_login("lock@example.com").await;
+    let bad = json!({"email": "lock@example.com", "password": "wrong-password"});
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.error_code()),
+        (401, "invalid_credentials")
+    );
+    for _ in 0..5 {
+        let a = app.post("/api/auth/login", bad.clone(), None).await;
+        assert_eq!(
+            (a.status.as_u16(), a.error_code()),
+            (401, "invalid_credentials")
+        );
+    }
+    let locked = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "lock@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(locked.status, 429, "{:?}", locked.body);
+    let wait: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 900);
+    app.stop();
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (_, r1) = app.signup_login("rotate@example.com").await;
+    let a = app
+        .post("/api/auth/refresh", json!({"refresh_token": r1}), None)
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let r2 = a.body["refresh_token"].as_str().unwrap().to_string();
+    let access = a.body["access_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    assert_eq!(app.get("/api/profiles", Some(&access)).await.status, 200);
+
+    // r1 was rotated away: presenting it again is theft or replay.
+    let reuse = app
+        .post("/api/auth/refresh", json!({"refresh_token": r1}), None)
+        .await;
+    assert_eq!(reuse.status, 401);
+    // ...and the whole family is gone, r2 included.
+    assert_eq!(
+        app.post("/api/auth/refresh", json!({"refresh_token": r2}), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            json!({"refresh_token": "garbage"}),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+
+    // Logout revokes the session's refresh token.
+    let (access, refresh) = app.login("rotate@example.com", PASSWORD).await;
+    let out = app
+        .call(
+            reqwest::Method::POST,
+            "/api/auth/logout",
+            None,
+            Some(&access),
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        app.post("/api/auth/refresh", json!({"refresh_token": refresh}), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.call(reqwest::Method::POST, "/api/auth/logout", None, None)
+            .await
+            .status,
+        401
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn password_reset_is_silent_single_use_and_changes_the_password() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.signup_login("reset@example.com").await;
+    let unknown = app
+        .post(
+            "/api/auth/password-reset",
+            json!({"email": "ghost@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 202);
+    assert!(
+        app.mailer.last_reset_token().is_none(),
+        "no mail for an unknown address"
+    );
+
+    assert_eq!(
+        app.post(
+            "/api/auth/password-reset",
+            json!({"email": "Reset@Example.com"}),
+            None
+        )
+        .await
+        .status,
+        202
+    );
+    let token = app.mailer.last_reset_token().expect("reset mail sent");
+    let weak = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            json!({"token": token, "new_password": "short"}),
+            None,
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    let forged = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            json!({"token": format!("{token}x"), "new_password": "N3w-password-123"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (forged.status.as_u16(), forged.error_code()),
+        (422, "invalid_token")
+    );
+    let ok = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            json!({"token": token, "new_password": "N3w-password-123"}),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    let again = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            json!({"token": token, "new_password": "Another-pass-456"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again.status.as_u16(), again.error_code()),
+        (422, "invalid_token")
+    );
+
+    let old = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "reset@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    app.login("reset@example.com", "N3w-password-123").await;
+    app.stop();
+}
+
+#[tokio::test]
+async fn phone_verification_with_the_console_verifier() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("phone@example.com").await;
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/verify",
+            json!({"code": "123456"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        409,
+        "nothing pending yet"
+    );
+    let no_phone = app
+        .call(
+            reqwest::Method::POST,
+            "/api/auth/phone/start",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(no_phone.status, 422, "no phone on file and none given");
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/start",
+            json!({"phone": "12345"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/start",
+            json!({"phone": "+1 415 555 0100"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        202
+    );
+    let phone = Phone::parse("+14155550100").unwrap();
+    let code = app.phone.code_for(&phone).expect("code sent");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let a = app
+        .post(
+            "/api/auth/phone/verify",
+            json!({"code": wrong}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!((a.status.as_u16(), a.error_code()), (422, "wrong_code"));
+    let a = app
+        .post(
+            "/api/auth/phone/verify",
+            json!({"code": code}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let me = app.get("/api/me?min_position=1", Some(&token)).await;
+    // The read model catches up shortly after the command.
+    let mut verified = me.body["user"]["phone_verified"].as_bool();
+    for _ in 0..50 {
+        if verified == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        verified = app.get("/api/me", Some(&token)).await.body["user"]["phone_verified"].as_bool();
+    }
+    assert_eq!(verified, Some(true));
+    app.stop();
+}
+
+/// A request the fake received: which endpoint, and its form fields.
+type Call = (String, HashMap<String, String>);
+
+/// A local Twilio Verify: checks Basic auth and form fields, approves code 424242.
+#[derive(Clone, Default)]
+struct FakeTwilio {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+async fn fake_start(
+    State(f): State<FakeTwilio>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let authed = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some("Basic QUN0ZXN0OnNlY3JldA=="); // ACtest:secret
+    f.calls.lock().unwrap().push(("start".into(), form.clone()));
+    if !authed {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(json!({"code": 20003, "message": "Authenticate"})),
+        );
+    }
+    (
+        axum::http::StatusCode::CREATED,
+        Json(
+            json!({"sid": "VEabc", "status": "pending", "to": form["To"], "channel": form["Channel"], "valid": false, "extra": {"ignored": true}}),
+        ),
+    )
+}
+
+async fn fake_check(
+    State(f): State<FakeTwilio>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    f.calls.lock().unwrap().push(("check".into(), form.clone()));
+    let ok = form.get("Code").map(String::as_str) == Some("424242");
+    Json(json!({"sid": "VEabc", "status": if ok { "approved" } else { "pending" }, "valid": ok}))
+}
+
+#[tokio::test]
+async fn twilio_verify_adapter_speaks_the_wire_format() {
+    let fake = FakeTwilio::default();
+    let router = Router::new()
+        .route("/v2/Services/VAtest/Verifications", post(fake_start))
+        .route("/v2/Services/VAtest/VerificationCheck", post(fake_check))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v2", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let twilio = Arc::new(TwilioVerifier::new(
+        &base,
+        "VAtest",
+        "ACtest",
+        Secret::new("secret"),
+    ));
+    let wrong_key = TwilioVerifier::new(&base, "VAtest", "ACtest", Secret::new("nope"));
+    let phone = Phone::parse("+14155550123").unwrap();
+    assert!(
+        wrong_key.start(&phone).await.is_err(),
+        "a rejected key is an error, not a silent success"
+    );
+
+    // Through the app: start sends To and Channel=sms; a wrong code is refused, the right one verifies.
+    let dir = cinelog_tests::TempDir::new();
+    let settings = cinelog_tests::settings_for(Backend::Sqlite, &dir).await;
+    let app = TestApp::spawn_with(
+        settings,
+        dir,
+        cinelog_api::Outside {
+            phone: Some(twilio),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (token, _) = app.signup_login("twilio@example.com").await;
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/start",
+            json!({"phone": "+14155550123"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/verify",
+            json!({"code": "000000"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/phone/verify",
+            json!({"code": "424242"}),
+            Some(&token)
+        )
+        .await
+        .status,
+        204
+    );
+    let calls = fake.calls.lock().unwrap().clone();
+    let started = calls.iter().rfind(|(k, _)| k == "start").unwrap();
+    assert_eq!(
+        started.1.get("To").map(String::as_str),
+        Some("+14155550123")
+    );
+    assert_eq!(started.1.get("Channel").map(String::as_str), Some("sms"));
+    assert_eq!(calls.iter().filter(|(k, _)| k == "check").count(), 2);
+    app.stop();
+}

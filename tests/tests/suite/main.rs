@@ -1,0 +1,8 @@
+//! Cinelog's end-to-end suite, one binary: real SQLite and Postgres, real HTTP, real Chromium.
+
+mod browser;
+mod contract;
+mod gap;
+mod identity;
+mod profiles;
+mod projections;

@@ -1,0 +1,407 @@
+//! Profiles: the limit under a race, ownership, bad input, read-your-writes, and the audit view.
+
+use cinelog_commands::CommandMeta;
+use cinelog_domain::Actor;
+use cinelog_domain::values::Role;
+use cinelog_projections::{Checkpoint, EventLog};
+use cinelog_tests::{Backend, TestApp};
+use reqwest::Method;
+use serde_json::json;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn twenty_concurrent_creates_give_exactly_five_profiles() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = Arc::new(TestApp::spawn(backend).await);
+        let (token, _) = app.signup_login("many@example.com").await;
+        let creates = (0..20).map(|i| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move {
+                app.post(
+                    "/api/profiles",
+                    json!({"name": format!("r{i}")}),
+                    Some(&token),
+                )
+                .await
+            })
+        });
+        let answers: Vec<_> = futures::future::join_all(creates)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let created: Vec<_> = answers.iter().filter(|a| a.status == 201).collect();
+        let refused = answers
+            .iter()
+            .filter(|a| a.status == 409 && a.error_code() == "profile_limit_reached")
+            .count();
+        assert_eq!(
+            (created.len(), refused),
+            (5, 15),
+            "{backend:?}: {answers:?}"
+        );
+        let last = created
+            .iter()
+            .map(|a| a.body["position"].as_i64().unwrap())
+            .max()
+            .unwrap();
+        let listed = app
+            .get(&format!("/api/profiles?min_position={last}"), Some(&token))
+            .await;
+        assert_eq!(
+            listed.body.as_array().map(Vec::len),
+            Some(5),
+            "{backend:?}: {:?}",
+            listed.body
+        );
+        app.stop();
+    }
+}
+
+#[tokio::test]
+async fn another_accounts_profile_is_not_found_and_own_profiles_change() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (alice, _) = app.signup_login("alice@example.com").await;
+    let (bob, _) = app.signup_login("bob@example.com").await;
+    let created = app
+        .post(
+            "/api/profiles",
+            json!({"name": "Alice", "kids": false}),
+            Some(&alice),
+        )
+        .await;
+    let id = created.body["profile_id"].as_str().unwrap().to_string();
+    let path = format!("/api/profiles/{id}");
+    let p = created.body["position"].as_i64().unwrap();
+
+    assert_eq!(
+        app.get(&format!("{path}?min_position={p}"), Some(&bob))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "mine"})),
+            Some(&bob)
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, None, Some(&bob))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.get("/api/profiles/not-a-uuid", Some(&bob)).await.status,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("{path}?min_position={p}"), Some(&alice))
+            .await
+            .status,
+        200
+    );
+
+    let kid = app
+        .post(
+            "/api/profiles",
+            json!({"name": "Kid", "kids": true}),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(kid.status, 201);
+    let kid_id = kid.body["profile_id"].as_str().unwrap();
+    let adult = app
+        .call(
+            Method::PATCH,
+            &format!("/api/profiles/{kid_id}"),
+            Some(json!({"maturity_rating": "18+"})),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(adult.status, 422, "kids profiles stay kids-rated");
+    let dup = app
+        .post("/api/profiles", json!({"name": "ALICE"}), Some(&alice))
+        .await;
+    assert_eq!(
+        (dup.status.as_u16(), dup.error_code()),
+        (409, "profile_name_taken")
+    );
+
+    let renamed = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Alice B", "avatar": "red"})),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(renamed.status, 200);
+    let p = renamed.body["position"].as_i64().unwrap();
+    let shown = app
+        .get(&format!("{path}?min_position={p}"), Some(&alice))
+        .await;
+    assert_eq!(
+        (shown.body["name"].as_str(), shown.body["avatar"].as_str()),
+        (Some("Alice B"), Some("red"))
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, None, Some(&alice))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, None, Some(&alice))
+            .await
+            .status,
+        404
+    );
+
+    let me = app.get("/api/me", Some(&alice)).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["user"]["email"], "alice@example.com");
+    app.stop();
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_and_appends_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("strict@example.com").await;
+    let log_len = || async {
+        app.running
+            .state
+            .store
+            .read_after(Checkpoint::START, 10_000)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = log_len().await;
+    let raw = |body: Vec<u8>, content_type: &'static str| {
+        app.http
+            .post(app.url("/api/profiles"))
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
+        (
+            "malformed",
+            b"{\"name\": ".to_vec(),
+            "application/json",
+            400,
+        ),
+        ("not json", b"name=x".to_vec(), "application/json", 400),
+        (
+            "wrong type",
+            b"{\"name\": 12}".to_vec(),
+            "application/json",
+            422,
+        ),
+        ("missing field", b"{}".to_vec(), "application/json", 422),
+        (
+            "non-utf8",
+            vec![b'{', b'"', b'n', 0xff, 0xfe, b'"', b'}'],
+            "application/json",
+            400,
+        ),
+        (
+            "wrong content type",
+            b"{\"name\":\"x\"}".to_vec(),
+            "text/plain",
+            415,
+        ),
+        (
+            "too large",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(1_100_000)).into_bytes(),
+            "application/json",
+            413,
+        ),
+        (
+            "empty name",
+            b"{\"name\": \"   \"}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "long name",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(41)).into_bytes(),
+            "application/json",
+            422,
+        ),
+        (
+            "bad rating",
+            b"{\"name\": \"x\", \"maturity_rating\": \"R\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "adult kids",
+            b"{\"name\": \"x\", \"kids\": true, \"maturity_rating\": \"18+\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "bad avatar",
+            b"{\"name\": \"x\", \"avatar\": \"<script>\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+    ];
+    for (what, body, content_type, want) in cases {
+        let resp = raw(body, content_type).await.unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{what}: error body {body}"
+        );
+    }
+    for (what, path, body) in [
+        (
+            "bad email",
+            "/api/auth/signup",
+            json!({"email": "nope", "password": "Corr3ct-horse-battery"}),
+        ),
+        (
+            "short password",
+            "/api/auth/signup",
+            json!({"email": "ok@example.com", "password": "short"}),
+        ),
+        (
+            "bad phone",
+            "/api/auth/signup",
+            json!({"email": "ok2@example.com", "password": "Corr3ct-horse-battery", "phone": "call me"}),
+        ),
+    ] {
+        let a = app.post(path, body, None).await;
+        assert_eq!(a.status, 422, "{what}: {:?}", a.body);
+    }
+    assert_eq!(app.get("/api/profiles", None).await.status, 401);
+    assert_eq!(
+        app.get("/api/profiles", Some("not-a-token")).await.status,
+        401
+    );
+    assert_eq!(app.get("/api/nothing-here", None).await.status, 404);
+    assert_eq!(
+        app.call(Method::PUT, "/api/profiles", None, Some(&token))
+            .await
+            .status,
+        405
+    );
+    assert_eq!(log_len().await, before, "refused commands appended events");
+    app.stop();
+}
+
+#[tokio::test]
+async fn queries_wait_for_min_position_and_say_when_they_cannot() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (token, _) = app.signup_login("ryw@example.com").await;
+    let a = app
+        .post("/api/profiles", json!({"name": "now"}), Some(&token))
+        .await;
+    let p = a.body["position"].as_i64().unwrap();
+    // Read-your-writes: the very next read sees the write.
+    let listed = app
+        .get(&format!("/api/profiles?min_position={p}"), Some(&token))
+        .await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+    let future = app
+        .get(
+            &format!("/api/profiles?min_position={}", p + 1_000_000),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(future.status, 503);
+    assert!(future.headers.contains_key("retry-after"));
+    assert_eq!(
+        app.get("/api/profiles?min_position=abc", Some(&token))
+            .await
+            .status,
+        400
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn auditors_read_a_streams_history_with_envelopes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let state = &app.running.state;
+    state
+        .identity
+        .signup(
+            "auditor@example.com",
+            "Corr3ct-horse-battery",
+            None,
+            Role::Auditor,
+            &CommandMeta::new(Actor::System),
+        )
+        .await
+        .unwrap();
+    let (auditor, _) = app
+        .login("auditor@example.com", "Corr3ct-horse-battery")
+        .await;
+    let (viewer, _) = app.signup_login("watched@example.com").await;
+    let me = app.get("/api/me?min_position=1", Some(&viewer)).await;
+    let account = me.body["user"]["account_id"].as_str().map(str::to_string);
+    let account = match account {
+        Some(a) => a,
+        None => {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            app.get("/api/me", Some(&viewer)).await.body["user"]["account_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    app.post("/api/profiles", json!({"name": "audited"}), Some(&viewer))
+        .await;
+
+    let path = format!("/api/audit/streams/account/{account}");
+    assert_eq!(app.get(&path, Some(&viewer)).await.status, 403);
+    assert_eq!(app.get(&path, None).await.status, 401);
+    let history = app.get(&path, Some(&auditor)).await;
+    assert_eq!(history.status, 200, "{:?}", history.body);
+    assert_eq!(history.body["chain_intact"], true);
+    let events = history.body["events"].as_array().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["AccountOpened", "ProfileCreated"]
+    );
+    for e in events {
+        for field in [
+            "position",
+            "version",
+            "event_id",
+            "correlation_id",
+            "actor",
+            "recorded_at",
+            "hash",
+            "prev_hash",
+            "payload",
+        ] {
+            assert!(!e[field].is_null(), "{field} missing in {e}");
+        }
+        assert!(e["actor"].as_str().unwrap().starts_with("user:"));
+    }
+    assert_eq!(events[1]["prev_hash"], events[0]["hash"]);
+    assert_eq!(
+        app.get("/api/audit/streams/account/nope", Some(&auditor))
+            .await
+            .status,
+        404
+    );
+    app.stop();
+}
