@@ -32,8 +32,20 @@ where
     CommandError: From<D::Error> + From<E>,
 {
     for attempt in 0..MAX_ATTEMPTS {
-        let loaded = store.load::<D>(stream_id).await?;
-        let events = D::decide(&loaded.state, command(&loaded.state)?)?;
+        // The first attempt may decide on a cached state; a stale one is caught by the append's
+        // expected version, and a refusal is only final once confirmed on fresh state.
+        let fresh = attempt > 0;
+        let mut loaded = if fresh {
+            store.load::<D>(stream_id).await?
+        } else {
+            store.load_for_append::<D>(stream_id).await?
+        };
+        let mut decided = D::decide(&loaded.state, command(&loaded.state)?);
+        if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
+            loaded = store.load::<D>(stream_id).await?;
+            decided = D::decide(&loaded.state, command(&loaded.state)?);
+        }
+        let events = decided?;
         if events.is_empty() {
             return Ok(Executed {
                 events,

@@ -59,6 +59,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         stream_id: &str,
     ) -> impl Future<Output = Result<Loaded<D>, StoreError>> + Send;
 
+    /// Like [`load`](Self::load), but may answer from memory without asking the database. Only
+    /// for deciding before an append: a stale answer makes the append fail on the expected version.
+    fn load_for_append<D: Decider>(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Loaded<D>, StoreError>> + Send {
+        self.load::<D>(stream_id)
+    }
+
     /// Appends events after `head`, failing with [`StoreError::Conflict`] if the stream moved on.
     fn append<D: Decider>(
         &self,

@@ -15,7 +15,7 @@ pub trait Decider {
     /// Stream type in the log, e.g. `account`.
     const STREAM_TYPE: &'static str;
     /// State rebuilt from the stream.
-    type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync;
+    type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// What the caller asks for.
     type Command: Debug + Send;
     /// What happened.

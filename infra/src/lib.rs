@@ -1,5 +1,6 @@
 //! Adapters: the event store backends and global log readers, outside-service clients, and settings.
 
+pub mod cache;
 pub mod mail;
 pub mod phone;
 pub mod settings;

@@ -1,6 +1,7 @@
 //! The event store: cqrs-es repositories (sqlite-es, postgres-es) write the events; the log
 //! readers read them back with the envelope, in global order.
 
+use crate::cache::StreamCache;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use cinelog_commands::cqrs::{CqrsAggregate, SCHEMA_VERSION};
@@ -22,9 +23,12 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 enum Backend {
+    /// SQLite takes one writer at a time; appenders queue on `write` rather than spin in
+    /// SQLite's busy handler.
     Sqlite {
         pool: SqlitePool,
         repo: SqliteEventRepository,
+        write: tokio::sync::Mutex<()>,
     },
     Postgres {
         pool: PgPool,
@@ -35,7 +39,11 @@ enum Backend {
 struct Inner {
     backend: Backend,
     appended: Arc<Notify>,
+    cache: StreamCache,
 }
+
+/// Streams whose folded state is kept in memory.
+const CACHED_STREAMS: usize = 50_000;
 
 /// The event store, on SQLite or Postgres. Cheap to clone.
 #[derive(Clone)]
@@ -107,8 +115,13 @@ impl Store {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let repo = SqliteEventRepository::new(pool.clone());
         Ok(Store(Arc::new(Inner {
-            backend: Backend::Sqlite { pool, repo },
+            backend: Backend::Sqlite {
+                pool,
+                repo,
+                write: tokio::sync::Mutex::new(()),
+            },
             appended: Arc::new(Notify::new()),
+            cache: StreamCache::new(CACHED_STREAMS),
         })))
     }
 
@@ -124,6 +137,7 @@ impl Store {
         Ok(Store(Arc::new(Inner {
             backend: Backend::Postgres { pool, repo },
             appended: Arc::new(Notify::new()),
+            cache: StreamCache::new(CACHED_STREAMS),
         })))
     }
 
@@ -156,18 +170,32 @@ impl Store {
         stream_type: &str,
         stream_id: &str,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_after(stream_type, stream_id, 0).await
+    }
+
+    /// A stream's events after `version`, oldest first.
+    pub async fn read_stream_after(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let filter =
+            "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence";
         let rows: Vec<EventRow> = match &self.0.backend {
             Backend::Sqlite { pool, .. } => {
-                sqlx::query_as(&format!("SELECT {SQLITE_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"))
+                sqlx::query_as(&format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"))
                     .bind(stream_type)
                     .bind(stream_id)
+                    .bind(version)
                     .fetch_all(pool)
                     .await
             }
             Backend::Postgres { pool, .. } => {
-                sqlx::query_as(&format!("SELECT {PG_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"))
+                sqlx::query_as(&format!("SELECT {PG_COLUMNS} FROM events {filter}"))
                     .bind(stream_type)
                     .bind(stream_id)
+                    .bind(version)
                     .fetch_all(pool)
                     .await
             }
@@ -181,7 +209,10 @@ impl Store {
         events: &[SerializedEvent],
     ) -> Result<(), PersistenceError> {
         match &self.0.backend {
-            Backend::Sqlite { repo, .. } => repo.persist::<CqrsAggregate<D>>(events, None).await,
+            Backend::Sqlite { repo, write, .. } => {
+                let _one_writer = write.lock().await;
+                repo.persist::<CqrsAggregate<D>>(events, None).await
+            }
             Backend::Postgres { repo, .. } => repo.persist::<CqrsAggregate<D>>(events, None).await,
         }
     }
@@ -216,9 +247,18 @@ impl Store {
 }
 
 impl EventStore for Store {
+    async fn load_for_append<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
+        match self.0.cache.get::<D>(stream_id) {
+            Some((state, head)) => Ok(Loaded { state, head }),
+            None => self.load::<D>(stream_id).await,
+        }
+    }
+
     async fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
-        let events = self.read_stream(D::STREAM_TYPE, stream_id).await?;
-        let mut state = D::State::default();
+        let (mut state, mut head) = self.0.cache.get::<D>(stream_id).unwrap_or_default();
+        let events = self
+            .read_stream_after(D::STREAM_TYPE, stream_id, head.version)
+            .await?;
         for e in &events {
             let event: D::Event = serde_json::from_value(e.payload.clone()).map_err(|err| {
                 StoreError::Corrupt(format!(
@@ -229,13 +269,16 @@ impl EventStore for Store {
             })?;
             state = D::evolve(state, &event);
         }
-        let head = events
-            .last()
-            .map_or_else(StreamHead::default, |e| StreamHead {
-                version: e.version,
-                hash: e.meta.hash.clone(),
-                position: e.position,
-            });
+        if let Some(last) = events.last() {
+            head = StreamHead {
+                version: last.version,
+                hash: last.meta.hash.clone(),
+                position: last.position,
+            };
+            self.0
+                .cache
+                .put::<D>(stream_id, state.clone(), head.clone());
+        }
         Ok(Loaded { state, head })
     }
 
@@ -295,6 +338,20 @@ impl EventStore for Store {
         }
         let version = head.version + events.len() as i64;
         let position = self.position_of(D::STREAM_TYPE, stream_id, version).await?;
+        if let Some((cached, at)) = self.0.cache.get::<D>(stream_id)
+            && at.version == head.version
+        {
+            let state = events.iter().fold(cached, D::evolve);
+            self.0.cache.put::<D>(
+                stream_id,
+                state,
+                StreamHead {
+                    version,
+                    hash: prev_hash,
+                    position,
+                },
+            );
+        }
         self.0.appended.notify_waiters();
         Ok(Appended { position, version })
     }

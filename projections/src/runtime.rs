@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// Events applied per transaction.
 const BATCH: i64 = 500;
+/// How long a woken follower waits for more appends before applying a batch.
+const COALESCE: Duration = Duration::from_millis(2);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -338,7 +340,10 @@ impl Projections {
                         match this.follow_once(p.as_ref()).await {
                             Ok(()) => {
                                 backoff = Duration::from_millis(100);
-                                let _ = tokio::time::timeout(POLL, notified).await;
+                                if tokio::time::timeout(POLL, notified).await.is_ok() {
+                                    // Let appends arriving together land in one batch.
+                                    tokio::time::sleep(COALESCE).await;
+                                }
                             }
                             Err(e) => {
                                 tracing::error!(projection = p.name(), error = ?e, "projection failed; retrying");

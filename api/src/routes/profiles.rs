@@ -155,6 +155,13 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found("profile"))
 }
 
+/// A colour picked from the name, so new profiles do not all look alike.
+fn default_avatar(name: &str) -> String {
+    const COLOURS: [&str; 5] = ["blue", "red", "green", "yellow", "purple"];
+    let sum: usize = name.trim().to_lowercase().bytes().map(usize::from).sum();
+    COLOURS[sum % COLOURS.len()].to_string()
+}
+
 #[utoipa::path(post, path = "/api/profiles", tag = "accounts", request_body = CreateProfile,
     responses((status = 201, body = Created), (status = 409, description = "profile_limit_reached or profile_name_taken", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
@@ -176,7 +183,7 @@ pub async fn create(
             .map(check_avatar)
             .transpose()
             .map_err(|e| ApiError::invalid(e.field, e.message))?
-            .unwrap_or_else(|| "blue".into()),
+            .unwrap_or_else(|| default_avatar(&req.name)),
         language: req
             .language
             .as_deref()

@@ -197,3 +197,46 @@ async fn stored_events_cannot_be_changed_or_deleted() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn two_store_instances_over_one_database_see_each_others_appends() {
+    let dir = TempDir::new();
+    let pg_url = fresh_pg_database().await;
+    let pairs = [
+        (
+            Store::open_sqlite(&dir.0.join("events.db")).await.unwrap(),
+            Store::open_sqlite(&dir.0.join("events.db")).await.unwrap(),
+        ),
+        (
+            Store::open_postgres(&pg_url, 4).await.unwrap(),
+            Store::open_postgres(&pg_url, 4).await.unwrap(),
+        ),
+    ];
+    for (a, b) in pairs {
+        let id = Uuid::now_v7().to_string();
+        let loaded = a.load::<Account>(&id).await.unwrap();
+        a.append::<Account>(&id, &loaded.head, &[opened()], &meta())
+            .await
+            .unwrap();
+        // `a` now holds the stream in memory; `b` (another replica) appends behind its back.
+        let at_b = b.load::<Account>(&id).await.unwrap();
+        let profile_id = Uuid::now_v7();
+        let created = AccountEvent::ProfileDeleted { profile_id };
+        b.append::<Account>(&id, &at_b.head, &[created], &meta())
+            .await
+            .unwrap();
+        // `a` must neither miss b's event nor append over it.
+        let at_a = a.load::<Account>(&id).await.unwrap();
+        assert_eq!(at_a.head.version, 2, "{}", a.backend_name());
+        let stale = a
+            .append::<Account>(&id, &loaded.head, &[opened()], &meta())
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict)),
+            "{}",
+            a.backend_name()
+        );
+        let chain = b.read_stream("account", &id).await.unwrap();
+        assert_eq!(chain[1].meta.prev_hash, chain[0].meta.hash);
+    }
+}
