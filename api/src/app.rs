@@ -13,6 +13,7 @@ use cinelog_commands::identity::IdentityService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
 use cinelog_infra::mail::ConsoleMailer;
 use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
+use cinelog_infra::vault::KeyVault;
 use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
@@ -51,8 +52,8 @@ pub struct Outside {
 }
 
 /// Every projection the process runs.
-pub fn projection_list() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(AccountsProjection)]
+pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(AccountsProjection { pii: vault })]
 }
 
 /// Opens the event store and the read database for these settings, running migrations.
@@ -80,12 +81,15 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<(Store, ReadDb)>
 }
 
 /// Opens stores and sets up the projections (no followers started).
-pub async fn open_projections(settings: &Settings) -> anyhow::Result<(Store, Projections)> {
+pub async fn open_projections(
+    settings: &Settings,
+) -> anyhow::Result<(Store, Projections, Arc<KeyVault>)> {
     let (store, read) = open_stores(settings).await?;
+    let vault = Arc::new(KeyVault::new(store.clone()));
     let log: Arc<dyn EventLog> = Arc::new(store.clone());
-    let projections = Projections::new(read, log, projection_list());
+    let projections = Projections::new(read, log, projection_list(vault.clone()));
     projections.setup().await?;
-    Ok((store, projections))
+    Ok((store, projections, vault))
 }
 
 /// The access-token key: from settings, else generated once and kept in the data directory.
@@ -123,7 +127,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Builds the services for these settings.
 pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppState> {
-    let (store, projections) = open_projections(&settings).await?;
+    let (store, projections, vault) = open_projections(&settings).await?;
     let phone: Arc<dyn PhoneVerifier> = match (outside.phone, &settings.twilio) {
         (Some(p), _) => p,
         (None, Some(t)) => Arc::new(TwilioVerifier::new(
@@ -142,7 +146,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let jwt = JwtKeys::new(&jwt_secret(&settings)?);
     Ok(Arc::new(Services {
-        identity: IdentityService::new(store.clone(), phone, mailer, clock),
+        identity: IdentityService::new(store.clone(), phone, mailer, clock, vault),
         accounts: AccountService::new(store.clone()),
         store,
         projections,

@@ -88,6 +88,12 @@ pub enum UserCommand {
         #[arg(long, default_value = "viewer")]
         role: String,
     },
+    /// Erase a user's personal data: destroys their key, so their email and phone in the log can
+    /// never be read again, and removes them from read models.
+    Erase {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 impl Global {
@@ -111,7 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => {
-            let (store, projections) = app::open_projections(&settings).await?;
+            let (store, projections, _) = app::open_projections(&settings).await?;
             println!(
                 "migrated: event store on {}, projections {}",
                 store.backend_name(),
@@ -120,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Project => {
-            let (_, projections) = app::open_projections(&settings).await?;
+            let (_, projections, _) = app::open_projections(&settings).await?;
             let followers = projections.spawn_followers();
             println!("following the log for: {}", projections.names().join(", "));
             tokio::signal::ctrl_c().await?;
@@ -128,7 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rebuild { projection } => {
-            let (_, projections) = app::open_projections(&settings).await?;
+            let (_, projections, _) = app::open_projections(&settings).await?;
             let generation = projections.rebuild(&projection).await?;
             println!("rebuilt {projection}: generation {generation} is live");
             Ok(())
@@ -160,6 +166,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 done.user_id,
                 done.account_id
             );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Erase { email },
+        } => {
+            let state = app::build(settings, Outside::default()).await?;
+            let user_id = state
+                .identity
+                .erase_personal_data(&email, &CommandMeta::new(Actor::System))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            state.projections.catch_up_all().await?;
+            println!("erased the personal data of user {user_id}");
             Ok(())
         }
     }

@@ -4,7 +4,7 @@ use crate::error::CommandError;
 use crate::execute::execute;
 use crate::meta::CommandMeta;
 use crate::passwords;
-use crate::ports::{Clock, Mailer, PhoneVerifier};
+use crate::ports::{Clock, Mailer, PhoneVerifier, Vault};
 use crate::store::EventStore;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +30,7 @@ pub struct IdentityService<S> {
     phone: Arc<dyn PhoneVerifier>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
+    vault: Arc<dyn Vault>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,13 +73,67 @@ impl<S: EventStore> IdentityService<S> {
         phone: Arc<dyn PhoneVerifier>,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
+        vault: Arc<dyn Vault>,
     ) -> Self {
         Self {
             store,
             phone,
             mailer,
             clock,
+            vault,
         }
+    }
+
+    async fn seal(
+        &self,
+        owner: Uuid,
+        plaintext: &str,
+    ) -> Result<cinelog_domain::values::Sealed, CommandError> {
+        self.vault
+            .seal(owner, plaintext)
+            .await
+            .map_err(CommandError::Service)
+    }
+
+    async fn open_phone(
+        &self,
+        owner: Uuid,
+        sealed: &cinelog_domain::values::Sealed,
+    ) -> Result<Phone, CommandError> {
+        let plain = self
+            .vault
+            .open(owner, sealed)
+            .await
+            .map_err(CommandError::Service)?;
+        let plain = plain.ok_or(cinelog_domain::values::InvalidField {
+            field: "phone",
+            message: "this phone number was erased; give it again".into(),
+        })?;
+        Ok(Phone::parse(&plain)?)
+    }
+
+    /// Forgets a user's personal data: destroys their key, then records the erasure so read
+    /// models drop what they derived. The log itself is untouched and its hash chains stay valid.
+    pub async fn erase_personal_data(
+        &self,
+        email: &str,
+        meta: &CommandMeta,
+    ) -> Result<Uuid, CommandError> {
+        let email = Email::parse(email)?;
+        let user = self
+            .find_user(&email)
+            .await?
+            .ok_or(UserError::NotRegistered)?;
+        let user_id = user.user_id.expect("registered");
+        self.vault
+            .destroy(user_id)
+            .await
+            .map_err(CommandError::Service)?;
+        execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+            Ok(UserCommand::ErasePersonalData)
+        })
+        .await?;
+        Ok(user_id)
     }
 
     /// Registers a user and opens their account. The email is claimed first, in its own stream
@@ -101,6 +156,11 @@ impl<S: EventStore> IdentityService<S> {
         let password_hash = passwords::hash(password.to_string()).await?;
         let (user_id, account_id) = (Uuid::now_v7(), Uuid::now_v7());
         let meta = meta.acting_as(Actor::User(user_id));
+        let sealed_email = self.seal(user_id, email.as_str()).await?;
+        let sealed_phone = match &phone {
+            Some(p) => Some(self.seal(user_id, p.as_str()).await?),
+            None => None,
+        };
 
         execute::<EmailClaim, _, CommandError>(&self.store, &email.claim_id(), &meta, |_| {
             Ok(EmailClaimCommand::Claim { user_id })
@@ -110,9 +170,9 @@ impl<S: EventStore> IdentityService<S> {
             Ok(UserCommand::Register {
                 user_id,
                 account_id,
-                email: email.clone(),
+                email: sealed_email.clone(),
                 password_hash: password_hash.clone(),
-                phone: phone.clone(),
+                phone: sealed_phone.clone(),
                 role,
             })
         })
@@ -341,21 +401,26 @@ impl<S: EventStore> IdentityService<S> {
         meta: &CommandMeta,
     ) -> Result<i64, CommandError> {
         let user = self.user(user_id).await?;
-        let phone = match phone.filter(|p| !p.trim().is_empty()) {
-            Some(p) => Phone::parse(p)?,
-            None => user.phone.ok_or(cinelog_domain::values::InvalidField {
-                field: "phone",
-                message: "no phone number on file; give one".into(),
-            })?,
+        let phone = match (phone.filter(|p| !p.trim().is_empty()), &user.phone) {
+            (Some(p), _) => Phone::parse(p)?,
+            (None, Some(on_file)) => self.open_phone(user_id, on_file).await?,
+            (None, None) => {
+                return Err(cinelog_domain::values::InvalidField {
+                    field: "phone",
+                    message: "no phone number on file; give one".into(),
+                }
+                .into());
+            }
         };
         self.phone
             .start(&phone)
             .await
             .map_err(CommandError::Service)?;
+        let sealed = self.seal(user_id, phone.as_str()).await?;
         let done =
             execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
                 Ok(UserCommand::StartPhoneVerification {
-                    phone: phone.clone(),
+                    phone: sealed.clone(),
                 })
             })
             .await?;
@@ -370,7 +435,8 @@ impl<S: EventStore> IdentityService<S> {
         meta: &CommandMeta,
     ) -> Result<i64, CommandError> {
         let user = self.user(user_id).await?;
-        let phone = user.pending_phone.ok_or(UserError::NoPendingVerification)?;
+        let pending = user.pending_phone.ok_or(UserError::NoPendingVerification)?;
+        let phone = self.open_phone(user_id, &pending).await?;
         let code = code.trim();
         if code.is_empty()
             || code.len() > 10

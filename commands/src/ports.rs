@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cinelog_domain::values::{Email, Phone};
+use cinelog_domain::values::{Email, Phone, Sealed};
+use uuid::Uuid;
 
 /// Sends and checks one-time codes for phone numbers (Twilio Verify, or the console).
 #[async_trait]
@@ -32,4 +33,15 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// Seals personal data with its owner's key, and opens it again while the key exists.
+#[async_trait]
+pub trait Vault: Send + Sync {
+    /// Encrypts `plaintext` under `owner`'s key (created on first use).
+    async fn seal(&self, owner: Uuid, plaintext: &str) -> Result<Sealed, String>;
+    /// Decrypts; `None` once the owner's key has been destroyed.
+    async fn open(&self, owner: Uuid, sealed: &Sealed) -> Result<Option<String>, String>;
+    /// Destroys the owner's key: everything sealed with it becomes unreadable.
+    async fn destroy(&self, owner: Uuid) -> Result<(), String>;
 }

@@ -1,6 +1,7 @@
-//! A user: credentials, phone verification and password resets.
+//! A user: credentials, phone verification and password resets. Personal data (email, phone)
+//! is held sealed with the user's own key, so erasing the key forgets it without touching the log.
 
-use crate::values::{Email, Phone, Role};
+use crate::values::{Role, Sealed};
 use crate::{Decider, EventName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,15 +13,16 @@ pub struct User;
 pub struct UserState {
     pub user_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
-    pub email: Option<Email>,
+    pub email: Option<Sealed>,
     pub password_hash: String,
     pub role: Role,
-    pub phone: Option<Phone>,
+    pub phone: Option<Sealed>,
     pub phone_verified: bool,
-    pub pending_phone: Option<Phone>,
+    pub pending_phone: Option<Sealed>,
     pub reset: Option<PendingReset>,
     /// Bumped on every password change; access tokens carry it so old ones stop working.
     pub credentials_version: u32,
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,15 +36,17 @@ pub enum UserCommand {
     Register {
         user_id: Uuid,
         account_id: Uuid,
-        email: Email,
+        email: Sealed,
         password_hash: String,
-        phone: Option<Phone>,
+        phone: Option<Sealed>,
         role: Role,
     },
     StartPhoneVerification {
-        phone: Phone,
+        phone: Sealed,
     },
     ConfirmPhone,
+    /// The user's key has been destroyed; read models must drop what they derived from it.
+    ErasePersonalData,
     RequestPasswordReset {
         token_hash: String,
         expires_at: DateTime<Utc>,
@@ -59,16 +63,16 @@ pub enum UserEvent {
     UserRegistered {
         user_id: Uuid,
         account_id: Uuid,
-        email: Email,
+        email: Sealed,
         password_hash: String,
-        phone: Option<Phone>,
+        phone: Option<Sealed>,
         role: Role,
     },
     PhoneVerificationStarted {
-        phone: Phone,
+        phone: Sealed,
     },
     PhoneVerified {
-        phone: Phone,
+        phone: Sealed,
     },
     PasswordResetRequested {
         token_hash: String,
@@ -77,6 +81,7 @@ pub enum UserEvent {
     PasswordChanged {
         password_hash: String,
     },
+    PersonalDataErased,
 }
 
 impl EventName for UserEvent {
@@ -87,6 +92,7 @@ impl EventName for UserEvent {
             UserEvent::PhoneVerified { .. } => "PhoneVerified",
             UserEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
             UserEvent::PasswordChanged { .. } => "PasswordChanged",
+            UserEvent::PersonalDataErased => "PersonalDataErased",
         }
     }
 }
@@ -141,6 +147,8 @@ impl Decider for User {
                 }]),
                 None => Err(UserError::NoPendingVerification),
             },
+            C::ErasePersonalData if state.erased => Ok(vec![]),
+            C::ErasePersonalData => Ok(vec![E::PersonalDataErased]),
             C::RequestPasswordReset {
                 token_hash,
                 expires_at,
@@ -197,6 +205,12 @@ impl Decider for User {
                     expires_at: *expires_at,
                 });
             }
+            UserEvent::PersonalDataErased => {
+                state.erased = true;
+                state.email = None;
+                state.phone = None;
+                state.pending_phone = None;
+            }
             UserEvent::PasswordChanged { password_hash } => {
                 state.password_hash = password_hash.clone();
                 state.reset = None;
@@ -217,7 +231,7 @@ mod tests {
         UserEvent::UserRegistered {
             user_id: Uuid::now_v7(),
             account_id: Uuid::now_v7(),
-            email: Email::parse("a@example.com").unwrap(),
+            email: Sealed("sealed email".into()),
             password_hash: "h0".into(),
             phone: None,
             role: Role::Viewer,
@@ -266,7 +280,7 @@ mod tests {
 
     #[test]
     fn phone_is_verified_only_after_a_start() {
-        let phone = Phone::parse("+14155550100").unwrap();
+        let phone = Sealed("sealed phone".into());
         assert_eq!(
             given_when::<User>(&[registered()], UserCommand::ConfirmPhone),
             Err(UserError::NoPendingVerification)
@@ -310,6 +324,21 @@ mod tests {
         assert_eq!(
             given_when::<User>(&[r], again),
             Err(UserError::AlreadyRegistered)
+        );
+    }
+
+    #[test]
+    fn personal_data_is_erased_once() {
+        let erased = given_when::<User>(&[registered()], UserCommand::ErasePersonalData).unwrap();
+        assert_eq!(erased, vec![UserEvent::PersonalDataErased]);
+        let state = User::replay(&[registered(), UserEvent::PersonalDataErased]);
+        assert!(state.erased && state.email.is_none());
+        assert_eq!(
+            given_when::<User>(
+                &[registered(), UserEvent::PersonalDataErased],
+                UserCommand::ErasePersonalData
+            ),
+            Ok(vec![])
         );
     }
 }

@@ -46,6 +46,12 @@ impl Email {
     }
 }
 
+/// Personal data encrypted with its owner's key, which is kept outside the log. Destroying the
+/// key makes it unreadable for good; event hashes cover the ciphertext, so chains stay valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(pub String);
+
 /// A password as typed; only its policy lives here, hashing is the write side's job.
 pub fn check_password(password: &str) -> Result<(), InvalidField> {
     let n = password.chars().count();

@@ -5,6 +5,7 @@ pub mod mail;
 pub mod phone;
 pub mod settings;
 pub mod store;
+pub mod vault;
 
 pub use settings::{Secret, Settings};
 pub use store::Store;

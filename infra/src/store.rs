@@ -164,6 +164,62 @@ impl Store {
         }
     }
 
+    /// Stores a personal-data key for `owner` unless one exists.
+    pub async fn insert_pii_key(&self, owner: &str, key: &str) -> anyhow::Result<()> {
+        let sql = "INSERT INTO pii_keys (owner, key, created_at) VALUES ($1, $2, $3) ON CONFLICT (owner) DO NOTHING";
+        let now = Utc::now().to_rfc3339();
+        match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query(sql)
+                    .bind(owner)
+                    .bind(key)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query(sql)
+                    .bind(owner)
+                    .bind(key)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn pii_key(&self, owner: &str) -> anyhow::Result<Option<String>> {
+        let sql = "SELECT key FROM pii_keys WHERE owner = $1";
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(owner)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(owner)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
+    pub async fn delete_pii_key(&self, owner: &str) -> anyhow::Result<()> {
+        let sql = "DELETE FROM pii_keys WHERE owner = $1";
+        match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query(sql).bind(owner).execute(pool).await?;
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query(sql).bind(owner).execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A stream's whole history with envelopes, oldest first.
     pub async fn read_stream(
         &self,

@@ -1,6 +1,7 @@
 //! Users, accounts and profiles as the API and UI read them.
 
 use crate::db::ReadDb;
+use crate::pii::PiiReader;
 use crate::runtime::{Projection, Tables};
 use async_trait::async_trait;
 use cinelog_domain::RecordedEvent;
@@ -9,9 +10,14 @@ use cinelog_domain::envelope::format_time;
 use cinelog_domain::user::UserEvent;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
+use uuid::Uuid;
 
-/// The accounts read model: `users`, `accounts` and `profiles`.
-pub struct AccountsProjection;
+/// The accounts read model: `users`, `accounts` and `profiles`. Personal data is opened with the
+/// owner's key as it is projected; after an erasure it is dropped.
+pub struct AccountsProjection {
+    pub pii: Arc<dyn PiiReader>,
+}
 
 pub const NAME: &str = "accounts";
 
@@ -29,7 +35,7 @@ impl Projection for AccountsProjection {
         &[
             (
                 "users",
-                "user_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, phone TEXT, phone_verified BIGINT NOT NULL, created_at TEXT NOT NULL",
+                "user_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, email TEXT, role TEXT NOT NULL, phone TEXT, phone_verified BIGINT NOT NULL, created_at TEXT NOT NULL",
             ),
             (
                 "accounts",
@@ -70,19 +76,32 @@ impl Projection for AccountsProjection {
                     ))
                     .bind(user_id.to_string())
                     .bind(account_id.to_string())
-                    .bind(email.as_str().to_string())
+                    .bind(self.pii.open(user_id, &email).await?)
                     .bind(role.as_str())
-                    .bind(phone.map(|p| p.as_str().to_string()))
+                    .bind(match phone {
+                        Some(p) => self.pii.open(user_id, &p).await?,
+                        None => None,
+                    })
                     .bind(at)
                     .execute(&mut *conn)
                     .await?;
                 }
                 UserEvent::PhoneVerified { phone } => {
+                    let owner = Uuid::parse_str(&e.stream_id)?;
                     sqlx::query(&format!(
                         "UPDATE {} SET phone = $1, phone_verified = 1 WHERE user_id = $2",
                         t.name("users")
                     ))
-                    .bind(phone.as_str().to_string())
+                    .bind(self.pii.open(owner, &phone).await?)
+                    .bind(e.stream_id.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                UserEvent::PersonalDataErased => {
+                    sqlx::query(&format!(
+                        "UPDATE {} SET email = NULL, phone = NULL WHERE user_id = $1",
+                        t.name("users")
+                    ))
                     .bind(e.stream_id.clone())
                     .execute(&mut *conn)
                     .await?;
@@ -169,7 +188,7 @@ pub struct ProfileView {
 pub struct UserView {
     pub user_id: String,
     pub account_id: String,
-    pub email: String,
+    pub email: Option<String>,
     pub role: String,
     pub phone: Option<String>,
     pub phone_verified: bool,

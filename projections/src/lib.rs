@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod db;
 pub mod log;
+pub mod pii;
 pub mod runtime;
 
 pub use db::ReadDb;

@@ -70,7 +70,9 @@ async fn projection_waits_for_a_late_commit_and_sees_both_events_in_order() {
     let projections = Projections::new(
         read.clone(),
         Arc::new(store.clone()),
-        vec![Arc::new(AccountsProjection)],
+        vec![Arc::new(AccountsProjection {
+            pii: Arc::new(cinelog_infra::vault::KeyVault::new(store.clone())),
+        })],
     );
     projections.setup().await.unwrap();
 

@@ -427,3 +427,75 @@ async fn twilio_verify_adapter_speaks_the_wire_format() {
     assert_eq!(calls.iter().filter(|(k, _)| k == "check").count(), 2);
     app.stop();
 }
+
+#[tokio::test]
+async fn personal_data_is_sealed_in_the_log_and_erasure_forgets_it() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::spawn(backend).await;
+        let signup = app.post("/api/auth/signup", json!({"email": "Private@Example.com", "password": PASSWORD, "phone": "+14155550199"}), None).await;
+        assert_eq!(signup.status, 201);
+        let user_id = signup.body["user_id"].as_str().unwrap().to_string();
+        let (token, _) = app.login("private@example.com", PASSWORD).await;
+        let p = signup.body["position"].as_i64().unwrap();
+        let me = app
+            .get(&format!("/api/me?min_position={p}"), Some(&token))
+            .await;
+        assert_eq!(
+            me.body["user"]["email"], "private@example.com",
+            "{backend:?}"
+        );
+        assert_eq!(me.body["user"]["phone"], "+14155550199", "{backend:?}");
+
+        // Nowhere in the log is the address or number in clear.
+        let state = &app.running.state;
+        let history = state.store.read_stream("user", &user_id).await.unwrap();
+        let stored = serde_json::to_string(&history).unwrap();
+        assert!(
+            !stored.to_lowercase().contains("private@example.com")
+                && !stored.contains("4155550199"),
+            "{backend:?}: {stored}"
+        );
+
+        let erased_id = state
+            .identity
+            .erase_personal_data(
+                "private@example.com",
+                &cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System),
+            )
+            .await
+            .unwrap();
+        assert_eq!(erased_id.to_string(), user_id);
+        let mut email = Value::Null;
+        for _ in 0..60 {
+            email = app.get("/api/me", Some(&token)).await.body["user"]["email"].clone();
+            if email.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            email.is_null(),
+            "{backend:?}: email still shown after erasure: {email}"
+        );
+
+        // The chain still verifies, and a rebuild from the log cannot bring the data back.
+        let history = state.store.read_stream("user", &user_id).await.unwrap();
+        let mut prev = cinelog_domain::envelope::GENESIS_HASH.to_string();
+        for e in &history {
+            assert_eq!(
+                (e.computed_hash(), e.meta.prev_hash.clone()),
+                (e.meta.hash.clone(), prev.clone()),
+                "{backend:?}"
+            );
+            prev = e.meta.hash.clone();
+        }
+        state.projections.rebuild("accounts").await.unwrap();
+        let me = app.get("/api/me", Some(&token)).await;
+        assert!(
+            me.body["user"]["email"].is_null() && me.body["user"]["phone"].is_null(),
+            "{backend:?}: {:?}",
+            me.body
+        );
+        app.stop();
+    }
+}
