@@ -1,7 +1,7 @@
 //! Puts the pieces together: stores, services, projections, routes. `build` and `app` are apart
 //! from `serve` so tests can run the app in-process on port 0.
 
-use crate::auth::{JwtKeys, LoginLimiter};
+use crate::auth::JwtKeys;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::{openapi, routes, web};
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use cinelog_commands::accounts::AccountService;
 use cinelog_commands::identity::IdentityService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
+use cinelog_infra::limits::LoginLimiter;
 use cinelog_infra::mail::ConsoleMailer;
 use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
 use cinelog_infra::vault::KeyVault;
@@ -145,13 +146,18 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     });
     let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let jwt = JwtKeys::new(&jwt_secret(&settings)?);
+    let (max_failures, window) = (5, Duration::from_secs(15 * 60));
+    let limiter = match &settings.redis_url {
+        Some(url) => LoginLimiter::redis(url, &settings.redis_prefix, max_failures, window).await?,
+        None => LoginLimiter::in_memory(max_failures, window),
+    };
     Ok(Arc::new(Services {
         identity: IdentityService::new(store.clone(), phone, mailer, clock, vault),
         accounts: AccountService::new(store.clone()),
         store,
         projections,
         jwt,
-        limiter: LoginLimiter::new(5, Duration::from_secs(15 * 60)),
+        limiter,
         metrics: Metrics::default(),
         read_wait: Duration::from_secs(3),
         api_base: OnceLock::new(),

@@ -45,6 +45,9 @@ pub struct Global {
     pub database_url: Option<String>,
     #[arg(long, env = "CINELOG_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "CINELOG_REDIS_PREFIX", global = true)]
+    pub redis_prefix: Option<String>,
     #[arg(long, env = "CINELOG_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
     /// Base URL users reach this server at.
@@ -103,6 +106,7 @@ impl Global {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone().filter(|s| !s.is_empty()),
             redis_url: self.redis_url.clone().filter(|s| !s.is_empty()),
+            redis_prefix: self.redis_prefix.clone(),
             kafka_brokers: self.kafka_brokers.clone().filter(|s| !s.is_empty()),
             public_url: self.public_url.clone(),
             jwt_secret: self.jwt_secret.clone().map(Secret::new),

@@ -1,6 +1,7 @@
 //! Adapters: the event store backends and global log readers, outside-service clients, and settings.
 
 pub mod cache;
+pub mod limits;
 pub mod mail;
 pub mod phone;
 pub mod settings;

@@ -51,6 +51,8 @@ pub struct Settings {
     /// `postgres://…` for production; `None` is SQLite in `data_dir`.
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so deployments can share a Redis.
+    pub redis_prefix: String,
     pub kafka_brokers: Option<String>,
     /// Base URL users reach the server at (for links); defaults to `http://{addr}`.
     pub public_url: Option<String>,
@@ -68,6 +70,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             database_url: None,
             redis_url: None,
+            redis_prefix: "cinelog".into(),
             kafka_brokers: None,
             public_url: None,
             jwt_secret: None,
@@ -85,6 +88,7 @@ pub struct Layer {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
     pub kafka_brokers: Option<String>,
     pub public_url: Option<String>,
     pub jwt_secret: Option<Secret>,
@@ -101,7 +105,7 @@ impl Settings {
         macro_rules! take_opt {
             ($($field:ident),*) => { $(if layer.$field.is_some() { self.$field = layer.$field; })* };
         }
-        take!(addr, data_dir, max_connections);
+        take!(addr, data_dir, max_connections, redis_prefix);
         take_opt!(
             database_url,
             redis_url,

@@ -137,7 +137,21 @@ pub async fn login(
     AnonymousMeta(meta): AnonymousMeta,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    if let Some(wait) = app.limiter.locked_for(&req.email) {
+    let limiter_down = |e: anyhow::Error| {
+        tracing::error!(error = ?e, "login limiter unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "sign-in is briefly unavailable; try again",
+        )
+        .retry_after(5)
+    };
+    if let Some(wait) = app
+        .limiter
+        .locked_for(&req.email)
+        .await
+        .map_err(limiter_down)?
+    {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -147,11 +161,14 @@ pub async fn login(
     }
     match app.identity.login(&req.email, &req.password, &meta).await {
         Ok(grant) => {
-            app.limiter.succeeded(&req.email);
+            app.limiter
+                .succeeded(&req.email)
+                .await
+                .map_err(limiter_down)?;
             Ok(tokens(&app, grant))
         }
         Err(CommandError::BadCredentials) => {
-            app.limiter.failed(&req.email);
+            app.limiter.failed(&req.email).await.map_err(limiter_down)?;
             Err(CommandError::BadCredentials.into())
         }
         Err(e) => Err(e.into()),

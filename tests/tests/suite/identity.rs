@@ -499,3 +499,65 @@ async fn personal_data_is_sealed_in_the_log_and_erasure_forgets_it() {
         app.stop();
     }
 }
+
+#[tokio::test]
+async fn two_replicas_on_postgres_and_redis_share_accounts_and_lockouts() {
+    let dir = cinelog_tests::TempDir::new();
+    let mut settings = cinelog_tests::settings_for(Backend::Postgres, &dir).await;
+    settings.redis_url = Some(
+        std::env::var("CINELOG_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    );
+    settings.redis_prefix = format!("cinelog-test-{}", uuid::Uuid::now_v7().simple());
+    settings.jwt_secret = Some(Secret::new(
+        "a shared secret for both replicas, long enough",
+    ));
+    let a = TestApp::spawn_with(
+        settings.clone(),
+        cinelog_tests::TempDir::new(),
+        Default::default(),
+    )
+    .await;
+    let b = TestApp::spawn_with(settings, cinelog_tests::TempDir::new(), Default::default()).await;
+
+    // Signed up on one replica, signed in and served on the other.
+    let (token, _) = a.signup_login("replicas@example.com").await;
+    let created = b
+        .post("/api/profiles", json!({"name": "on b"}), Some(&token))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let p = created.body["position"].as_i64().unwrap();
+    let listed = a
+        .get(&format!("/api/profiles?min_position={p}"), Some(&token))
+        .await;
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        listed.body
+    );
+
+    // Failures counted on one replica lock the address on the other.
+    for _ in 0..5 {
+        assert_eq!(
+            a.post(
+                "/api/auth/login",
+                json!({"email": "replicas@example.com", "password": "wrong-password"}),
+                None
+            )
+            .await
+            .status,
+            401
+        );
+    }
+    let locked = b
+        .post(
+            "/api/auth/login",
+            json!({"email": "replicas@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(locked.status, 429, "{:?}", locked.body);
+    assert!(locked.headers.contains_key("retry-after"));
+    a.stop();
+    b.stop();
+}
