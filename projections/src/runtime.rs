@@ -113,9 +113,20 @@ impl Projections {
         .execute(&self.db.pool)
         .await?;
         for p in &self.all {
-            if self.active(p.name()).await?.is_none() {
-                let generation = self.create_generation(p.as_ref()).await?;
-                self.swap(p.as_ref(), generation, None).await?;
+            let mut attempts = 0;
+            while self.active(p.name()).await?.is_none() {
+                let created = async {
+                    let generation = self.create_generation(p.as_ref()).await?;
+                    self.swap(p.as_ref(), generation, None).await
+                };
+                // Two processes starting at once both try; the loser's transaction changes nothing.
+                if let Err(e) = created.await {
+                    attempts += 1;
+                    if attempts >= 5 {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+                }
             }
         }
         Ok(())
@@ -164,6 +175,15 @@ impl Projections {
         .get(0);
         let tables = Tables { generation: next };
         let mut tx = self.db.pool.begin().await?;
+        // Write first: on SQLite a transaction that reads before its first write cannot take the
+        // write lock once another connection has committed, and fails instead of waiting.
+        sqlx::query("INSERT INTO projection_state (name, generation, version, active, ck_tx, ck_position, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4)")
+            .bind(p.name())
+            .bind(next)
+            .bind(p.version())
+            .bind(Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
         for (table, columns) in p.tables() {
             let physical = tables.name(table);
             sqlx::query(&format!("DROP TABLE IF EXISTS {physical}"))
@@ -180,13 +200,6 @@ impl Projections {
             }
             sqlx::query(&sql).execute(&mut *tx).await?;
         }
-        sqlx::query("INSERT INTO projection_state (name, generation, version, active, ck_tx, ck_position, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4)")
-            .bind(p.name())
-            .bind(next)
-            .bind(p.version())
-            .bind(Utc::now().to_rfc3339())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(next)
     }
