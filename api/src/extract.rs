@@ -178,6 +178,20 @@ impl<S: Send + Sync> FromRequestParts<S> for AnonymousMeta {
     }
 }
 
+/// Query parameters whose rejection speaks our error format (400 `invalid_query`).
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
+    }
+}
+
 /// `?min_position=N`: read-your-writes for queries.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 pub struct MinPosition {

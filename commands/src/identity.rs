@@ -248,6 +248,7 @@ impl<S: EventStore> IdentityService<S> {
                     user_id,
                     refresh_hash: sha256_hex(&refresh_token),
                     expires_at,
+                    credentials_version: user.credentials_version,
                 })
             },
         )
@@ -274,9 +275,16 @@ impl<S: EventStore> IdentityService<S> {
         let new_token = format!("{session_id}.{}", random_secret());
         let now = self.clock.now();
         let presented_hash = sha256_hex(token);
+        let session = self.store.load::<Session>(&session_id.to_string()).await?;
+        let owner = session
+            .state
+            .user_id
+            .ok_or(cinelog_domain::session::SessionError::Invalid)?;
+        let credentials_version = self.user(owner).await?.credentials_version;
         let done =
             execute::<Session, _, CommandError>(&self.store, &session_id.to_string(), meta, |_| {
                 Ok(SessionCommand::Rotate {
+                    credentials_version,
                     presented_hash: presented_hash.clone(),
                     new_hash: sha256_hex(&new_token),
                     expires_at: now + Duration::days(REFRESH_TTL_DAYS),
@@ -289,7 +297,7 @@ impl<S: EventStore> IdentityService<S> {
             .iter()
             .any(|e| matches!(e, SessionEvent::SessionRevoked { .. }))
         {
-            tracing::warn!(%session_id, "refresh token reused; session revoked");
+            tracing::warn!(%session_id, "refresh token reused or password changed; session revoked");
             return Err(cinelog_domain::session::SessionError::Invalid.into());
         }
         let user = self
@@ -337,7 +345,24 @@ impl<S: EventStore> IdentityService<S> {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
-        let Some(user) = self.find_user(&email).await? else {
+        // The work happens after the answer, so neither its time nor its failures tell whether
+        // the address has an account.
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.send_password_reset(&email, &meta).await {
+                tracing::warn!(error = %e, "password reset not sent");
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_password_reset(
+        &self,
+        email: &Email,
+        meta: &CommandMeta,
+    ) -> Result<(), CommandError> {
+        let Some(user) = self.find_user(email).await? else {
             return Ok(());
         };
         let user_id = user.user_id.expect("registered");
@@ -351,7 +376,7 @@ impl<S: EventStore> IdentityService<S> {
         })
         .await?;
         self.mailer
-            .send_password_reset(&email, &token)
+            .send_password_reset(email, &token)
             .await
             .map_err(CommandError::Service)
     }
@@ -401,6 +426,13 @@ impl<S: EventStore> IdentityService<S> {
         meta: &CommandMeta,
     ) -> Result<i64, CommandError> {
         let user = self.user(user_id).await?;
+        if user.erased {
+            return Err(cinelog_domain::values::InvalidField {
+                field: "phone",
+                message: "this account's personal data was erased".into(),
+            }
+            .into());
+        }
         let phone = match (phone.filter(|p| !p.trim().is_empty()), &user.phone) {
             (Some(p), _) => Phone::parse(p)?,
             (None, Some(on_file)) => self.open_phone(user_id, on_file).await?,

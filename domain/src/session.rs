@@ -1,5 +1,6 @@
 //! A sign-in session: one family of rotating refresh tokens. Presenting a token that was
-//! already rotated away means it was stolen or replayed, so the whole family is revoked.
+//! already rotated away means it was stolen or replayed, so the whole family is revoked; so is a
+//! session whose user changed their password since it started.
 
 use crate::{Decider, EventName};
 use chrono::{DateTime, Utc};
@@ -15,6 +16,8 @@ pub struct SessionState {
     pub used_hashes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
+    /// The user's credentials version when the session started.
+    pub credentials_version: u32,
 }
 
 #[derive(Debug)]
@@ -23,8 +26,11 @@ pub enum SessionCommand {
         user_id: Uuid,
         refresh_hash: String,
         expires_at: DateTime<Utc>,
+        credentials_version: u32,
     },
     Rotate {
+        /// The user's credentials version now, looked up by the service.
+        credentials_version: u32,
         presented_hash: String,
         new_hash: String,
         expires_at: DateTime<Utc>,
@@ -40,6 +46,7 @@ pub enum SessionCommand {
 pub enum RevokeReason {
     Logout,
     TokenReuse,
+    CredentialsChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +55,8 @@ pub enum SessionEvent {
         user_id: Uuid,
         refresh_hash: String,
         expires_at: DateTime<Utc>,
+        #[serde(default)]
+        credentials_version: u32,
     },
     SessionRefreshed {
         refresh_hash: String,
@@ -96,10 +105,12 @@ impl Decider for Session {
                 user_id,
                 refresh_hash,
                 expires_at,
+                credentials_version,
             } => Ok(vec![E::SessionStarted {
                 user_id,
                 refresh_hash,
                 expires_at,
+                credentials_version,
             }]),
             _ if !started || state.revoked => Err(SessionError::Invalid),
             C::Rotate { presented_hash, .. } if state.used_hashes.contains(&presented_hash) => {
@@ -110,6 +121,15 @@ impl Decider for Session {
             }
             C::Rotate { presented_hash, .. } if presented_hash != state.current_hash => {
                 Err(SessionError::Invalid)
+            }
+            C::Rotate {
+                credentials_version,
+                ..
+            } if credentials_version != state.credentials_version => {
+                // The password changed since sign-in: this session ends.
+                Ok(vec![E::SessionRevoked {
+                    reason: RevokeReason::CredentialsChanged,
+                }])
             }
             C::Rotate { now, .. } if state.expires_at.is_some_and(|e| e <= now) => {
                 Err(SessionError::Invalid)
@@ -132,7 +152,9 @@ impl Decider for Session {
                 user_id,
                 refresh_hash,
                 expires_at,
+                credentials_version,
             } => {
+                state.credentials_version = *credentials_version;
                 state.user_id = Some(*user_id);
                 state.current_hash = refresh_hash.clone();
                 state.expires_at = Some(*expires_at);
@@ -166,6 +188,7 @@ mod tests {
                     user_id: Uuid::now_v7(),
                     refresh_hash: "r1".into(),
                     expires_at: later,
+                    credentials_version: 0,
                 },
                 SessionEvent::SessionRefreshed {
                     refresh_hash: "r2".into(),
@@ -178,11 +201,39 @@ mod tests {
 
     fn rotate(presented: &str, now: DateTime<Utc>) -> SessionCommand {
         SessionCommand::Rotate {
+            credentials_version: 0,
             presented_hash: presented.into(),
             new_hash: "r3".into(),
             expires_at: now + Duration::days(30),
             now,
         }
+    }
+
+    #[test]
+    fn a_password_change_ends_the_session() {
+        let (given, now) = history();
+        let SessionCommand::Rotate {
+            presented_hash,
+            new_hash,
+            expires_at,
+            ..
+        } = rotate("r2", now)
+        else {
+            unreachable!()
+        };
+        let changed = SessionCommand::Rotate {
+            credentials_version: 1,
+            presented_hash,
+            new_hash,
+            expires_at,
+            now,
+        };
+        assert_eq!(
+            given_when::<Session>(&given, changed),
+            Ok(vec![SessionEvent::SessionRevoked {
+                reason: RevokeReason::CredentialsChanged
+            }])
+        );
     }
 
     #[test]

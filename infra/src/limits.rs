@@ -58,43 +58,15 @@ impl LoginLimiter {
         )
     }
 
-    /// Seconds to wait before another attempt, if locked out.
-    pub async fn locked_for(&self, email: &str) -> anyhow::Result<Option<u64>> {
+    /// Counts a login attempt before the password is checked, so parallel guesses cannot all
+    /// slip in before the first failure is counted. Answers the seconds to wait if this attempt is
+    /// over the limit. A successful login resets the count.
+    pub async fn attempt(&self, email: &str) -> anyhow::Result<Option<u64>> {
         match self {
             LoginLimiter::Memory {
                 max_failures,
                 window,
                 failures,
-            } => {
-                let map = failures.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(map.get(&normalise(email)).and_then(|(count, since)| {
-                    let elapsed = since.elapsed();
-                    (*count >= *max_failures && elapsed < *window)
-                        .then(|| (*window - elapsed).as_secs().max(1))
-                }))
-            }
-            LoginLimiter::Redis {
-                max_failures,
-                redis,
-                prefix,
-                ..
-            } => {
-                let key = Self::key(prefix, email);
-                let mut conn = redis.clone();
-                let (count, ttl): (Option<u32>, i64) = redis::pipe()
-                    .get(&key)
-                    .ttl(&key)
-                    .query_async(&mut conn)
-                    .await?;
-                Ok((count.unwrap_or(0) >= *max_failures && ttl > 0).then_some(ttl as u64))
-            }
-        }
-    }
-
-    pub async fn failed(&self, email: &str) -> anyhow::Result<()> {
-        match self {
-            LoginLimiter::Memory {
-                window, failures, ..
             } => {
                 let mut map = failures.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if map.len() > 100_000 {
@@ -105,27 +77,31 @@ impl LoginLimiter {
                     *entry = (0, Instant::now());
                 }
                 entry.0 += 1;
+                Ok((entry.0 > *max_failures)
+                    .then(|| (*window - entry.1.elapsed()).as_secs().max(1)))
             }
             LoginLimiter::Redis {
+                max_failures,
                 window,
                 redis,
                 prefix,
-                ..
             } => {
                 let key = Self::key(prefix, email);
                 let mut conn = redis.clone();
-                // The window starts at the first failure: EXPIRE NX leaves a running window alone.
-                redis::pipe()
+                // The window starts at the first attempt: EXPIRE NX leaves a running window alone.
+                let (count, ttl): (u32, i64) = redis::pipe()
                     .incr(&key, 1)
                     .cmd("EXPIRE")
                     .arg(&key)
                     .arg(window.as_secs())
                     .arg("NX")
-                    .query_async::<()>(&mut conn)
+                    .ignore()
+                    .ttl(&key)
+                    .query_async(&mut conn)
                     .await?;
+                Ok((count > *max_failures).then_some(ttl.max(1) as u64))
             }
         }
-        Ok(())
     }
 
     pub async fn succeeded(&self, email: &str) -> anyhow::Result<()> {
@@ -153,20 +129,13 @@ mod tests {
     use super::*;
 
     async fn exercise(limiter: LoginLimiter, email: &str) {
-        for _ in 0..2 {
-            limiter.failed(email).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(limiter.attempt(email).await.unwrap(), None);
         }
-        assert_eq!(limiter.locked_for(email).await.unwrap(), None);
-        limiter.failed(&email.to_uppercase()).await.unwrap();
-        assert!(
-            limiter
-                .locked_for(email)
-                .await
-                .unwrap()
-                .is_some_and(|s| s > 0 && s <= 60)
-        );
+        let wait = limiter.attempt(&email.to_uppercase()).await.unwrap();
+        assert!(wait.is_some_and(|s| s > 0 && s <= 60), "{wait:?}");
         limiter.succeeded(email).await.unwrap();
-        assert_eq!(limiter.locked_for(email).await.unwrap(), None);
+        assert_eq!(limiter.attempt(email).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -23,15 +23,23 @@ pub fn mask(phone: &Phone) -> String {
 }
 
 /// The embedded default: codes are written to the server log instead of sent by SMS.
+/// Wrong codes allowed before a sent code stops working.
+const MAX_CODE_ATTEMPTS: u32 = 5;
+
 #[derive(Default)]
 pub struct ConsoleVerifier {
-    codes: Mutex<HashMap<String, String>>,
+    /// Per phone: the code sent and the wrong attempts made at it.
+    codes: Mutex<HashMap<String, (String, u32)>>,
 }
 
 impl ConsoleVerifier {
     /// The code last sent to a phone (the console is where a developer reads it).
     pub fn code_for(&self, phone: &Phone) -> Option<String> {
-        self.codes.lock().ok()?.get(phone.as_str()).cloned()
+        self.codes
+            .lock()
+            .ok()?
+            .get(phone.as_str())
+            .map(|(code, _)| code.clone())
     }
 }
 
@@ -43,17 +51,24 @@ impl PhoneVerifier for ConsoleVerifier {
         self.codes
             .lock()
             .map_err(|e| e.to_string())?
-            .insert(phone.as_str().to_string(), code);
+            .insert(phone.as_str().to_string(), (code, 0));
         Ok(())
     }
 
     async fn check(&self, phone: &Phone, code: &str) -> Result<bool, String> {
         let mut codes = self.codes.lock().map_err(|e| e.to_string())?;
-        let ok = codes.get(phone.as_str()).is_some_and(|c| c == code);
-        if ok {
+        let Some((sent, attempts)) = codes.get_mut(phone.as_str()) else {
+            return Ok(false);
+        };
+        if sent == code {
+            codes.remove(phone.as_str());
+            return Ok(true);
+        }
+        *attempts += 1;
+        if *attempts >= MAX_CODE_ATTEMPTS {
             codes.remove(phone.as_str());
         }
-        Ok(ok)
+        Ok(false)
     }
 }
 

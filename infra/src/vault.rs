@@ -135,15 +135,18 @@ impl PiiReader for KeyVault {
             return Ok(None);
         };
         let (nonce, ciphertext) = bytes.split_at(24);
-        let plain = cipher(&key)
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: owner.as_bytes(),
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("sealed data does not open with its owner's key"))?;
+        // Data that does not open with the owner's current key was sealed with a destroyed one:
+        // it is as erased as data whose key is gone.
+        let Ok(plain) = cipher(&key).decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: owner.as_bytes(),
+            },
+        ) else {
+            tracing::warn!(%owner, "sealed data does not open with its owner's key; treating it as erased");
+            return Ok(None);
+        };
         Ok(Some(String::from_utf8(plain)?))
     }
 }

@@ -37,11 +37,31 @@ pub async fn stream(
         chain_intact &= e.meta.prev_hash == prev && e.computed_hash() == e.meta.hash;
         prev = e.meta.hash.clone();
     }
+    let version = events.len();
+    let mut events = serde_json::to_value(&events).map_err(ApiError::internal)?;
+    redact(&mut events);
     Ok(axum::Json(serde_json::json!({
         "stream_type": stream_type,
         "stream_id": stream_id,
-        "version": events.len(),
+        "version": version,
         "chain_intact": chain_intact,
         "events": events,
     })))
+}
+
+/// Credentials never leave through the audit API, though the chain is verified over them.
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "password_hash" {
+                    *v = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
 }

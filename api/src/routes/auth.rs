@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use cinelog_commands::CommandError;
 use cinelog_commands::identity::SessionGrant;
 use cinelog_domain::values::Role;
 use serde::{Deserialize, Serialize};
@@ -148,7 +147,7 @@ pub async fn login(
     };
     if let Some(wait) = app
         .limiter
-        .locked_for(&req.email)
+        .attempt(&req.email)
         .await
         .map_err(limiter_down)?
     {
@@ -166,10 +165,6 @@ pub async fn login(
                 .await
                 .map_err(limiter_down)?;
             Ok(tokens(&app, grant))
-        }
-        Err(CommandError::BadCredentials) => {
-            app.limiter.failed(&req.email).await.map_err(limiter_down)?;
-            Err(CommandError::BadCredentials.into())
         }
         Err(e) => Err(e.into()),
     }

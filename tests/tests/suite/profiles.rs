@@ -405,3 +405,46 @@ async fn auditors_read_a_streams_history_with_envelopes() {
     );
     app.stop();
 }
+
+#[tokio::test]
+async fn audit_history_never_shows_password_hashes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let state = &app.running.state;
+    state
+        .identity
+        .signup(
+            "auditor2@example.com",
+            "Corr3ct-horse-battery",
+            None,
+            Role::Auditor,
+            &CommandMeta::new(Actor::System),
+        )
+        .await
+        .unwrap();
+    let (auditor, _) = app
+        .login("auditor2@example.com", "Corr3ct-horse-battery")
+        .await;
+    let signup = app
+        .post(
+            "/api/auth/signup",
+            json!({"email": "hashed@example.com", "password": "Corr3ct-horse-battery"}),
+            None,
+        )
+        .await;
+    let user_id = signup.body["user_id"].as_str().unwrap();
+    let history = app
+        .get(
+            &format!("/api/audit/streams/user/{user_id}"),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(history.status, 200);
+    assert_eq!(history.body["chain_intact"], true);
+    let text = history.body.to_string();
+    assert!(!text.contains("$argon2id$"), "{text}");
+    assert_eq!(
+        history.body["events"][0]["payload"]["UserRegistered"]["password_hash"],
+        "[redacted]"
+    );
+    app.stop();
+}
