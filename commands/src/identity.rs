@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 /// How long a refresh token (and its session) stays usable without rotation.
 pub const REFRESH_TTL_DAYS: i64 = 30;
+/// Age after which a claim with no registered user counts as an abandoned signup.
+pub const ABANDONED_CLAIM_SECS: i64 = 60;
 /// How long a password-reset link works.
 pub const RESET_TTL_MINUTES: i64 = 30;
 
@@ -162,8 +164,14 @@ impl<S: EventStore> IdentityService<S> {
             None => None,
         };
 
+        let abandoned_by = self.abandoned_claimer(&email).await?;
+        let now = self.clock.now();
         execute::<EmailClaim, _, CommandError>(&self.store, &email.claim_id(), &meta, |_| {
-            Ok(EmailClaimCommand::Claim { user_id })
+            Ok(EmailClaimCommand::Claim {
+                user_id,
+                at: now,
+                abandoned_by,
+            })
         })
         .await?;
         execute::<User, _, CommandError>(&self.store, &user_id.to_string(), &meta, |_| {
@@ -189,6 +197,20 @@ impl<S: EventStore> IdentityService<S> {
             account_id,
             position: opened.position,
         })
+    }
+
+    /// The claimer of an email whose signup never got as far as registering a user, once the
+    /// claim is old enough that the signup cannot still be under way.
+    async fn abandoned_claimer(&self, email: &Email) -> Result<Option<Uuid>, CommandError> {
+        let claim = self.store.load::<EmailClaim>(&email.claim_id()).await?;
+        let (Some(claimer), Some(at)) = (claim.state.user_id, claim.state.claimed_at) else {
+            return Ok(None);
+        };
+        if self.clock.now() - at < Duration::seconds(ABANDONED_CLAIM_SECS) {
+            return Ok(None);
+        }
+        let user = self.store.load::<User>(&claimer.to_string()).await?;
+        Ok(user.state.user_id.is_none().then_some(claimer))
     }
 
     /// The user an email belongs to, read from the log (the claim stream), not a read model.

@@ -1,7 +1,10 @@
 //! The uniqueness of an email address, enforced by the log itself: one stream per
 //! normalised-address hash, claimed at expected version 0. Two racing signups cannot both win.
+//! A claim whose signup never finished (no user was ever registered for it) can be taken over
+//! once it is old enough; the service looks that up and says so in the command.
 
 use crate::{Decider, EventName};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -10,16 +13,26 @@ pub struct EmailClaim;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EmailClaimState {
     pub user_id: Option<Uuid>,
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
 pub enum EmailClaimCommand {
-    Claim { user_id: Uuid },
+    Claim {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+        /// The current claimer, if the service found its signup abandoned.
+        abandoned_by: Option<Uuid>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EmailClaimEvent {
-    EmailClaimed { user_id: Uuid },
+    EmailClaimed {
+        user_id: Uuid,
+        #[serde(default)]
+        claimed_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl EventName for EmailClaimEvent {
@@ -45,19 +58,29 @@ impl Decider for EmailClaim {
         state: &Self::State,
         command: Self::Command,
     ) -> Result<Vec<Self::Event>, Self::Error> {
-        match command {
-            EmailClaimCommand::Claim { .. } if state.user_id.is_some() => {
-                Err(EmailClaimError::EmailTaken)
-            }
-            EmailClaimCommand::Claim { user_id } => {
-                Ok(vec![EmailClaimEvent::EmailClaimed { user_id }])
-            }
+        let EmailClaimCommand::Claim {
+            user_id,
+            at,
+            abandoned_by,
+        } = command;
+        match state.user_id {
+            Some(current) if abandoned_by != Some(current) => Err(EmailClaimError::EmailTaken),
+            _ => Ok(vec![EmailClaimEvent::EmailClaimed {
+                user_id,
+                claimed_at: Some(at),
+            }]),
         }
     }
 
     fn evolve(mut state: Self::State, event: &Self::Event) -> Self::State {
         match event {
-            EmailClaimEvent::EmailClaimed { user_id } => state.user_id = Some(*user_id),
+            EmailClaimEvent::EmailClaimed {
+                user_id,
+                claimed_at,
+            } => {
+                state.user_id = Some(*user_id);
+                state.claimed_at = *claimed_at;
+            }
         }
         state
     }
@@ -68,18 +91,44 @@ mod tests {
     use super::*;
     use crate::decider::given_when;
 
+    fn claim(user_id: Uuid, abandoned_by: Option<Uuid>) -> EmailClaimCommand {
+        EmailClaimCommand::Claim {
+            user_id,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            abandoned_by,
+        }
+    }
+
     #[test]
     fn first_claim_wins_and_second_is_refused() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let claimed = EmailClaimEvent::EmailClaimed {
+            user_id: a,
+            claimed_at: Some(DateTime::<Utc>::UNIX_EPOCH),
+        };
         assert_eq!(
-            given_when::<EmailClaim>(&[], EmailClaimCommand::Claim { user_id: a }),
-            Ok(vec![EmailClaimEvent::EmailClaimed { user_id: a }])
+            given_when::<EmailClaim>(&[], claim(a, None)),
+            Ok(vec![claimed.clone()])
         );
         assert_eq!(
-            given_when::<EmailClaim>(
-                &[EmailClaimEvent::EmailClaimed { user_id: a }],
-                EmailClaimCommand::Claim { user_id: b }
-            ),
+            given_when::<EmailClaim>(&[claimed], claim(b, None)),
+            Err(EmailClaimError::EmailTaken)
+        );
+    }
+
+    #[test]
+    fn an_abandoned_claim_can_be_taken_over_but_only_that_one() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let claimed = EmailClaimEvent::EmailClaimed {
+            user_id: a,
+            claimed_at: None,
+        };
+        assert!(
+            given_when::<EmailClaim>(std::slice::from_ref(&claimed), claim(b, Some(a))).is_ok()
+        );
+        // Found abandoned by someone else: the claim moved on meanwhile, so it is taken.
+        assert_eq!(
+            given_when::<EmailClaim>(&[claimed], claim(b, Some(c))),
             Err(EmailClaimError::EmailTaken)
         );
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Events applied per transaction.
@@ -117,7 +118,7 @@ impl Projections {
             while self.active(p.name()).await?.is_none() {
                 let created = async {
                     let generation = self.create_generation(p.as_ref()).await?;
-                    self.swap(p.as_ref(), generation, None).await
+                    self.swap(p.as_ref(), generation).await
                 };
                 // Two processes starting at once both try; the loser's transaction changes nothing.
                 if let Err(e) = created.await {
@@ -284,21 +285,15 @@ impl Projections {
     #[tracing::instrument(skip(self))]
     pub async fn rebuild(&self, name: &str) -> anyhow::Result<i64> {
         let p = self.find(name)?;
-        let old = self.active(name).await?.map(|(g, _, _)| g);
         let generation = self.create_generation(p.as_ref()).await?;
         while self.step(p.as_ref(), generation, false).await? != Some(0) {}
-        self.swap(p.as_ref(), generation, old).await?;
+        self.swap(p.as_ref(), generation).await?;
         tracing::info!(projection = name, generation, "rebuilt and swapped");
         Ok(generation)
     }
 
     /// Points the views at `generation`, marks it active and drops the old generation's tables.
-    async fn swap(
-        &self,
-        p: &dyn Projection,
-        generation: i64,
-        old: Option<i64>,
-    ) -> anyhow::Result<()> {
+    async fn swap(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
         let mut tx = self.db.pool.begin().await?;
         sqlx::query("UPDATE projection_state SET active = CASE WHEN generation = $1 THEN 1 ELSE 0 END, updated_at = $2 WHERE name = $3")
             .bind(generation)
@@ -320,7 +315,14 @@ impl Projections {
         }
         tx.commit().await?;
         // The new generation may have fallen behind while swapping; the live runner continues it.
-        if let Some(old) = old {
+        // Older generations are no longer read: drop them (a rebuild still filling one fails and
+        // leaves the live generation as it is).
+        let stale: Vec<i64> = sqlx::query_scalar("SELECT generation FROM projection_state WHERE name = $1 AND active = 0 AND generation < $2")
+            .bind(p.name())
+            .bind(generation)
+            .fetch_all(&self.db.pool)
+            .await?;
+        for old in stale {
             let old_tables = Tables { generation: old };
             for (table, _) in p.tables() {
                 sqlx::query(&format!("DROP TABLE IF EXISTS {}", old_tables.name(table)))
@@ -337,8 +339,7 @@ impl Projections {
     }
 
     /// Follows the log forever: every projection in its own task, woken by local appends and by
-    /// a short poll for other processes' appends. A projection whose code version changed is
-    /// rebuilt beside the live one first. Errors are logged and retried with backoff.
+    /// a short poll for other processes' appends. Errors are logged and retried with backoff.
     pub fn spawn_followers(&self) -> Vec<tokio::task::JoinHandle<()>> {
         self.all
             .iter()
@@ -347,10 +348,11 @@ impl Projections {
                 let p = p.clone();
                 tokio::spawn(async move {
                     let wake = this.log.appended();
+                    let rebuilding = Arc::new(AtomicBool::new(false));
                     let mut backoff = Duration::from_millis(100);
                     loop {
                         let notified = wake.notified();
-                        match this.follow_once(p.as_ref()).await {
+                        match this.follow_once(p.as_ref(), &rebuilding).await {
                             Ok(()) => {
                                 backoff = Duration::from_millis(100);
                                 if tokio::time::timeout(POLL, notified).await.is_ok() {
@@ -370,11 +372,24 @@ impl Projections {
             .collect()
     }
 
-    async fn follow_once(&self, p: &dyn Projection) -> anyhow::Result<()> {
+    /// Catches up; if the code's version of the projection is newer than the live one, starts a
+    /// rebuild beside it (once) while the live generation keeps serving and following.
+    async fn follow_once(
+        &self,
+        p: &dyn Projection,
+        rebuilding: &Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
         if let Some((_, version, _)) = self.active(p.name()).await?
-            && version != p.version()
+            && version < p.version()
+            && !rebuilding.swap(true, Ordering::SeqCst)
         {
-            self.rebuild(p.name()).await?;
+            let (this, name, flag) = (self.clone(), p.name(), rebuilding.clone());
+            tokio::spawn(async move {
+                if let Err(e) = this.rebuild(name).await {
+                    tracing::error!(projection = name, error = ?e, "rebuild failed; the live read model is unchanged");
+                }
+                flag.store(false, Ordering::SeqCst);
+            });
         }
         self.catch_up(p.name()).await?;
         Ok(())

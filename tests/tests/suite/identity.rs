@@ -551,3 +551,54 @@ async fn two_replicas_on_postgres_and_redis_share_accounts_and_lockouts() {
     a.stop();
     b.stop();
 }
+
+#[tokio::test]
+async fn an_email_left_claimed_by_an_unfinished_signup_is_freed_after_a_while() {
+    use cinelog_commands::EventStore;
+    use cinelog_domain::email_claim::{EmailClaim, EmailClaimEvent};
+    use cinelog_domain::values::Email;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let store = &app.running.state.store;
+    let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+    // Two signups that claimed their address and then died before registering a user.
+    for (email, age_secs) in [("crashed@example.com", 300), ("inflight@example.com", 5)] {
+        let claimed_at = chrono::Utc::now() - chrono::Duration::seconds(age_secs);
+        let event = EmailClaimEvent::EmailClaimed {
+            user_id: uuid::Uuid::now_v7(),
+            claimed_at: Some(claimed_at),
+        };
+        store
+            .append::<EmailClaim>(
+                &Email::parse(email).unwrap().claim_id(),
+                &Default::default(),
+                &[event],
+                &meta,
+            )
+            .await
+            .unwrap();
+    }
+    // Old enough: the address is free again.
+    app.signup_login("crashed@example.com").await;
+    // Too recent to tell from a signup still under way: still taken.
+    let recent = app
+        .post(
+            "/api/auth/signup",
+            json!({"email": "inflight@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (recent.status.as_u16(), recent.error_code()),
+        (409, "email_taken")
+    );
+    // A finished signup is never taken over, however old.
+    let again = app
+        .post(
+            "/api/auth/signup",
+            json!({"email": "crashed@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    app.stop();
+}

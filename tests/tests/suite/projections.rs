@@ -116,7 +116,9 @@ async fn rebuild_from_zero_equals_the_live_read_model() {
 }
 
 /// Counts events with a non-idempotent increment: any double application shows.
-struct Counter;
+struct Counter {
+    version: i64,
+}
 
 #[async_trait]
 impl Projection for Counter {
@@ -124,7 +126,7 @@ impl Projection for Counter {
         "counter"
     }
     fn version(&self) -> i64 {
-        1
+        self.version
     }
     fn tables(&self) -> &'static [(&'static str, &'static str)] {
         &[("event_counts", "id BIGINT PRIMARY KEY, n BIGINT NOT NULL")]
@@ -177,12 +179,20 @@ async fn concurrent_runners_apply_every_event_exactly_once() {
         }
         let read = ReadDb::connect(&read_url, 8).await.unwrap();
         let log: Arc<dyn EventLog> = Arc::new(store.clone());
-        let first = Projections::new(read.clone(), log.clone(), vec![Arc::new(Counter)]);
+        let first = Projections::new(
+            read.clone(),
+            log.clone(),
+            vec![Arc::new(Counter { version: 1 })],
+        );
         first.setup().await.unwrap();
         // Four runners (as if four processes) race over the same log and read model.
         let runners: Vec<_> = (0..4)
             .map(|_| {
-                let p = Projections::new(read.clone(), log.clone(), vec![Arc::new(Counter)]);
+                let p = Projections::new(
+                    read.clone(),
+                    log.clone(),
+                    vec![Arc::new(Counter { version: 1 })],
+                );
                 tokio::spawn(async move { p.catch_up("counter").await.unwrap() })
             })
             .collect();
@@ -251,4 +261,81 @@ async fn state_survives_a_restart() {
         .collect();
     assert_eq!(names, ["a", "b"]);
     again.stop();
+}
+
+#[tokio::test]
+async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() {
+    let dir = TempDir::new();
+    let store = Store::open_sqlite(&dir.0.join("events.db")).await.unwrap();
+    let read = ReadDb::connect(
+        &format!("sqlite://{}?mode=rwc", dir.0.join("read.db").display()),
+        4,
+    )
+    .await
+    .unwrap();
+    let meta = CommandMeta::new(Actor::System);
+    let append = |n: usize| {
+        let store = store.clone();
+        let meta = meta.clone();
+        async move {
+            for _ in 0..n {
+                let id = Uuid::now_v7().to_string();
+                store
+                    .append::<Account>(
+                        &id,
+                        &Default::default(),
+                        &[AccountEvent::AccountOpened { owner: Uuid::nil() }],
+                        &meta,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    append(300).await;
+    let log: Arc<dyn EventLog> = Arc::new(store.clone());
+    let v1 = Projections::new(
+        read.clone(),
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+    );
+    v1.setup().await.unwrap();
+    v1.catch_up("counter").await.unwrap();
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT n FROM event_counts WHERE id = 1")
+            .fetch_one(&read.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 300);
+
+    // The next release ships version 2: its follower rebuilds beside version 1, then swaps.
+    let v2 = Projections::new(read.clone(), log, vec![Arc::new(Counter { version: 2 })]);
+    let followers = v2.spawn_followers();
+    append(20).await;
+    let mut status = v2.status().await.unwrap();
+    for _ in 0..200 {
+        if status[0].version == 2 && status[0].lag_events == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = v2.status().await.unwrap();
+    }
+    assert_eq!(
+        (status[0].version, status[0].generation),
+        (2, 2),
+        "{status:?}"
+    );
+    assert_eq!(
+        count().await,
+        320,
+        "the new generation counted every event exactly once"
+    );
+    let generations: Vec<i64> =
+        sqlx::query_scalar("SELECT generation FROM projection_state WHERE name = 'counter'")
+            .fetch_all(&read.pool)
+            .await
+            .unwrap();
+    assert_eq!(generations, [2], "the old generation is gone");
+    followers.iter().for_each(|f| f.abort());
 }
