@@ -115,6 +115,32 @@ impl Api {
         session_from(&v)
     }
 
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/password-reset",
+            None,
+            Some(json!({"email": email})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+    ) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": token, "new_password": new_password})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, Failure> {
         let v = self
             .call(

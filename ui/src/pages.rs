@@ -16,6 +16,8 @@ pub struct AppProps {
 enum Screen {
     Loading,
     SignedOut,
+    /// Choosing a new password with the token from a reset email.
+    Reset(String),
     Profiles,
     Home(Profile),
 }
@@ -53,6 +55,18 @@ pub fn App(props: AppProps) -> Element {
     use_future(move || {
         let api = restore.clone();
         async move {
+            // A link from a password-reset email opens the reset form (and leaves the address bar clean).
+            let reset: Option<String> = document::eval(
+                "const t = new URLSearchParams(location.search).get('reset'); if (t) history.replaceState(null, '', '/'); return t;",
+            )
+            .join()
+            .await
+            .ok()
+            .flatten();
+            if let Some(token) = reset {
+                screen.set(Screen::Reset(token));
+                return;
+            }
             // A stored session resumes: its access token if still good, else one refresh.
             let resumed = match load_session().await {
                 Some(s) if api.profiles(&s.access_token, 0).await.is_ok() => Some(s),
@@ -85,6 +99,7 @@ pub fn App(props: AppProps) -> Element {
     let body = match screen() {
         Screen::Loading => rsx! { p { class: "muted", "Loading…" } },
         Screen::SignedOut => rsx! { AuthForm { api: api.clone(), session, screen } },
+        Screen::Reset(token) => rsx! { ResetForm { api: api.clone(), token, screen } },
         Screen::Profiles => rsx! { ProfilePicker { api: api.clone(), session, screen } },
         Screen::Home(profile) => rsx! { Home { profile, screen } },
     };
@@ -108,6 +123,25 @@ fn AuthForm(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) 
     let mut creating = use_signal(|| false);
     let mut error = use_signal(|| None::<String>);
     let mut busy = use_signal(|| false);
+    let mut notice = use_signal(|| None::<String>);
+
+    let forgot_api = api.clone();
+    let forgot = move |_| {
+        let api = forgot_api.clone();
+        spawn(async move {
+            error.set(None);
+            if email().trim().is_empty() {
+                error.set(Some("Enter your email first.".into()));
+                return;
+            }
+            match api.request_password_reset(&email()).await {
+                Ok(()) => notice.set(Some(
+                    "If that address has an account, a reset link is on its way.".into(),
+                )),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
 
     let submit = move |_| {
         let api = api.clone();
@@ -167,6 +201,49 @@ fn AuthForm(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) 
             }
             button { id: "submit-btn", class: "primary", disabled: busy(), onclick: submit, "{action}" }
             button { id: "switch-mode", class: "link", onclick: move |_| { creating.toggle(); error.set(None); }, "{switch_text}" }
+            if !creating() {
+                button { id: "forgot-btn", class: "link", disabled: busy(), onclick: forgot, "Forgot your password?" }
+            }
+            if let Some(msg) = notice() {
+                p { class: "notice", role: "status", "{msg}" }
+            }
+        }
+    }
+}
+
+#[component]
+fn ResetForm(api: Api, token: String, screen: Signal<Screen>) -> Element {
+    let mut password = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let mut done = use_signal(|| false);
+    let submit = move |_| {
+        let (api, token) = (api.clone(), token.clone());
+        spawn(async move {
+            error.set(None);
+            match api.confirm_password_reset(&token, &password()).await {
+                Ok(()) => done.set(true),
+                Err(f) if f.code == "invalid_token" => error.set(Some(
+                    "This reset link is invalid, used or expired. Ask for a new one.".into(),
+                )),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    rsx! {
+        section { class: "card auth",
+            h1 { "Choose a new password" }
+            if done() {
+                p { class: "notice", role: "status", "Your password is changed. Sign in with it." }
+                button { id: "to-signin", class: "primary", onclick: move |_| screen.set(Screen::SignedOut), "Sign in" }
+            } else {
+                label { r#for: "new-password", "New password" }
+                input { id: "new-password", r#type: "password", autocomplete: "new-password", value: "{password}", oninput: move |e| password.set(e.value()) }
+                p { class: "hint", "At least 8 characters." }
+                if let Some(msg) = error() {
+                    p { class: "error", role: "alert", "{msg}" }
+                }
+                button { id: "reset-btn", class: "primary", onclick: submit, "Set password" }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 use cinelog_tests::browser::Browser;
 use cinelog_tests::{Backend, TestApp};
 
-/// Signup → login → two profiles (one kids) → both in the picker → reload → still there.
+/// Signup → login → profiles (one kids) up to the limit → all in the picker → reload → still there.
 #[tokio::test]
 async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -14,6 +14,9 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     browser.wait_for_text("Sign in").await;
     browser.click("#switch-mode").await;
     browser.wait_for_text("Create your account").await;
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("signup.png")).await;
+    }
     browser.type_into("#email", "ui@example.com").await;
     browser
         .type_into("#password", "Corr3ct-horse-battery")
@@ -34,6 +37,23 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
         browser.screenshot(&dir.join("profiles.png")).await;
     }
 
+    // Up to the limit, then a clear message instead of the form.
+    for name in ["Third", "Fourth", "Fifth"] {
+        browser.type_into("#profile-name", name).await;
+        browser.click("#add-profile-btn").await;
+        browser.wait_for_text(name).await;
+    }
+    let page = browser
+        .wait_for_text("You have 5 profiles, the most an account can have.")
+        .await;
+    assert!(
+        !page.contains("Add a profile"),
+        "the add form is still offered at the limit:\n{page}"
+    );
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("limit.png")).await;
+    }
+
     browser.client.refresh().await.expect("reload");
     browser.wait_for_text("Who's watching?").await;
     let page = browser.wait_for_text("Little one").await;
@@ -49,7 +69,10 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(names, ["Grown-up", "Little one"]);
+    assert_eq!(
+        names,
+        ["Grown-up", "Little one", "Third", "Fourth", "Fifth"]
+    );
 
     // Signing out returns to the sign-in form, and a reload does not bring the session back.
     browser.click("#logout-btn").await;
@@ -57,6 +80,45 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     browser.client.refresh().await.expect("reload");
     let page = browser.wait_for_text("Sign in").await;
     assert!(!page.contains("Who's watching?"));
+    browser.close().await;
+    app.stop();
+}
+
+/// Forgot password → link from the email → new password → sign in with it.
+#[tokio::test]
+async fn chromium_resets_a_forgotten_password() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.signup_login("forgetful@example.com").await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.type_into("#email", "forgetful@example.com").await;
+    browser.click("#forgot-btn").await;
+    browser.wait_for_text("a reset link is on its way").await;
+
+    let mut token = None;
+    for _ in 0..100 {
+        token = app.mailer.last_reset_token();
+        if token.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let token = token.expect("reset mail sent");
+    browser
+        .client
+        .goto(&app.url(&format!("/?reset={token}")))
+        .await
+        .expect("open link");
+    browser.wait_for_text("Choose a new password").await;
+    browser.type_into("#new-password", "Brand-new-pass-1").await;
+    browser.click("#reset-btn").await;
+    browser.wait_for_text("Your password is changed").await;
+    browser.click("#to-signin").await;
+    browser.type_into("#email", "forgetful@example.com").await;
+    browser.type_into("#password", "Brand-new-pass-1").await;
+    browser.click("#submit-btn").await;
+    browser.wait_for_text("Who's watching?").await;
     browser.close().await;
     app.stop();
 }
