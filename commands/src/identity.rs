@@ -213,6 +213,31 @@ impl<S: EventStore> IdentityService<S> {
         Ok(user.state.user_id.is_none().then_some(claimer))
     }
 
+    /// Opens the user's account if their signup died between registering and opening it.
+    async fn ensure_account_open(
+        &self,
+        user_id: Uuid,
+        account_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<(), CommandError> {
+        let stream_id = account_id.to_string();
+        let account = self.store.load_for_append::<Account>(&stream_id).await?;
+        if account.state.owner.is_none() {
+            let meta = meta.acting_as(Actor::User(user_id));
+            let opened =
+                execute::<Account, _, CommandError>(&self.store, &stream_id, &meta, |_| {
+                    Ok(AccountCommand::Open { owner: user_id })
+                });
+            match opened.await {
+                Ok(_)
+                | Err(CommandError::Account(cinelog_domain::account::AccountError::AlreadyOpen)) => {
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The user an email belongs to, read from the log (the claim stream), not a read model.
     async fn find_user(&self, email: &Email) -> Result<Option<UserState>, CommandError> {
         let claim = self.store.load::<EmailClaim>(&email.claim_id()).await?;
@@ -256,6 +281,7 @@ impl<S: EventStore> IdentityService<S> {
             user.user_id.expect("registered"),
             user.account_id.expect("registered"),
         );
+        self.ensure_account_open(user_id, account_id, meta).await?;
 
         let session_id = Uuid::now_v7();
         let refresh_token = format!("{session_id}.{}", random_secret());

@@ -125,12 +125,15 @@ impl Vault for KeyVault {
 #[async_trait]
 impl PiiReader for KeyVault {
     async fn open(&self, owner: Uuid, sealed: &Sealed) -> anyhow::Result<Option<String>> {
-        let bytes = sealed
+        // Malformed data cannot be opened by anyone: read it as erased rather than stall a projection.
+        let decoded = sealed
             .0
             .strip_prefix(PREFIX)
-            .ok_or_else(|| anyhow::anyhow!("not sealed data"))?;
-        let bytes = URL_SAFE_NO_PAD.decode(bytes)?;
-        anyhow::ensure!(bytes.len() > 24, "sealed data too short");
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok());
+        let Some(bytes) = decoded.filter(|b| b.len() > 24) else {
+            tracing::warn!(%owner, "malformed sealed data; treating it as erased");
+            return Ok(None);
+        };
         let Some(key) = self.key(owner, false).await? else {
             return Ok(None);
         };

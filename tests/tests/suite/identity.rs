@@ -602,3 +602,52 @@ async fn an_email_left_claimed_by_an_unfinished_signup_is_freed_after_a_while() 
     assert_eq!(again.status, 409);
     app.stop();
 }
+
+#[tokio::test]
+async fn a_signup_that_died_before_opening_the_account_is_repaired_at_login() {
+    use cinelog_commands::EventStore;
+    use cinelog_commands::ports::Vault;
+    use cinelog_domain::email_claim::{EmailClaim, EmailClaimEvent};
+    use cinelog_domain::user::{User, UserEvent};
+    use cinelog_domain::values::{Email, Role};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let store = &app.running.state.store;
+    let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+    let (user_id, account_id) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let email = Email::parse("halfway@example.com").unwrap();
+    let claimed = EmailClaimEvent::EmailClaimed {
+        user_id,
+        claimed_at: Some(chrono::Utc::now()),
+    };
+    store
+        .append::<EmailClaim>(&email.claim_id(), &Default::default(), &[claimed], &meta)
+        .await
+        .unwrap();
+    let vault = cinelog_infra::vault::KeyVault::new(store.clone());
+    let registered = UserEvent::UserRegistered {
+        user_id,
+        account_id,
+        email: vault.seal(user_id, email.as_str()).await.unwrap(),
+        password_hash: cinelog_commands::passwords::hash(PASSWORD.into())
+            .await
+            .unwrap(),
+        phone: None,
+        role: Role::Viewer,
+    };
+    store
+        .append::<User>(
+            &user_id.to_string(),
+            &Default::default(),
+            &[registered],
+            &meta,
+        )
+        .await
+        .unwrap();
+
+    let (token, _) = app.login("halfway@example.com", PASSWORD).await;
+    let created = app
+        .post("/api/profiles", json!({"name": "finally"}), Some(&token))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    app.stop();
+}
