@@ -159,6 +159,39 @@ impl Api {
             .map(|_| ())
     }
 
+    /// The signed-in user's account summary (`GET /api/me`).
+    pub async fn me(&self, token: &str, min_position: i64) -> Result<Value, Failure> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/me?min_position={min_position}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn start_phone_verification(&self, token: &str, phone: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/phone/start",
+            Some(token),
+            Some(json!({"phone": phone})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn verify_phone(&self, token: &str, code: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/phone/verify",
+            Some(token),
+            Some(json!({"code": code})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn profiles(&self, token: &str, min_position: i64) -> Result<Vec<Profile>, Failure> {
         let v = self
             .call(

@@ -101,7 +101,7 @@ pub fn App(props: AppProps) -> Element {
         Screen::SignedOut => rsx! { AuthForm { api: api.clone(), session, screen } },
         Screen::Reset(token) => rsx! { ResetForm { api: api.clone(), token, screen } },
         Screen::Profiles => rsx! { ProfilePicker { api: api.clone(), session, screen } },
-        Screen::Home(profile) => rsx! { Home { profile, screen } },
+        Screen::Home(profile) => rsx! { Home { api: api.clone(), session, profile, screen } },
     };
     let signed_in = session().is_some();
 
@@ -365,12 +365,96 @@ fn ProfileCard(profile: Profile, on_pick: EventHandler<Profile>) -> Element {
 }
 
 #[component]
-fn Home(profile: Profile, screen: Signal<Screen>) -> Element {
+fn Home(
+    api: Api,
+    session: Signal<Option<Session>>,
+    profile: Profile,
+    screen: Signal<Screen>,
+) -> Element {
     rsx! {
         section { class: "home",
             h1 { "Hi, {profile.name}" }
             p { class: "muted", "Rated up to {profile.maturity_rating}." }
             button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
+            PhoneCard { api, session }
+        }
+    }
+}
+
+/// The account's phone: shown once verified, else a two-step form (send a code, enter it).
+#[component]
+fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
+    let mut phone = use_signal(String::new);
+    let mut code = use_signal(String::new);
+    let mut sent = use_signal(|| false);
+    let mut verified = use_signal(|| None::<String>);
+    let mut error = use_signal(|| None::<String>);
+
+    let me_api = api.clone();
+    use_future(move || {
+        let api = me_api.clone();
+        async move {
+            let Some(s) = session() else { return };
+            if let Ok(me) = api.me(&s.access_token, 0).await {
+                let user = &me["user"];
+                let number = user["phone"].as_str().unwrap_or_default().to_string();
+                if user["phone_verified"].as_bool() == Some(true) {
+                    verified.set(Some(number));
+                } else {
+                    phone.set(number);
+                }
+            }
+        }
+    });
+
+    let send_api = api.clone();
+    let send = move |_| {
+        let api = send_api.clone();
+        spawn(async move {
+            error.set(None);
+            let Some(s) = session() else { return };
+            match api
+                .start_phone_verification(&s.access_token, &phone())
+                .await
+            {
+                Ok(()) => sent.set(true),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    let verify = move |_| {
+        let api = api.clone();
+        spawn(async move {
+            error.set(None);
+            let Some(s) = session() else { return };
+            match api.verify_phone(&s.access_token, &code()).await {
+                Ok(()) => verified.set(Some(phone())),
+                Err(f) if f.code == "wrong_code" => error.set(Some(
+                    "That code is not right. Check the message and try again.".into(),
+                )),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+
+    rsx! {
+        div { class: "card phone",
+            h2 { "Phone" }
+            if let Some(number) = verified() {
+                p { id: "phone-verified", "Verified: {number}" }
+            } else if sent() {
+                p { class: "muted", "We sent a code to {phone}." }
+                label { r#for: "phone-code", "Code" }
+                input { id: "phone-code", inputmode: "numeric", autocomplete: "one-time-code", value: "{code}", oninput: move |e| code.set(e.value()) }
+                button { id: "verify-phone-btn", class: "primary", onclick: verify, "Verify" }
+            } else {
+                label { r#for: "phone", "Phone number (international form)" }
+                input { id: "phone", r#type: "tel", placeholder: "+14155550100", value: "{phone}", oninput: move |e| phone.set(e.value()) }
+                button { id: "send-code-btn", class: "primary", onclick: send, "Send code" }
+            }
+            if let Some(msg) = error() {
+                p { class: "error", role: "alert", "{msg}" }
+            }
         }
     }
 }

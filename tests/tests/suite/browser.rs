@@ -122,3 +122,47 @@ async fn chromium_resets_a_forgotten_password() {
     browser.close().await;
     app.stop();
 }
+
+/// Pick a profile, then verify a phone with the code the (console) SMS carried.
+#[tokio::test]
+async fn chromium_verifies_a_phone() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("phoney@example.com").await;
+    app.post(
+        "/api/profiles",
+        serde_json::json!({"name": "Me"}),
+        Some(&token),
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.type_into("#email", "phoney@example.com").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#submit-btn").await;
+    browser.click(".profile-card").await;
+    browser.wait_for_text("Hi, Me").await;
+    browser.type_into("#phone", "+14155550177").await;
+    browser.click("#send-code-btn").await;
+    browser.wait_for_text("We sent a code").await;
+    let code = app
+        .phone
+        .code_for(&cinelog_domain::values::Phone::parse("+14155550177").unwrap())
+        .expect("code sent");
+    browser.type_into("#phone-code", "000000").await;
+    browser.click("#verify-phone-btn").await;
+    if code != "000000" {
+        browser.wait_for_text("That code is not right").await;
+    }
+    browser.type_into("#phone-code", &code).await;
+    browser.click("#verify-phone-btn").await;
+    browser.wait_for_text("Verified: +14155550177").await;
+    // And the account says so after a reload.
+    browser.client.refresh().await.expect("reload");
+    browser.click(".profile-card").await;
+    browser.wait_for_text("Verified: +14155550177").await;
+    browser.close().await;
+    app.stop();
+}
