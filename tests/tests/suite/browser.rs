@@ -163,6 +163,11 @@ async fn chromium_verifies_a_phone() {
     browser.client.refresh().await.expect("reload");
     browser.click(".profile-card").await;
     browser.wait_for_text("Verified: +14155550177").await;
+    if let Ok(dir) = std::env::var("CINELOG_SCREENSHOTS") {
+        browser
+            .screenshot(&std::path::Path::new(&dir).join("home.png"))
+            .await;
+    }
     browser.close().await;
     app.stop();
 }
