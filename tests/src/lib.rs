@@ -78,6 +78,17 @@ impl RecordingMailer {
     pub fn last_reset_token(&self) -> Option<String> {
         self.resets.lock().ok()?.last().map(|(_, t)| t.clone())
     }
+
+    /// Waits (up to 5 s) for a reset mail: it is sent after the request has been answered.
+    pub async fn wait_for_reset_token(&self) -> String {
+        for _ in 0..250 {
+            if let Some(token) = self.last_reset_token() {
+                return token;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no password-reset mail was sent");
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -96,15 +96,7 @@ async fn chromium_resets_a_forgotten_password() {
     browser.click("#forgot-btn").await;
     browser.wait_for_text("a reset link is on its way").await;
 
-    let mut token = None;
-    for _ in 0..100 {
-        token = app.mailer.last_reset_token();
-        if token.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let token = token.expect("reset mail sent");
+    let token = app.mailer.wait_for_reset_token().await;
     browser
         .client
         .goto(&app.url(&format!("/?reset={token}")))

@@ -350,19 +350,17 @@ async fn auditors_read_a_streams_history_with_envelopes() {
     let (auditor, _) = app
         .login("auditor@example.com", "Corr3ct-horse-battery")
         .await;
-    let (viewer, _) = app.signup_login("watched@example.com").await;
-    let me = app.get("/api/me?min_position=1", Some(&viewer)).await;
-    let account = me.body["user"]["account_id"].as_str().map(str::to_string);
-    let account = match account {
-        Some(a) => a,
-        None => {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            app.get("/api/me", Some(&viewer)).await.body["user"]["account_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
+    let signup = app
+        .post(
+            "/api/auth/signup",
+            json!({"email": "watched@example.com", "password": "Corr3ct-horse-battery"}),
+            None,
+        )
+        .await;
+    let account = signup.body["account_id"].as_str().unwrap().to_string();
+    let (viewer, _) = app
+        .login("watched@example.com", "Corr3ct-horse-battery")
+        .await;
     app.post("/api/profiles", json!({"name": "audited"}), Some(&viewer))
         .await;
 
