@@ -78,7 +78,7 @@ impl LoginLimiter {
                 }
                 entry.0 += 1;
                 Ok((entry.0 > *max_failures)
-                    .then(|| (*window - entry.1.elapsed()).as_secs().max(1)))
+                    .then(|| window.saturating_sub(entry.1.elapsed()).as_secs().max(1)))
             }
             LoginLimiter::Redis {
                 max_failures,

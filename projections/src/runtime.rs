@@ -256,13 +256,18 @@ impl Projections {
     }
 
     /// Catches the active generation up with the log; returns how many events it applied.
+    /// Only a generation built by this code's version is advanced: another version's tables may
+    /// not fit this code (a newer version is rebuilt beside it first; see `follow_once`).
     pub async fn catch_up(&self, name: &str) -> anyhow::Result<usize> {
         let p = self.find(name)?;
         let mut total = 0;
         loop {
-            let Some((generation, _, _)) = self.active(name).await? else {
+            let Some((generation, version, _)) = self.active(name).await? else {
                 return Ok(total);
             };
+            if version != p.version() {
+                return Ok(total);
+            }
             match self.step(p.as_ref(), generation, true).await? {
                 Some(0) => return Ok(total),
                 Some(n) => total += n,
@@ -295,6 +300,21 @@ impl Projections {
     /// Points the views at `generation`, marks it active and drops the old generation's tables.
     async fn swap(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
         let mut tx = self.db.pool.begin().await?;
+        // A concurrent rebuild that swapped first has dropped this generation: nothing to swap in.
+        let exists = sqlx::query(
+            "UPDATE projection_state SET updated_at = $1 WHERE name = $2 AND generation = $3",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(p.name())
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        anyhow::ensure!(
+            exists == 1,
+            "generation {generation} of {} was dropped by a concurrent rebuild",
+            p.name()
+        );
         sqlx::query("UPDATE projection_state SET active = CASE WHEN generation = $1 THEN 1 ELSE 0 END, updated_at = $2 WHERE name = $3")
             .bind(generation)
             .bind(Utc::now().to_rfc3339())

@@ -46,7 +46,7 @@ impl Browser {
         );
         let url = format!("http://127.0.0.1:{port}");
         let mut last_error = None;
-        for _ in 0..50 {
+        for _ in 0..150 {
             match ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)
@@ -119,8 +119,14 @@ impl Browser {
         }
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Ends chromedriver (and with it Chromium) even when a test fails half-way.
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = &self.profile_dir;

@@ -130,6 +130,9 @@ fn AuthForm(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) 
         let api = forgot_api.clone();
         spawn(async move {
             error.set(None);
+            if busy() {
+                return;
+            }
             if email().trim().is_empty() {
                 error.set(Some("Enter your email first.".into()));
                 return;
@@ -400,7 +403,8 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
                 let number = user["phone"].as_str().unwrap_or_default().to_string();
                 if user["phone_verified"].as_bool() == Some(true) {
                     verified.set(Some(number));
-                } else {
+                } else if phone().is_empty() {
+                    // Only prefill: never overwrite what the viewer has started typing.
                     phone.set(number);
                 }
             }

@@ -25,11 +25,11 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     browser.wait_for_text("Who's watching?").await;
 
     browser.type_into("#profile-name", "Grown-up").await;
-    browser.click("#add-profile-btn").await;
+    browser.click("#add-profile-btn:not([disabled])").await;
     browser.wait_for_text("Grown-up").await;
     browser.type_into("#profile-name", "Little one").await;
     browser.click("#profile-kids").await;
-    browser.click("#add-profile-btn").await;
+    browser.click("#add-profile-btn:not([disabled])").await;
     let page = browser.wait_for_text("Little one").await;
     assert!(page.contains("Kids"), "kids badge missing:\n{page}");
     assert!(page.contains("2 of 5 profiles"), "count missing:\n{page}");
@@ -40,7 +40,7 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     // Up to the limit, then a clear message instead of the form.
     for name in ["Third", "Fourth", "Fifth"] {
         browser.type_into("#profile-name", name).await;
-        browser.click("#add-profile-btn").await;
+        browser.click("#add-profile-btn:not([disabled])").await;
         browser.wait_for_text(name).await;
     }
     let page = browser
@@ -151,7 +151,16 @@ async fn chromium_verifies_a_phone() {
     browser.type_into("#phone-code", &code).await;
     browser.click("#verify-phone-btn").await;
     browser.wait_for_text("Verified: +14155550177").await;
-    // And the account says so after a reload.
+    // And the account says so after a reload, once the read model has the verification.
+    let mut verified = false;
+    for _ in 0..300 {
+        verified = app.get("/api/me", Some(&token)).await.body["user"]["phone_verified"] == true;
+        if verified {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(verified, "the read model never showed the phone verified");
     browser.client.refresh().await.expect("reload");
     browser.click(".profile-card").await;
     browser.wait_for_text("Verified: +14155550177").await;

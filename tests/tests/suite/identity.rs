@@ -281,7 +281,7 @@ async fn phone_verification_with_the_console_verifier() {
     let me = app.get("/api/me?min_position=1", Some(&token)).await;
     // The read model catches up shortly after the command.
     let mut verified = me.body["user"]["phone_verified"].as_bool();
-    for _ in 0..50 {
+    for _ in 0..300 {
         if verified == Some(true) {
             break;
         }
@@ -448,7 +448,7 @@ async fn personal_data_is_sealed_in_the_log_and_erasure_forgets_it() {
             .unwrap();
         assert_eq!(erased_id.to_string(), user_id);
         let mut email = Value::Null;
-        for _ in 0..60 {
+        for _ in 0..300 {
             email = app.get("/api/me", Some(&token)).await.body["user"]["email"].clone();
             if email.is_null() {
                 break;

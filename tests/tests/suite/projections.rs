@@ -313,9 +313,17 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
     let v2 = Projections::new(read.clone(), log, vec![Arc::new(Counter { version: 2 })]);
     let followers = v2.spawn_followers();
     append(20).await;
+    let generations = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT generation FROM projection_state WHERE name = 'counter'",
+        )
+        .fetch_all(&read.pool)
+        .await
+        .unwrap()
+    };
     let mut status = v2.status().await.unwrap();
-    for _ in 0..200 {
-        if status[0].version == 2 && status[0].lag_events == 0 {
+    for _ in 0..300 {
+        if status[0].version == 2 && status[0].lag_events == 0 && generations().await == [2] {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -331,11 +339,6 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
         320,
         "the new generation counted every event exactly once"
     );
-    let generations: Vec<i64> =
-        sqlx::query_scalar("SELECT generation FROM projection_state WHERE name = 'counter'")
-            .fetch_all(&read.pool)
-            .await
-            .unwrap();
-    assert_eq!(generations, [2], "the old generation is gone");
+    assert_eq!(generations().await, [2], "the old generation is gone");
     followers.iter().for_each(|f| f.abort());
 }
