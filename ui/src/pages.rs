@@ -193,9 +193,9 @@ fn AuthForm(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) 
         section { class: "card auth",
             h1 { "{title}" }
             label { r#for: "email", "Email" }
-            input { id: "email", r#type: "email", autocomplete: "email", value: "{email}", oninput: move |e| email.set(e.value()) }
+            input { id: "email", r#type: "email", autocomplete: "email", oninput: move |e| email.set(e.value()) }
             label { r#for: "password", "Password" }
-            input { id: "password", r#type: "password", autocomplete: if creating() { "new-password" } else { "current-password" }, value: "{password}", oninput: move |e| password.set(e.value()) }
+            input { id: "password", r#type: "password", autocomplete: if creating() { "new-password" } else { "current-password" }, oninput: move |e| password.set(e.value()) }
             if creating() {
                 p { class: "hint", "At least 8 characters." }
             }
@@ -240,7 +240,7 @@ fn ResetForm(api: Api, token: String, screen: Signal<Screen>) -> Element {
                 button { id: "to-signin", class: "primary", onclick: move |_| screen.set(Screen::SignedOut), "Sign in" }
             } else {
                 label { r#for: "new-password", "New password" }
-                input { id: "new-password", r#type: "password", autocomplete: "new-password", value: "{password}", oninput: move |e| password.set(e.value()) }
+                input { id: "new-password", r#type: "password", autocomplete: "new-password", oninput: move |e| password.set(e.value()) }
                 p { class: "hint", "At least 8 characters." }
                 if let Some(msg) = error() {
                     p { class: "error", role: "alert", "{msg}" }
@@ -301,6 +301,9 @@ fn ProfilePicker(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
                         name.set(String::new());
                         kids.set(false);
                         position.set(p);
+                        // The name field is left to the browser while typing (a value sent back
+                        // from the server could overwrite keystrokes in flight), so clear it there.
+                        let _ = document::eval("const f = document.getElementById('profile-name'); if (f) f.value = ''; return true;").join::<bool>().await;
                     }
                     Err(f) if f.code == "profile_limit_reached" => error.set(Some(format!(
                         "You already have {MAX_PROFILES} profiles, the most an account can have."
@@ -329,7 +332,7 @@ fn ProfilePicker(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
                 div { class: "card add-profile",
                     h2 { "Add a profile" }
                     label { r#for: "profile-name", "Name" }
-                    input { id: "profile-name", maxlength: "40", value: "{name}", oninput: move |e| name.set(e.value()) }
+                    input { id: "profile-name", maxlength: "40", oninput: move |e| name.set(e.value()) }
                     label { class: "check",
                         input { id: "profile-kids", r#type: "checkbox", checked: kids(), onchange: move |e| kids.set(e.checked()) }
                         " Kids profile (only titles rated for children)"
@@ -449,11 +452,11 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
             } else if sent() {
                 p { class: "muted", "We sent a code to {phone}." }
                 label { r#for: "phone-code", "Code" }
-                input { id: "phone-code", inputmode: "numeric", autocomplete: "one-time-code", value: "{code}", oninput: move |e| code.set(e.value()) }
+                input { id: "phone-code", inputmode: "numeric", autocomplete: "one-time-code", oninput: move |e| code.set(e.value()) }
                 button { id: "verify-phone-btn", class: "primary", onclick: verify, "Verify" }
             } else {
                 label { r#for: "phone", "Phone number (international form)" }
-                input { id: "phone", r#type: "tel", placeholder: "+14155550100", value: "{phone}", oninput: move |e| phone.set(e.value()) }
+                input { id: "phone", r#type: "tel", placeholder: "+14155550100", initial_value: "{phone}", oninput: move |e| phone.set(e.value()) }
                 button { id: "send-code-btn", class: "primary", onclick: send, "Send code" }
             }
             if let Some(msg) = error() {
