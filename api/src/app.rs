@@ -145,7 +145,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         })
     });
     let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let jwt = JwtKeys::new(&jwt_secret(&settings)?);
+    let jwt = JwtKeys::new(&jwt_secret(&settings)?, settings.access_token_ttl_secs);
     let (max_failures, window) = (5, Duration::from_secs(15 * 60));
     let limiter = match &settings.redis_url {
         Some(url) => LoginLimiter::redis(url, &settings.redis_prefix, max_failures, window).await?,

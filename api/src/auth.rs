@@ -6,9 +6,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Access-token lifetime.
-pub const ACCESS_TTL_SECS: i64 = 15 * 60;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
@@ -22,13 +19,16 @@ pub struct Claims {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Access-token lifetime in seconds.
+    pub ttl_secs: i64,
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8]) -> Self {
+    pub fn new(secret: &[u8], ttl_secs: i64) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            ttl_secs,
         }
     }
 
@@ -40,7 +40,7 @@ impl JwtKeys {
             role,
             sid: session_id,
             iat: now,
-            exp: now + ACCESS_TTL_SECS,
+            exp: now + self.ttl_secs,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 encoding of plain claims cannot fail")
@@ -48,7 +48,8 @@ impl JwtKeys {
 
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        // Some clock skew is tolerated, but never more than a tenth of the lifetime.
+        validation.leeway = 5.min(self.ttl_secs.max(0) as u64 / 10);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
             .map(|d| d.claims)
@@ -61,7 +62,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_forgeries_fail() {
-        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 900);
         let (u, a, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let token = keys.issue(u, a, Role::Auditor, s);
         let claims = keys.verify(&token).unwrap();
@@ -70,7 +71,7 @@ mod tests {
             (u, a, Role::Auditor, s)
         );
         assert!(
-            JwtKeys::new(b"another key another key another k")
+            JwtKeys::new(b"another key another key another k", 900)
                 .verify(&token)
                 .is_none()
         );

@@ -61,6 +61,8 @@ pub struct Settings {
     pub twilio: Option<TwilioSettings>,
     /// Database connections per pool.
     pub max_connections: u32,
+    /// Lifetime of access tokens; clients refresh them with their refresh token.
+    pub access_token_ttl_secs: i64,
 }
 
 impl Default for Settings {
@@ -76,6 +78,7 @@ impl Default for Settings {
             jwt_secret: None,
             twilio: None,
             max_connections: 16,
+            access_token_ttl_secs: 15 * 60,
         }
     }
 }
@@ -94,6 +97,7 @@ pub struct Layer {
     pub jwt_secret: Option<Secret>,
     pub twilio: Option<TwilioSettings>,
     pub max_connections: Option<u32>,
+    pub access_token_ttl_secs: Option<i64>,
 }
 
 impl Settings {
@@ -105,7 +109,13 @@ impl Settings {
         macro_rules! take_opt {
             ($($field:ident),*) => { $(if layer.$field.is_some() { self.$field = layer.$field; })* };
         }
-        take!(addr, data_dir, max_connections, redis_prefix);
+        take!(
+            addr,
+            data_dir,
+            max_connections,
+            redis_prefix,
+            access_token_ttl_secs
+        );
         take_opt!(
             database_url,
             redis_url,

@@ -1,6 +1,6 @@
 //! Pages: sign in / sign up, the profile picker, and home.
 
-use crate::api::{Api, Profile, Session};
+use crate::api::{Api, Failure, Profile, Session};
 use dioxus::prelude::*;
 
 const STORAGE_KEY: &str = "cinelog.session";
@@ -42,6 +42,44 @@ async fn load_session() -> Option<Session> {
             .await
             .ok()?;
     serde_json::from_str(&raw?).ok()
+}
+
+/// Calls the API as the signed-in viewer. An expired access token is refreshed once (and the new
+/// session stored) before the call is retried; if that fails, the viewer is signed out.
+async fn authed<T, Fut>(
+    api: &Api,
+    mut session: Signal<Option<Session>>,
+    mut screen: Signal<Screen>,
+    call: impl Fn(String) -> Fut,
+) -> Result<T, Failure>
+where
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let current = session.peek().clone();
+    let Some(current) = current else {
+        return Err(Failure {
+            status: 401,
+            code: "unauthenticated".into(),
+            message: "Sign in first.".into(),
+        });
+    };
+    match call(current.access_token.clone()).await {
+        Err(f) if f.status == 401 => match api.refresh(&current.refresh_token).await {
+            Ok(fresh) => {
+                save_session(Some(&fresh)).await;
+                let token = fresh.access_token.clone();
+                session.set(Some(fresh));
+                call(token).await
+            }
+            Err(_) => {
+                save_session(None).await;
+                session.set(None);
+                screen.set(Screen::SignedOut);
+                Err(f)
+            }
+        },
+        other => other,
+    }
 }
 
 /// The whole UI.
@@ -264,24 +302,13 @@ fn ProfilePicker(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
         let api = load_api.clone();
         async move {
             let min_position = position();
-            let s = session()?;
-            match api.profiles(&s.access_token, min_position).await {
+            let listed = authed(&api, session, screen, |token| {
+                let api = api.clone();
+                async move { api.profiles(&token, min_position).await }
+            })
+            .await;
+            match listed {
                 Ok(list) => Some(list),
-                Err(f) if f.status == 401 => {
-                    // The access token expired: refresh once, else back to sign-in.
-                    match api.refresh(&s.refresh_token).await {
-                        Ok(fresh) => {
-                            save_session(Some(&fresh)).await;
-                            session.set(Some(fresh));
-                        }
-                        Err(_) => {
-                            save_session(None).await;
-                            session.set(None);
-                            screen.set(Screen::SignedOut);
-                        }
-                    }
-                    None
-                }
                 Err(f) => {
                     error.set(Some(f.message));
                     None
@@ -295,24 +322,28 @@ fn ProfilePicker(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
         spawn(async move {
             busy.set(true);
             error.set(None);
-            if let Some(s) = session() {
-                match api.create_profile(&s.access_token, &name(), kids()).await {
-                    Ok(p) => {
-                        name.set(String::new());
-                        kids.set(false);
-                        position.set(p);
-                        // The name field is left to the browser while typing (a value sent back
-                        // from the server could overwrite keystrokes in flight), so clear it there.
-                        let _ = document::eval("const f = document.getElementById('profile-name'); if (f) f.value = ''; return true;").join::<bool>().await;
-                    }
-                    Err(f) if f.code == "profile_limit_reached" => error.set(Some(format!(
-                        "You already have {MAX_PROFILES} profiles, the most an account can have."
-                    ))),
-                    Err(f) if f.code == "profile_name_taken" => {
-                        error.set(Some("You already have a profile with that name.".into()))
-                    }
-                    Err(f) => error.set(Some(f.message)),
+            let (new_name, new_kids) = (name(), kids());
+            let created = authed(&api, session, screen, |token| {
+                let (api, new_name) = (api.clone(), new_name.clone());
+                async move { api.create_profile(&token, &new_name, new_kids).await }
+            })
+            .await;
+            match created {
+                Ok(p) => {
+                    name.set(String::new());
+                    kids.set(false);
+                    position.set(p);
+                    // The name field is left to the browser while typing (a value sent back
+                    // from the server could overwrite keystrokes in flight), so clear it there.
+                    let _ = document::eval("const f = document.getElementById('profile-name'); if (f) f.value = ''; return true;").join::<bool>().await;
                 }
+                Err(f) if f.code == "profile_limit_reached" => error.set(Some(format!(
+                    "You already have {MAX_PROFILES} profiles, the most an account can have."
+                ))),
+                Err(f) if f.code == "profile_name_taken" => {
+                    error.set(Some("You already have a profile with that name.".into()))
+                }
+                Err(f) => error.set(Some(f.message)),
             }
             busy.set(false);
         });
@@ -382,14 +413,14 @@ fn Home(
             h1 { "Hi, {profile.name}" }
             p { class: "muted", "Rated up to {profile.maturity_rating}." }
             button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
-            PhoneCard { api, session }
+            PhoneCard { api, session, screen }
         }
     }
 }
 
 /// The account's phone: shown once verified, else a two-step form (send a code, enter it).
 #[component]
-fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
+fn PhoneCard(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) -> Element {
     let mut phone = use_signal(String::new);
     let mut code = use_signal(String::new);
     let mut sent = use_signal(|| false);
@@ -400,8 +431,11 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
     use_future(move || {
         let api = me_api.clone();
         async move {
-            let Some(s) = session() else { return };
-            if let Ok(me) = api.me(&s.access_token, 0).await {
+            let me = authed(&api, session, screen, |token| {
+                let api = api.clone();
+                async move { api.me(&token, 0).await }
+            });
+            if let Ok(me) = me.await {
                 let user = &me["user"];
                 let number = user["phone"].as_str().unwrap_or_default().to_string();
                 if user["phone_verified"].as_bool() == Some(true) {
@@ -419,11 +453,12 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
         let api = send_api.clone();
         spawn(async move {
             error.set(None);
-            let Some(s) = session() else { return };
-            match api
-                .start_phone_verification(&s.access_token, &phone())
-                .await
-            {
+            let number = phone();
+            let started = authed(&api, session, screen, |token| {
+                let (api, number) = (api.clone(), number.clone());
+                async move { api.start_phone_verification(&token, &number).await }
+            });
+            match started.await {
                 Ok(()) => sent.set(true),
                 Err(f) => error.set(Some(f.message)),
             }
@@ -433,8 +468,12 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>) -> Element {
         let api = api.clone();
         spawn(async move {
             error.set(None);
-            let Some(s) = session() else { return };
-            match api.verify_phone(&s.access_token, &code()).await {
+            let typed = code();
+            let checked = authed(&api, session, screen, |token| {
+                let (api, typed) = (api.clone(), typed.clone());
+                async move { api.verify_phone(&token, &typed).await }
+            });
+            match checked.await {
                 Ok(()) => verified.set(Some(phone())),
                 Err(f) if f.code == "wrong_code" => error.set(Some(
                     "That code is not right. Check the message and try again.".into(),

@@ -123,7 +123,7 @@ fn tokens(app: &AppState, grant: SessionGrant) -> axum::Json<TokenResponse> {
         access_token,
         refresh_token: grant.refresh_token,
         token_type: "Bearer",
-        expires_in: crate::auth::ACCESS_TTL_SECS,
+        expires_in: app.jwt.ttl_secs,
         position: grant.position,
     })
 }

@@ -172,3 +172,28 @@ async fn chromium_verifies_a_phone() {
     browser.close().await;
     app.stop();
 }
+
+/// Access tokens expire (here after a second); the UI refreshes its session and carries on.
+#[tokio::test]
+async fn chromium_carries_on_after_the_access_token_expires() {
+    let dir = cinelog_tests::TempDir::new();
+    let mut settings = cinelog_tests::settings_for(Backend::Sqlite, &dir).await;
+    settings.access_token_ttl_secs = 1;
+    let app = TestApp::spawn_with(settings, dir, Default::default()).await;
+    app.signup_login("sleepy@example.com").await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.type_into("#email", "sleepy@example.com").await;
+    browser.type_into("#password", "Corr3ct-horse-battery").await;
+    browser.click("#submit-btn").await;
+    browser.wait_for_text("Who's watching?").await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    browser.type_into("#profile-name", "Later").await;
+    browser.click("#add-profile-btn:not([disabled])").await;
+    let page = browser.wait_for_text("1 of 5 profiles").await;
+    assert!(page.contains("Later") && page.contains("Sign out"), "{page}");
+    browser.close().await;
+    app.stop();
+}
