@@ -185,7 +185,9 @@ async fn chromium_carries_on_after_the_access_token_expires() {
     browser.client.goto(&app.url("/")).await.expect("open page");
     browser.wait_for_text("Sign in").await;
     browser.type_into("#email", "sleepy@example.com").await;
-    browser.type_into("#password", "Corr3ct-horse-battery").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
     browser.click("#submit-btn").await;
     browser.wait_for_text("Who's watching?").await;
 
@@ -193,7 +195,10 @@ async fn chromium_carries_on_after_the_access_token_expires() {
     browser.type_into("#profile-name", "Later").await;
     browser.click("#add-profile-btn:not([disabled])").await;
     let page = browser.wait_for_text("1 of 5 profiles").await;
-    assert!(page.contains("Later") && page.contains("Sign out"), "{page}");
+    assert!(
+        page.contains("Later") && page.contains("Sign out"),
+        "{page}"
+    );
     browser.close().await;
     app.stop();
 }
