@@ -332,11 +332,11 @@ async fn queries_wait_for_min_position_and_say_when_they_cannot() {
     app.stop();
 }
 
-#[tokio::test]
-async fn auditors_read_a_streams_history_with_envelopes() {
+/// An app with an auditor signed in (auditors are created by operators, not by signup).
+async fn app_with_auditor() -> (TestApp, String) {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let state = &app.running.state;
-    state
+    app.running
+        .state
         .identity
         .signup(
             "auditor@example.com",
@@ -350,6 +350,12 @@ async fn auditors_read_a_streams_history_with_envelopes() {
     let (auditor, _) = app
         .login("auditor@example.com", "Corr3ct-horse-battery")
         .await;
+    (app, auditor)
+}
+
+#[tokio::test]
+async fn auditors_read_a_streams_history_with_envelopes() {
+    let (app, auditor) = app_with_auditor().await;
     let signup = app
         .post(
             "/api/auth/signup",
@@ -406,22 +412,7 @@ async fn auditors_read_a_streams_history_with_envelopes() {
 
 #[tokio::test]
 async fn audit_history_never_shows_password_hashes() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let state = &app.running.state;
-    state
-        .identity
-        .signup(
-            "auditor2@example.com",
-            "Corr3ct-horse-battery",
-            None,
-            Role::Auditor,
-            &CommandMeta::new(Actor::System),
-        )
-        .await
-        .unwrap();
-    let (auditor, _) = app
-        .login("auditor2@example.com", "Corr3ct-horse-battery")
-        .await;
+    let (app, auditor) = app_with_auditor().await;
     let signup = app
         .post(
             "/api/auth/signup",

@@ -115,6 +115,23 @@ async fn rebuild_from_zero_equals_the_live_read_model() {
     }
 }
 
+/// Appends `n` one-event account streams, as many signups would.
+async fn open_accounts(store: &Store, n: usize) {
+    let meta = CommandMeta::new(Actor::System);
+    for _ in 0..n {
+        let id = Uuid::now_v7().to_string();
+        store
+            .append::<Account>(
+                &id,
+                &Default::default(),
+                &[AccountEvent::AccountOpened { owner: Uuid::nil() }],
+                &meta,
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// Counts events with a non-idempotent increment: any double application shows.
 struct Counter {
     version: i64,
@@ -164,19 +181,7 @@ async fn concurrent_runners_apply_every_event_exactly_once() {
                 (Store::open_postgres(&url, 8).await.unwrap(), url)
             }
         };
-        let meta = CommandMeta::new(Actor::System);
-        for _ in 0..1200 {
-            let id = Uuid::now_v7().to_string();
-            store
-                .append::<Account>(
-                    &id,
-                    &Default::default(),
-                    &[AccountEvent::AccountOpened { owner: Uuid::nil() }],
-                    &meta,
-                )
-                .await
-                .unwrap();
-        }
+        open_accounts(&store, 1200).await;
         let read = ReadDb::connect(&read_url, 8).await.unwrap();
         let log: Arc<dyn EventLog> = Arc::new(store.clone());
         let first = Projections::new(
@@ -273,26 +278,7 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
     )
     .await
     .unwrap();
-    let meta = CommandMeta::new(Actor::System);
-    let append = |n: usize| {
-        let store = store.clone();
-        let meta = meta.clone();
-        async move {
-            for _ in 0..n {
-                let id = Uuid::now_v7().to_string();
-                store
-                    .append::<Account>(
-                        &id,
-                        &Default::default(),
-                        &[AccountEvent::AccountOpened { owner: Uuid::nil() }],
-                        &meta,
-                    )
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    append(300).await;
+    open_accounts(&store, 300).await;
     let log: Arc<dyn EventLog> = Arc::new(store.clone());
     let v1 = Projections::new(
         read.clone(),
@@ -312,7 +298,7 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
     // The next release ships version 2: its follower rebuilds beside version 1, then swaps.
     let v2 = Projections::new(read.clone(), log, vec![Arc::new(Counter { version: 2 })]);
     let followers = v2.spawn_followers();
-    append(20).await;
+    open_accounts(&store, 20).await;
     let generations = || async {
         sqlx::query_scalar::<_, i64>(
             "SELECT generation FROM projection_state WHERE name = 'counter'",
