@@ -5,7 +5,9 @@ pub mod account;
 pub mod decider;
 pub mod email_claim;
 pub mod envelope;
+pub mod plan;
 pub mod session;
+pub mod subscription;
 pub mod user;
 pub mod values;
 
