@@ -1,7 +1,9 @@
+use crate::ports::WebhookError;
 use crate::store::StoreError;
 use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
+use cinelog_domain::subscription::SubscriptionError;
 use cinelog_domain::user::UserError;
 use cinelog_domain::values::InvalidField;
 
@@ -18,6 +20,12 @@ pub enum CommandError {
     EmailClaim(#[from] EmailClaimError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error("payments through {0} are not offered here")]
+    ProviderNotOffered(&'static str),
     #[error("wrong email or password")]
     BadCredentials,
     #[error("the verification code is wrong or expired")]

@@ -3,6 +3,7 @@
 //! (ports) in [`ports`]; `infra` implements them.
 
 pub mod accounts;
+pub mod billing;
 pub mod cqrs;
 pub mod error;
 pub mod execute;

@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cinelog_domain::plan::PlanId;
+use cinelog_domain::subscription::{Notice, Provider};
 use cinelog_domain::values::{Email, Phone, Sealed};
 use uuid::Uuid;
 
@@ -44,4 +46,99 @@ pub trait Vault: Send + Sync {
     async fn open(&self, owner: Uuid, sealed: &Sealed) -> Result<Option<String>, String>;
     /// Destroys the owner's key: everything sealed with it becomes unreadable.
     async fn destroy(&self, owner: Uuid) -> Result<(), String>;
+}
+
+/// A checkout to open at a payment provider.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub account_id: Uuid,
+    /// Our id for this checkout; providers that take an idempotency key get it.
+    pub checkout_id: Uuid,
+    pub plan: PlanId,
+    pub email: Option<String>,
+    /// Where the provider sends the subscriber after paying, and after giving up.
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// A checkout the provider opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckoutSession {
+    /// The provider's reference for it (`cs_…`, `I-…`, or the sandbox's id).
+    pub checkout_ref: String,
+    /// Where the subscriber goes to pay.
+    pub redirect_url: String,
+}
+
+/// A webhook delivery as received: header names in lower case, the body untouched.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl WebhookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook whose signature checked out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedNotice {
+    /// The provider's event id: the idempotency key.
+    pub notice_id: String,
+    /// The provider's event type, e.g. `invoice.paid`.
+    pub event_type: String,
+    /// The account, when the payload names it.
+    pub account_id: Option<Uuid>,
+    /// What it means for a subscription; `None` for event types Cinelog does not act on.
+    pub notice: Option<Notice>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the webhook signature is missing, wrong or stale: {0}")]
+    BadSignature(String),
+    #[error("the webhook body is not an event: {0}")]
+    Malformed(String),
+    #[error("the provider could not be asked: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider: opens checkouts, cancels subscriptions, and vouches for its webhooks.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    fn provider(&self) -> Provider;
+    async fn start_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, String>;
+    /// Asks the provider to end the subscription at the period end.
+    async fn cancel_at_period_end(&self, provider_ref: &str) -> Result<(), String>;
+    /// Checks a delivery's signature and reads it.
+    async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError>;
+    /// For providers that bill on Cinelog's schedule (the sandbox): the delivery announcing the
+    /// renewal payment of a period that has ended. Real providers bill on their own.
+    async fn renewal(
+        &self,
+        _account_id: Uuid,
+        _provider_ref: &str,
+        _plan: PlanId,
+        _period_end: DateTime<Utc>,
+    ) -> Result<Option<WebhookRequest>, String> {
+        Ok(None)
+    }
+}
+
+/// Finds the account behind a provider's reference (checkout or subscription id).
+#[async_trait]
+pub trait SubscriptionDirectory: Send + Sync {
+    async fn account_for(
+        &self,
+        provider: Provider,
+        reference: &str,
+    ) -> Result<Option<Uuid>, String>;
+    /// Accounts whose subscription has a deadline (period or grace end) at or before `now`.
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, String>;
 }

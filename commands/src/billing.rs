@@ -1,0 +1,288 @@
+//! Subscriptions: checkouts through a payment provider, verified provider webhooks, plan changes,
+//! cancellation, and the scheduler's ticks that end periods and grace periods.
+
+use crate::error::CommandError;
+use crate::execute::execute;
+use crate::meta::CommandMeta;
+use crate::ports::{CheckoutRequest, Clock, PaymentGateway, SubscriptionDirectory, WebhookRequest};
+use crate::store::EventStore;
+use cinelog_domain::Actor;
+use cinelog_domain::plan::PlanId;
+use cinelog_domain::subscription::{
+    Provider, Status, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionState,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct BillingService<S> {
+    store: S,
+    gateways: BTreeMap<Provider, Arc<dyn PaymentGateway>>,
+    directory: Arc<dyn SubscriptionDirectory>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What became of a verified webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub notice_id: String,
+    /// Whether the delivery added to the log (false for duplicates and for facts about nothing
+    /// Cinelog knows).
+    pub recorded: bool,
+    /// The log position the subscription's stream stands at, when there is one.
+    pub position: Option<i64>,
+}
+
+impl<S: EventStore> BillingService<S> {
+    pub fn new(
+        store: S,
+        gateways: Vec<Arc<dyn PaymentGateway>>,
+        directory: Arc<dyn SubscriptionDirectory>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let gateways = gateways.into_iter().map(|g| (g.provider(), g)).collect();
+        Self {
+            store,
+            gateways,
+            directory,
+            clock,
+        }
+    }
+
+    /// Providers a subscriber may choose.
+    pub fn providers(&self) -> Vec<Provider> {
+        self.gateways.keys().copied().collect()
+    }
+
+    fn gateway(&self, provider: Provider) -> Result<&Arc<dyn PaymentGateway>, CommandError> {
+        self.gateways
+            .get(&provider)
+            .ok_or(CommandError::ProviderNotOffered(provider.as_str()))
+    }
+
+    pub async fn state(&self, account_id: Uuid) -> Result<SubscriptionState, CommandError> {
+        Ok(self
+            .store
+            .load::<Subscription>(&account_id.to_string())
+            .await?
+            .state)
+    }
+
+    /// Opens a checkout at the provider and records it; answers where to send the subscriber.
+    #[tracing::instrument(skip_all, fields(%account_id, plan = plan.as_str(), provider = provider.as_str()))]
+    pub async fn checkout(
+        &self,
+        account_id: Uuid,
+        plan: PlanId,
+        provider: Provider,
+        email: Option<String>,
+        return_url: &str,
+        meta: &CommandMeta,
+    ) -> Result<(String, i64), CommandError> {
+        let gateway = self.gateway(provider)?;
+        if self.state(account_id).await?.status.is_live() {
+            return Err(SubscriptionError::AlreadySubscribed.into());
+        }
+        let request = CheckoutRequest {
+            account_id,
+            checkout_id: Uuid::now_v7(),
+            plan,
+            email,
+            success_url: format!("{return_url}?checkout=success"),
+            cancel_url: format!("{return_url}?checkout=canceled"),
+        };
+        let session = gateway
+            .start_checkout(&request)
+            .await
+            .map_err(CommandError::Service)?;
+        let at = self.clock.now();
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            meta,
+            |_| {
+                Ok(SubscriptionCommand::StartCheckout {
+                    checkout_ref: session.checkout_ref.clone(),
+                    provider,
+                    plan,
+                    at,
+                })
+            },
+        )
+        .await?;
+        Ok((session.redirect_url, done.position))
+    }
+
+    /// Upgrades at once, or schedules a downgrade for the period end.
+    pub async fn change_plan(
+        &self,
+        account_id: Uuid,
+        plan: PlanId,
+        meta: &CommandMeta,
+    ) -> Result<(SubscriptionState, i64), CommandError> {
+        let at = self.clock.now();
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            meta,
+            |_| Ok(SubscriptionCommand::ChangePlan { plan, at }),
+        )
+        .await?;
+        Ok((done.state, done.position))
+    }
+
+    /// Ends the subscription at the period end; it plays until then.
+    pub async fn cancel(
+        &self,
+        account_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<(SubscriptionState, i64), CommandError> {
+        let state = self.state(account_id).await?;
+        if !state.status.is_live() {
+            return Err(SubscriptionError::NotSubscribed.into());
+        }
+        if state.cancel_at_period_end {
+            return Err(SubscriptionError::AlreadyCanceling.into());
+        }
+        if let (Some(provider), Some(reference)) = (state.provider, &state.provider_ref) {
+            self.gateway(provider)?
+                .cancel_at_period_end(reference)
+                .await
+                .map_err(CommandError::Service)?;
+        }
+        let at = self.clock.now();
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            meta,
+            |_| Ok(SubscriptionCommand::Cancel { at }),
+        )
+        .await?;
+        Ok((done.state, done.position))
+    }
+
+    /// Verifies a provider's webhook and records what it says, once per provider event id.
+    #[tracing::instrument(skip_all, fields(provider = provider.as_str()))]
+    pub async fn receive(
+        &self,
+        provider: Provider,
+        request: &WebhookRequest,
+    ) -> Result<Received, CommandError> {
+        let verified = self.gateway(provider)?.verify(request).await?;
+        let not_recorded = |position| Received {
+            notice_id: verified.notice_id.clone(),
+            recorded: false,
+            position,
+        };
+        let Some(notice) = verified.notice.clone() else {
+            tracing::info!(event_type = %verified.event_type, "webhook type not acted on");
+            return Ok(not_recorded(None));
+        };
+        let account_id = match verified.account_id {
+            Some(id) => Some(id),
+            None => self.find_account(provider, &notice).await?,
+        };
+        let Some(account_id) = account_id else {
+            tracing::warn!(notice_id = %verified.notice_id, event_type = %verified.event_type, "webhook names no known subscription");
+            return Ok(not_recorded(None));
+        };
+        let at = self.clock.now();
+        let meta = CommandMeta::new(Actor::Provider(provider.as_str().to_string()));
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            &meta,
+            |_| {
+                Ok(SubscriptionCommand::Receive {
+                    notice_id: verified.notice_id.clone(),
+                    provider,
+                    notice: notice.clone(),
+                    at,
+                })
+            },
+        )
+        .await?;
+        Ok(Received {
+            notice_id: verified.notice_id,
+            recorded: !done.events.is_empty(),
+            position: Some(done.position),
+        })
+    }
+
+    async fn find_account(
+        &self,
+        provider: Provider,
+        notice: &cinelog_domain::subscription::Notice,
+    ) -> Result<Option<Uuid>, CommandError> {
+        use cinelog_domain::subscription::Notice as N;
+        let references: Vec<&str> = match notice {
+            N::CheckoutCompleted {
+                checkout_ref,
+                provider_ref,
+                ..
+            } => [Some(checkout_ref.as_str()), provider_ref.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            N::CheckoutDeclined { checkout_ref } => vec![checkout_ref.as_str()],
+            N::InvoicePaid { provider_ref, .. }
+            | N::PaymentFailed { provider_ref, .. }
+            | N::CancellationScheduled { provider_ref }
+            | N::Canceled { provider_ref } => provider_ref.as_deref().into_iter().collect(),
+        };
+        for reference in references {
+            if let Some(found) = self
+                .directory
+                .account_for(provider, reference)
+                .await
+                .map_err(CommandError::Service)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Appends the transitions whose moment has passed: sandbox renewals, period ends, grace
+    /// ends. Safe to run from any number of processes at once. Answers how many subscriptions
+    /// changed.
+    pub async fn tick(&self) -> Result<usize, CommandError> {
+        let now = self.clock.now();
+        let due = self
+            .directory
+            .due(now)
+            .await
+            .map_err(CommandError::Service)?;
+        let mut changed = 0;
+        for account_id in due {
+            let state = self.state(account_id).await?;
+            if let (Status::Active, false, Some(provider), Some(reference), Some(plan), Some(end)) = (
+                state.status,
+                state.cancel_at_period_end,
+                state.provider,
+                &state.provider_ref,
+                state.pending_plan.or(state.plan),
+                state.period_end,
+            ) && end <= now
+                && let Some(delivery) = self
+                    .gateway(provider)?
+                    .renewal(account_id, reference, plan, end)
+                    .await
+                    .map_err(CommandError::Service)?
+            {
+                changed += usize::from(self.receive(provider, &delivery).await?.recorded);
+                continue;
+            }
+            let done = execute::<Subscription, _, CommandError>(
+                &self.store,
+                &account_id.to_string(),
+                &CommandMeta::new(Actor::System),
+                |_| Ok(SubscriptionCommand::Tick { at: now }),
+            )
+            .await?;
+            changed += usize::from(!done.events.is_empty());
+        }
+        Ok(changed)
+    }
+}
