@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod limits;
 pub mod mail;
+pub mod payments;
 pub mod phone;
 pub mod settings;
 pub mod store;

@@ -1,6 +1,7 @@
 //! One typed settings struct, layered: defaults, then `cinelog.toml` (if present), then
 //! `CINELOG_*` environment variables and command-line flags (the binary merges those two).
 
+use cinelog_domain::plan::PlanId;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -42,6 +43,72 @@ impl TwilioSettings {
     }
 }
 
+/// A price or plan id per Cinelog plan, as the provider knows it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanIds {
+    pub basic: Option<String>,
+    pub standard: Option<String>,
+    pub premium: Option<String>,
+}
+
+impl PlanIds {
+    pub fn get(&self, plan: PlanId) -> Option<&str> {
+        match plan {
+            PlanId::Basic => self.basic.as_deref(),
+            PlanId::Standard => self.standard.as_deref(),
+            PlanId::Premium => self.premium.as_deref(),
+        }
+    }
+}
+
+/// Stripe keys; with them set, Stripe is offered at checkout.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    #[serde(default = "StripeSettings::default_api_base")]
+    pub api_base: String,
+    pub secret_key: Secret,
+    /// The webhook endpoint's signing secret (`whsec_…`).
+    pub webhook_secret: Secret,
+    /// Stripe price ids (`price_…`) of the plans.
+    pub prices: PlanIds,
+}
+
+impl StripeSettings {
+    fn default_api_base() -> String {
+        "https://api.stripe.com".into()
+    }
+
+    pub fn price_for(&self, plan: PlanId) -> Option<&str> {
+        self.prices.get(plan)
+    }
+}
+
+/// PayPal REST credentials; with them set, PayPal is offered at checkout.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PaypalSettings {
+    #[serde(default = "PaypalSettings::default_api_base")]
+    pub api_base: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The id PayPal gave the webhook endpoint (used in signature verification).
+    pub webhook_id: String,
+    /// PayPal billing plan ids (`P-…`) of the plans.
+    pub plans: PlanIds,
+}
+
+impl PaypalSettings {
+    fn default_api_base() -> String {
+        "https://api-m.paypal.com".into()
+    }
+
+    pub fn plan_for(&self, plan: PlanId) -> Option<&str> {
+        self.plans.get(plan)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where `serve` listens.
@@ -59,6 +126,10 @@ pub struct Settings {
     /// HMAC key for access tokens; by default generated once and kept in `data_dir`.
     pub jwt_secret: Option<Secret>,
     pub twilio: Option<TwilioSettings>,
+    pub stripe: Option<StripeSettings>,
+    pub paypal: Option<PaypalSettings>,
+    /// Seconds between the billing scheduler's looks at ended periods.
+    pub billing_tick_secs: u64,
     /// Database connections per pool.
     pub max_connections: u32,
     /// Lifetime of access tokens; clients refresh them with their refresh token.
@@ -77,6 +148,9 @@ impl Default for Settings {
             public_url: None,
             jwt_secret: None,
             twilio: None,
+            stripe: None,
+            paypal: None,
+            billing_tick_secs: 30,
             max_connections: 16,
             access_token_ttl_secs: 15 * 60,
         }
@@ -96,6 +170,9 @@ pub struct Layer {
     pub public_url: Option<String>,
     pub jwt_secret: Option<Secret>,
     pub twilio: Option<TwilioSettings>,
+    pub stripe: Option<StripeSettings>,
+    pub paypal: Option<PaypalSettings>,
+    pub billing_tick_secs: Option<u64>,
     pub max_connections: Option<u32>,
     pub access_token_ttl_secs: Option<i64>,
 }
@@ -114,7 +191,8 @@ impl Settings {
             data_dir,
             max_connections,
             redis_prefix,
-            access_token_ttl_secs
+            access_token_ttl_secs,
+            billing_tick_secs
         );
         take_opt!(
             database_url,
@@ -122,7 +200,9 @@ impl Settings {
             kafka_brokers,
             public_url,
             jwt_secret,
-            twilio
+            twilio,
+            stripe,
+            paypal
         );
         self
     }

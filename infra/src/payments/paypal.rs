@@ -1,0 +1,284 @@
+//! PayPal subscriptions: client-credentials token, subscription create and cancel, and webhooks
+//! vouched for by PayPal's verify-webhook-signature API.
+
+use super::{failure, str_at};
+use crate::settings::PaypalSettings;
+use async_trait::async_trait;
+use cinelog_commands::ports::{
+    CheckoutRequest, CheckoutSession, PaymentGateway, VerifiedNotice, WebhookError, WebhookRequest,
+};
+use cinelog_domain::subscription::{Notice, Provider};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+pub struct PaypalGateway {
+    http: reqwest::Client,
+    settings: PaypalSettings,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl PaypalGateway {
+    pub fn new(settings: PaypalSettings) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("an HTTP client with a timeout builds"),
+            settings,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.api_base.trim_end_matches('/'))
+    }
+
+    /// An access token, reused until shortly before it expires.
+    async fn access_token(&self) -> Result<String, String> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let response = self
+            .http
+            .post(self.url("/v1/oauth2/token"))
+            .basic_auth(
+                &self.settings.client_id,
+                Some(self.settings.client_secret.expose()),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| format!("PayPal is unreachable: {e}"))?;
+        if !response.status().is_success() {
+            return Err(failure("PayPal's token endpoint", response).await);
+        }
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("PayPal's token is unreadable: {e}"))?;
+        let token = str_at(&answer, &["access_token"])
+            .ok_or("PayPal's token answer has no access_token")?
+            .to_string();
+        let lifetime = answer["expires_in"].as_u64().unwrap_or(300);
+        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
+        *cached = Some((token.clone(), until));
+        Ok(token)
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        request_id: Option<&str>,
+    ) -> Result<reqwest::Response, String> {
+        let token = self.access_token().await?;
+        let mut request = self.http.post(self.url(path)).bearer_auth(token).json(body);
+        if let Some(id) = request_id {
+            request = request.header("PayPal-Request-Id", id);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| format!("PayPal is unreachable: {e}"))
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for PaypalGateway {
+    fn provider(&self) -> Provider {
+        Provider::Paypal
+    }
+
+    async fn start_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, String> {
+        let plan_id = self.settings.plan_for(request.plan).ok_or_else(|| {
+            format!(
+                "no PayPal plan is set for the {} plan",
+                request.plan.as_str()
+            )
+        })?;
+        let mut body = json!({
+            "plan_id": plan_id,
+            "custom_id": request.account_id,
+            "application_context": {
+                "return_url": request.success_url,
+                "cancel_url": request.cancel_url,
+                "user_action": "SUBSCRIBE_NOW",
+            },
+        });
+        if let Some(email) = &request.email {
+            body["subscriber"] = json!({"email_address": email});
+        }
+        let response = self
+            .post(
+                "/v1/billing/subscriptions",
+                &body,
+                Some(&request.checkout_id.to_string()),
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(failure("PayPal", response).await);
+        }
+        let created: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("PayPal's subscription is unreadable: {e}"))?;
+        let approve = created["links"].as_array().and_then(|links| {
+            links
+                .iter()
+                .find(|l| str_at(l, &["rel"]) == Some("approve"))
+                .and_then(|l| str_at(l, &["href"]))
+        });
+        match (str_at(&created, &["id"]), approve) {
+            (Some(id), Some(href)) => Ok(CheckoutSession {
+                checkout_ref: id.to_string(),
+                redirect_url: href.to_string(),
+            }),
+            _ => Err("PayPal's subscription has no id or approve link".into()),
+        }
+    }
+
+    async fn cancel_at_period_end(&self, provider_ref: &str) -> Result<(), String> {
+        let response = self
+            .post(
+                &format!("/v1/billing/subscriptions/{provider_ref}/cancel"),
+                &json!({"reason": "Canceled by the subscriber"}),
+                None,
+            )
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(failure("PayPal", response).await)
+        }
+    }
+
+    async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
+        let event: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let header = |name: &str| {
+            request
+                .header(name)
+                .map(str::to_string)
+                .ok_or_else(|| WebhookError::BadSignature(format!("no {name} header")))
+        };
+        let check = json!({
+            "auth_algo": header("paypal-auth-algo")?,
+            "cert_url": header("paypal-cert-url")?,
+            "transmission_id": header("paypal-transmission-id")?,
+            "transmission_sig": header("paypal-transmission-sig")?,
+            "transmission_time": header("paypal-transmission-time")?,
+            "webhook_id": self.settings.webhook_id,
+            "webhook_event": event,
+        });
+        let response = self
+            .post("/v1/notifications/verify-webhook-signature", &check, None)
+            .await
+            .map_err(WebhookError::Unavailable)?;
+        if !response.status().is_success() {
+            return Err(WebhookError::Unavailable(
+                failure("PayPal's verification", response).await,
+            ));
+        }
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
+        match str_at(&answer, &["verification_status"]) {
+            Some("SUCCESS") => read_event(&event),
+            other => Err(WebhookError::BadSignature(format!(
+                "PayPal says the signature is {}",
+                other.unwrap_or("unknown")
+            ))),
+        }
+    }
+}
+
+/// PayPal money (`"15.49"`) in minor units.
+fn minor_units(value: &str) -> Option<i64> {
+    let (whole, fraction) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
+    if fraction.len() > 2 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(fraction)
+}
+
+/// Reads a PayPal webhook event `{id, event_type, resource}`.
+pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
+    let malformed = |what: &str| WebhookError::Malformed(format!("the event has no {what}"));
+    let notice_id = str_at(event, &["id"]).ok_or_else(|| malformed("id"))?;
+    let event_type = str_at(event, &["event_type"]).ok_or_else(|| malformed("event_type"))?;
+    let resource = event
+        .get("resource")
+        .filter(|r| r.is_object())
+        .ok_or_else(|| malformed("resource"))?;
+    let id = str_at(resource, &["id"]).map(str::to_string);
+    let notice = match event_type {
+        "BILLING.SUBSCRIPTION.ACTIVATED" => {
+            let last =
+                |field: &str| str_at(resource, &["billing_info", "last_payment", "amount", field]);
+            Some(Notice::CheckoutCompleted {
+                checkout_ref: id.clone().ok_or_else(|| malformed("resource.id"))?,
+                provider_ref: id.clone(),
+                amount: last("value").and_then(minor_units),
+                currency: last("currency_code").map(str::to_string),
+            })
+        }
+        "PAYMENT.SALE.COMPLETED" => Some(Notice::InvoicePaid {
+            invoice_id: id.clone().ok_or_else(|| malformed("resource.id"))?,
+            provider_ref: str_at(resource, &["billing_agreement_id"]).map(str::to_string),
+            amount: str_at(resource, &["amount", "total"])
+                .and_then(minor_units)
+                .ok_or_else(|| malformed("resource.amount.total"))?,
+            currency: str_at(resource, &["amount", "currency"])
+                .ok_or_else(|| malformed("resource.amount.currency"))?
+                .to_string(),
+            period_end: None,
+        }),
+        "BILLING.SUBSCRIPTION.PAYMENT.FAILED" | "BILLING.SUBSCRIPTION.SUSPENDED" => {
+            Some(Notice::PaymentFailed {
+                invoice_id: None,
+                provider_ref: id.clone(),
+            })
+        }
+        // A cancelled PayPal subscription bills no more; what was paid for still plays.
+        "BILLING.SUBSCRIPTION.CANCELLED" => Some(Notice::CancellationScheduled {
+            provider_ref: id.clone(),
+        }),
+        "BILLING.SUBSCRIPTION.EXPIRED" => Some(Notice::Canceled {
+            provider_ref: id.clone(),
+        }),
+        _ => None,
+    };
+    let account_id = ["custom_id", "custom"]
+        .iter()
+        .find_map(|k| str_at(resource, &[k]))
+        .and_then(|raw| Uuid::parse_str(raw).ok());
+    Ok(VerifiedNotice {
+        notice_id: notice_id.to_string(),
+        event_type: event_type.to_string(),
+        account_id,
+        notice,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_reads_into_minor_units() {
+        assert_eq!(minor_units("15.49"), Some(1549));
+        assert_eq!(minor_units("7.9"), Some(790));
+        assert_eq!(minor_units("12"), Some(1200));
+        assert_eq!(minor_units("1.999"), None);
+        assert_eq!(minor_units("abc"), None);
+        assert_eq!(minor_units("1.-5"), None);
+    }
+}
