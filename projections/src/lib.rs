@@ -6,6 +6,7 @@ pub mod db;
 pub mod log;
 pub mod pii;
 pub mod runtime;
+pub mod subscriptions;
 
 pub use db::ReadDb;
 pub use log::{Checkpoint, EventLog};
