@@ -8,21 +8,30 @@ use crate::{openapi, routes, web};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use cinelog_commands::accounts::AccountService;
+use cinelog_commands::billing::BillingService;
 use cinelog_commands::identity::IdentityService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
+use cinelog_commands::ports::{PaymentGateway, SubscriptionDirectory};
+use cinelog_domain::subscription::Provider;
 use cinelog_infra::limits::LoginLimiter;
 use cinelog_infra::mail::ConsoleMailer;
+use cinelog_infra::payments::paypal::PaypalGateway;
+use cinelog_infra::payments::sandbox::SandboxGateway;
+use cinelog_infra::payments::stripe::StripeGateway;
 use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
 use cinelog_infra::vault::KeyVault;
 use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
+use cinelog_projections::subscriptions::{self, SubscriptionsProjection};
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use uuid::Uuid;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -33,6 +42,10 @@ pub struct Services {
     pub projections: Projections,
     pub identity: IdentityService<Store>,
     pub accounts: AccountService<Store>,
+    pub billing: BillingService<Store>,
+    /// The sandbox payment provider, for its checkout page.
+    pub sandbox: Option<Arc<SandboxGateway>>,
+    pub clock: Arc<dyn Clock>,
     pub jwt: JwtKeys,
     pub limiter: LoginLimiter,
     pub metrics: Metrics,
@@ -44,6 +57,17 @@ pub struct Services {
 
 pub type AppState = Arc<Services>;
 
+impl Services {
+    /// The base URL people reach this server at: the configured public URL, else the bound address.
+    pub fn public_base(&self) -> String {
+        match (&self.settings.public_url, self.api_base.get()) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Some(bound)) => bound.clone(),
+            (None, None) => self.settings.public_url(),
+        }
+    }
+}
+
 /// Outside services to use instead of the configured ones (tests pass fakes here).
 #[derive(Default, Clone)]
 pub struct Outside {
@@ -52,9 +76,39 @@ pub struct Outside {
     pub clock: Option<Arc<dyn Clock>>,
 }
 
+/// Answers the billing service's lookups from the subscriptions read model.
+struct ReadDirectory(ReadDb);
+
+#[async_trait::async_trait]
+impl SubscriptionDirectory for ReadDirectory {
+    async fn account_for(
+        &self,
+        provider: Provider,
+        reference: &str,
+    ) -> Result<Option<Uuid>, String> {
+        let found = subscriptions::account_for(&self.0, provider.as_str(), reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(found.and_then(|id| Uuid::parse_str(&id).ok()))
+    }
+
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, String> {
+        let due = subscriptions::due(&self.0, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(due
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
+    }
+}
+
 /// Every projection the process runs.
 pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(AccountsProjection { pii: vault })]
+    vec![
+        Arc::new(AccountsProjection { pii: vault }),
+        Arc::new(SubscriptionsProjection),
+    ]
 }
 
 /// Opens the event store and the read database for these settings, running migrations.
@@ -108,6 +162,16 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     Ok(key.to_vec())
 }
 
+/// A key for one purpose, derived from the server's secret.
+fn derive_key(secret: &[u8], purpose: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(purpose.as_bytes());
+    hasher.update([0]);
+    hasher.update(secret);
+    hasher.finalize().to_vec()
+}
+
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
@@ -145,15 +209,31 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         })
     });
     let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let jwt = JwtKeys::new(&jwt_secret(&settings)?, settings.access_token_ttl_secs);
+    let secret = jwt_secret(&settings)?;
+    let jwt = JwtKeys::new(&secret, settings.access_token_ttl_secs);
+    let sandbox = Arc::new(SandboxGateway::new(
+        derive_key(&secret, "sandbox-payments"),
+        clock.clone(),
+    ));
+    let mut gateways: Vec<Arc<dyn PaymentGateway>> = vec![sandbox.clone()];
+    if let Some(stripe) = &settings.stripe {
+        gateways.push(Arc::new(StripeGateway::new(stripe.clone(), clock.clone())));
+    }
+    if let Some(paypal) = &settings.paypal {
+        gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
+    }
+    let directory = Arc::new(ReadDirectory(projections.db().clone()));
     let (max_failures, window) = (5, Duration::from_secs(15 * 60));
     let limiter = match &settings.redis_url {
         Some(url) => LoginLimiter::redis(url, &settings.redis_prefix, max_failures, window).await?,
         None => LoginLimiter::in_memory(max_failures, window),
     };
     Ok(Arc::new(Services {
-        identity: IdentityService::new(store.clone(), phone, mailer, clock, vault),
+        identity: IdentityService::new(store.clone(), phone, mailer, clock.clone(), vault),
         accounts: AccountService::new(store.clone()),
+        billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
+        sandbox: Some(sandbox),
+        clock: clock.clone(),
         store,
         projections,
         jwt,
@@ -171,6 +251,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::profiles::router())
+        .merge(routes::billing::router())
         .merge(routes::audit::router())
         .merge(routes::ops::router())
         .merge(openapi::router())
@@ -221,7 +302,8 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     let state = build(settings, outside).await?;
     let _ = state.api_base.set(format!("http://{addr}"));
     state.projections.catch_up_all().await?;
-    let followers = state.projections.spawn_followers();
+    let mut followers = state.projections.spawn_followers();
+    followers.push(spawn_billing_scheduler(state.clone()));
     let router = app(state.clone());
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -233,6 +315,25 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
         state,
         server,
         followers,
+    })
+}
+
+/// Ends periods and grace periods as their moment passes, and bills sandbox renewals.
+fn spawn_billing_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(state.settings.billing_tick_secs.max(1));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match state.billing.tick().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(changed = n, "billing scheduler moved subscriptions on"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "billing scheduler failed; trying again later")
+                }
+            }
+        }
     })
 }
 

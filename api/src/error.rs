@@ -7,7 +7,9 @@ use cinelog_commands::CommandError;
 use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
+use cinelog_domain::subscription::SubscriptionError;
 use cinelog_domain::user::UserError;
+use cinelog_domain::values::InvalidField;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -97,6 +99,12 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<InvalidField> for ApiError {
+    fn from(f: InvalidField) -> Self {
+        ApiError::invalid(f.field, f.message)
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         use StatusCode as S;
@@ -137,6 +145,22 @@ impl From<CommandError> for ApiError {
             CommandError::Session(SessionError::Invalid | SessionError::AlreadyStarted) => {
                 (S::UNAUTHORIZED, "invalid_refresh_token")
             }
+            CommandError::Subscription(SubscriptionError::AlreadySubscribed) => {
+                (S::CONFLICT, "already_subscribed")
+            }
+            CommandError::Subscription(SubscriptionError::NotSubscribed) => {
+                (S::CONFLICT, "not_subscribed")
+            }
+            CommandError::Subscription(SubscriptionError::PlanUnchanged) => {
+                (S::CONFLICT, "plan_unchanged")
+            }
+            CommandError::Subscription(SubscriptionError::AlreadyCanceling) => {
+                (S::CONFLICT, "already_canceling")
+            }
+            CommandError::ProviderNotOffered(_) => {
+                (S::UNPROCESSABLE_ENTITY, "provider_not_offered")
+            }
+            CommandError::Webhook(_) => (S::BAD_REQUEST, "bad_webhook"),
             CommandError::BadCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
             CommandError::WrongCode => (S::UNPROCESSABLE_ENTITY, "wrong_code"),
             CommandError::Contention => (S::CONFLICT, "concurrent_change"),

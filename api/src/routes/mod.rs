@@ -1,4 +1,5 @@
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod ops;
 pub mod profiles;

@@ -11,6 +11,7 @@ use axum::routing::get;
 use cinelog_domain::account::{Profile, ProfileChanges};
 use cinelog_domain::values::{Maturity, ProfileName, check_avatar, check_language};
 use cinelog_projections::accounts::{self, ProfileView, UserView};
+use cinelog_projections::subscriptions;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -73,12 +74,17 @@ pub struct Me {
 
 /// Waits for the accounts read model to reach `min_position`; 503 with Retry-After if it does not in time.
 pub async fn read_your_writes(app: &AppState, q: &MinPosition) -> ApiResult<()> {
+    read_model_at(app, accounts::NAME, q).await
+}
+
+/// Waits for the named read model to reach `min_position`; 503 with Retry-After if it does not in time.
+pub async fn read_model_at(app: &AppState, projection: &str, q: &MinPosition) -> ApiResult<()> {
     let Some(position) = q.min_position else {
         return Ok(());
     };
     if app
         .projections
-        .wait_for(accounts::NAME, position, app.read_wait)
+        .wait_for(projection, position, app.read_wait)
         .await?
     {
         Ok(())
@@ -113,7 +119,10 @@ pub async fn me(
     let profiles = accounts::profiles_of(db, &caller.account_id.to_string()).await?;
     Ok(axum::Json(Me {
         account: serde_json::json!({ "account_id": caller.account_id, "profile_count": profiles.len(), "max_profiles": cinelog_domain::account::MAX_PROFILES }),
-        subscription: serde_json::json!({ "status": "none" }),
+        subscription: serde_json::to_value(
+            subscriptions::entitlement(db, &caller.account_id.to_string(), app.clock.now()).await?,
+        )
+        .map_err(ApiError::internal)?,
         user,
         profiles,
     }))
