@@ -225,6 +225,57 @@ impl Api {
             .await?;
         Ok(v["position"].as_i64().unwrap_or(0))
     }
+
+    /// Plans on sale and the payment providers offered (`GET /api/plans`).
+    pub async fn plans(&self) -> Result<Value, Failure> {
+        self.call(reqwest::Method::GET, "/api/plans", None, None)
+            .await
+    }
+
+    /// The account's subscription, entitlement and payment history.
+    pub async fn subscription(&self, token: &str, min_position: i64) -> Result<Value, Failure> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/subscription?min_position={min_position}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Opens a checkout; answers where to send the browser.
+    pub async fn checkout(
+        &self,
+        token: &str,
+        plan: &str,
+        provider: &str,
+    ) -> Result<String, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/api/subscription/checkout",
+                Some(token),
+                Some(json!({"plan": plan, "provider": provider})),
+            )
+            .await?;
+        Ok(v["redirect_url"].as_str().unwrap_or("/").to_string())
+    }
+
+    /// Changes plan (`Some(plan)`) or cancels (`None`); answers the position to read back at.
+    pub async fn change_subscription(
+        &self,
+        token: &str,
+        plan: Option<&str>,
+    ) -> Result<i64, Failure> {
+        let (path, body) = match plan {
+            Some(plan) => ("/api/subscription/change", json!({"plan": plan})),
+            None => ("/api/subscription/cancel", json!({})),
+        };
+        let v = self
+            .call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await?;
+        Ok(v["position"].as_i64().unwrap_or(0))
+    }
 }
 
 fn session_from(v: &Value) -> Result<Session, Failure> {

@@ -20,6 +20,8 @@ enum Screen {
     Reset(String),
     Profiles,
     Home(Profile),
+    /// The subscription page, read at (at least) this log position.
+    Account(i64),
 }
 
 async fn save_session(session: Option<&Session>) {
@@ -93,18 +95,29 @@ pub fn App(props: AppProps) -> Element {
     use_future(move || {
         let api = restore.clone();
         async move {
-            // A link from a password-reset email opens the reset form (and leaves the address bar clean).
-            let reset: Option<String> = document::eval(
-                "const t = new URLSearchParams(location.search).get('reset'); if (t) history.replaceState(null, '', '/'); return t;",
+            // A link from a password-reset email opens the reset form; coming back from a payment
+            // provider's checkout opens the account page at the position its answer was recorded
+            // at. The address bar is left clean. (Read from the whole address: the LiveView glue
+            // may rewrite `location.search` while the page starts.)
+            let landing: serde_json::Value = document::eval(
+                "const p = n => { const m = location.href.match(new RegExp('[?&]' + n + '=([^&#]*)')); return m ? decodeURIComponent(m[1]) : null; };
+                 const r = { reset: p('reset'), checkout: p('checkout'), position: p('position') };
+                 if (r.reset || r.checkout) history.replaceState(null, '', '/');
+                 return r;",
             )
             .join()
             .await
-            .ok()
-            .flatten();
-            if let Some(token) = reset {
-                screen.set(Screen::Reset(token));
+            .unwrap_or_default();
+            if let Some(token) = landing["reset"].as_str() {
+                screen.set(Screen::Reset(token.to_string()));
                 return;
             }
+            let checkout = landing["checkout"].as_str().map(|_| {
+                landing["position"]
+                    .as_str()
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .unwrap_or(0)
+            });
             // A stored session resumes: its access token if still good, else one refresh.
             let resumed = match load_session().await {
                 Some(s) if api.profiles(&s.access_token, 0).await.is_ok() => Some(s),
@@ -112,10 +125,10 @@ pub fn App(props: AppProps) -> Element {
                 None => None,
             };
             save_session(resumed.as_ref()).await;
-            screen.set(if resumed.is_some() {
-                Screen::Profiles
-            } else {
-                Screen::SignedOut
+            screen.set(match (&resumed, checkout) {
+                (Some(_), Some(position)) => Screen::Account(position),
+                (Some(_), None) => Screen::Profiles,
+                (None, _) => Screen::SignedOut,
             });
             session.set(resumed);
         }
@@ -140,6 +153,9 @@ pub fn App(props: AppProps) -> Element {
         Screen::Reset(token) => rsx! { ResetForm { api: api.clone(), token, screen } },
         Screen::Profiles => rsx! { ProfilePicker { api: api.clone(), session, screen } },
         Screen::Home(profile) => rsx! { Home { api: api.clone(), session, profile, screen } },
+        Screen::Account(position) => {
+            rsx! { AccountPage { api: api.clone(), session, screen, position } }
+        }
     };
     let signed_in = session().is_some();
 
@@ -147,7 +163,11 @@ pub fn App(props: AppProps) -> Element {
         header { class: "topbar",
             span { class: "brand", "Cinelog" }
             if signed_in {
-                button { id: "logout-btn", class: "link", onclick: sign_out, "Sign out" }
+                nav { class: "nav",
+                    button { id: "profiles-link", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Profiles" }
+                    button { id: "account-link", class: "link", onclick: move |_| screen.set(Screen::Account(0)), "Account" }
+                    button { id: "logout-btn", class: "link", onclick: sign_out, "Sign out" }
+                }
             }
         }
         main { class: "content", {body} }
@@ -497,6 +517,255 @@ fn PhoneCard(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>)
                 label { r#for: "phone", "Phone number (international form)" }
                 input { id: "phone", r#type: "tel", placeholder: "+14155550100", initial_value: "{phone}", oninput: move |e| phone.set(e.value()) }
                 button { id: "send-code-btn", class: "primary", onclick: send, "Send code" }
+            }
+            if let Some(msg) = error() {
+                p { class: "error", role: "alert", "{msg}" }
+            }
+        }
+    }
+}
+
+/// `2026-12-29T10:00:00.000000Z` as `2026-12-29`.
+fn day(time: &serde_json::Value) -> String {
+    time.as_str().unwrap_or("").chars().take(10).collect()
+}
+
+fn status_label(status: &str) -> &'static str {
+    match status {
+        "active" => "Active",
+        "past_due" => "Payment due",
+        "canceled" => "Canceled",
+        "expired" => "Expired",
+        _ => "No subscription",
+    }
+}
+
+fn money(minor: Option<i64>, currency: &serde_json::Value) -> String {
+    match minor {
+        Some(m) => format!(
+            "{}.{:02} {}",
+            m / 100,
+            m % 100,
+            currency.as_str().unwrap_or("").to_uppercase()
+        ),
+        None => "—".into(),
+    }
+}
+
+/// The subscription: status, plan, next billing date, payments; plans to choose, change, cancel.
+#[component]
+fn AccountPage(
+    api: Api,
+    session: Signal<Option<Session>>,
+    screen: Signal<Screen>,
+    position: i64,
+) -> Element {
+    let mut read_at = use_signal(|| position);
+    let mut error = use_signal(|| None::<String>);
+    let mut busy = use_signal(|| false);
+    let mut provider = use_signal(|| "sandbox".to_string());
+
+    let plans_api = api.clone();
+    let plans = use_resource(move || {
+        let api = plans_api.clone();
+        async move { api.plans().await.ok() }
+    });
+    let load_api = api.clone();
+    let subscription = use_resource(move || {
+        let api = load_api.clone();
+        async move {
+            let at = read_at();
+            let loaded = authed(&api, session, screen, |token| {
+                let api = api.clone();
+                async move { api.subscription(&token, at).await }
+            })
+            .await;
+            match loaded {
+                Ok(v) => Some(v),
+                Err(f) => {
+                    error.set(Some(f.message));
+                    None
+                }
+            }
+        }
+    });
+
+    let act_api = api.clone();
+    // Checkout (`Ok(plan)` with no subscription), plan change, or cancel (`None`).
+    let act = move |plan: Option<String>, subscribed: bool| {
+        let api = act_api.clone();
+        spawn(async move {
+            if busy() {
+                return;
+            }
+            busy.set(true);
+            error.set(None);
+            let chosen = provider();
+            let done = authed(&api, session, screen, |token| {
+                let (api, plan, chosen) = (api.clone(), plan.clone(), chosen.clone());
+                async move {
+                    match (plan, subscribed) {
+                        (Some(plan), false) => api.checkout(&token, &plan, &chosen).await.map(Err),
+                        (plan, _) => api
+                            .change_subscription(&token, plan.as_deref())
+                            .await
+                            .map(Ok),
+                    }
+                }
+            })
+            .await;
+            match done {
+                Ok(Ok(at)) => read_at.set(at),
+                Ok(Err(url)) => {
+                    let go = format!(
+                        "location.href = {}; return true;",
+                        serde_json::Value::String(url)
+                    );
+                    let _ = document::eval(&go).join::<bool>().await;
+                }
+                Err(f) if f.code == "plan_unchanged" => {
+                    error.set(Some("You are already on that plan.".into()))
+                }
+                Err(f) => error.set(Some(f.message)),
+            }
+            busy.set(false);
+        });
+    };
+
+    let sub = subscription().flatten();
+    let catalog = plans().flatten();
+    let plan_list: Vec<serde_json::Value> = catalog
+        .as_ref()
+        .and_then(|p| p["plans"].as_array().cloned())
+        .unwrap_or_default();
+    let providers: Vec<String> = catalog
+        .as_ref()
+        .and_then(|p| p["providers"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let status = sub
+        .as_ref()
+        .and_then(|s| s["status"].as_str())
+        .unwrap_or("none")
+        .to_string();
+    let live = matches!(status.as_str(), "active" | "past_due");
+    let current = sub
+        .as_ref()
+        .and_then(|s| s["plan"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let plan_name = sub
+        .as_ref()
+        .and_then(|s| s["plan_name"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let canceling = sub
+        .as_ref()
+        .is_some_and(|s| s["cancel_at_period_end"] == true);
+    let pending = sub
+        .as_ref()
+        .and_then(|s| s["pending_plan"].as_str())
+        .map(str::to_string);
+    let period_end = sub
+        .as_ref()
+        .map(|s| day(&s["period_end"]))
+        .unwrap_or_default();
+    let access_until = sub
+        .as_ref()
+        .map(|s| day(&s["access_until"]))
+        .unwrap_or_default();
+    let payments: Vec<serde_json::Value> = sub
+        .as_ref()
+        .and_then(|s| s["payments"].as_array().cloned())
+        .unwrap_or_default();
+    let label = status_label(&status);
+
+    rsx! {
+        section { class: "account",
+            h1 { "Your subscription" }
+            if sub.is_none() && error().is_none() {
+                p { class: "muted", "Loading…" }
+            }
+            if sub.is_some() {
+                div { class: "card status-card",
+                    if live {
+                        p { id: "subscription-status", class: "status", "{label} · {plan_name}" }
+                        if canceling {
+                            p { id: "access-until", "Canceled: you can watch until {period_end}." }
+                        } else if status == "past_due" {
+                            p { id: "past-due", class: "error", "Your last payment failed. Playback continues until {access_until} while we try again." }
+                        } else {
+                            p { id: "next-billing", "Next billing date: {period_end}" }
+                        }
+                        if let Some(p) = pending.clone() {
+                            p { class: "muted", "Changes to {p} on {period_end}." }
+                        }
+                        if !canceling {
+                            button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: { let act = act.clone(); move |_| act(None, true) }, "Cancel subscription" }
+                        }
+                    } else {
+                        p { id: "subscription-status", class: "status", "{label}" }
+                        p { class: "muted", "Choose a plan to start watching." }
+                    }
+                }
+            }
+            if !live && providers.len() > 1 {
+                div { class: "providers",
+                    span { class: "muted", "Pay with " }
+                    for p in providers.clone() {
+                        label { class: "check",
+                            input { r#type: "radio", name: "provider", value: "{p}", checked: provider() == p, onchange: { let p = p.clone(); move |_| provider.set(p.clone()) } }
+                            " {p}"
+                        }
+                    }
+                }
+            }
+            if sub.is_some() && !(live && canceling) {
+                div { class: "plans",
+                    for plan in plan_list {
+                        {
+                            let id = plan["id"].as_str().unwrap_or("").to_string();
+                            let name = plan["name"].as_str().unwrap_or("").to_string();
+                            let is_current = live && id == current;
+                            let act = act.clone();
+                            let chosen = id.clone();
+                            rsx! {
+                                div { key: "{id}", class: if is_current { "card plan current" } else { "card plan" }, "data-plan": "{id}",
+                                    h2 { "{name}" }
+                                    p { class: "price", "{plan[\"price\"].as_str().unwrap_or(\"\")} {plan[\"currency\"].as_str().unwrap_or(\"\").to_uppercase()} / month" }
+                                    p { "Up to {plan[\"max_quality\"]}p · {plan[\"concurrent_streams\"]} screen(s)" }
+                                    if is_current {
+                                        p { class: "badge", "Your plan" }
+                                    } else {
+                                        button { id: "choose-{id}", class: "primary", disabled: busy(), onclick: move |_| act(Some(chosen.clone()), live),
+                                            if live { "Switch to {name}" } else { "Choose {name}" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !payments.is_empty() {
+                div { class: "card history",
+                    h2 { "Payment history" }
+                    table { id: "payments",
+                        thead { tr { th { "Date" } th { "Plan" } th { "Amount" } th { "Result" } } }
+                        tbody {
+                            for (i, p) in payments.iter().enumerate() {
+                                tr { key: "{i}",
+                                    td { "{day(&p[\"at\"])}" }
+                                    td { "{p[\"plan\"].as_str().unwrap_or(\"\")}" }
+                                    td { "{money(p[\"amount\"].as_i64(), &p[\"currency\"])}" }
+                                    td { "{p[\"outcome\"].as_str().unwrap_or(\"\")}" }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             if let Some(msg) = error() {
                 p { class: "error", role: "alert", "{msg}" }
