@@ -80,14 +80,11 @@ impl Browser {
     pub async fn wait_for_text(&self, text: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let body = self
-                .client
-                .find(Locator::Css("body"))
-                .await
-                .expect("body")
-                .text()
-                .await
-                .unwrap_or_default();
+            // While the browser moves to another page there may be no body for a moment.
+            let body = match self.client.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
             if body.contains(text) {
                 return body;
             }

@@ -2,6 +2,7 @@
 //! helpers, fake outside services, and a real Chromium through chromedriver.
 
 pub mod browser;
+pub mod fakes;
 
 use async_trait::async_trait;
 use cinelog_api::{Outside, Running};
@@ -232,6 +233,63 @@ impl TestApp {
                 .expect("refresh token")
                 .to_string(),
         )
+    }
+
+    /// Number of events in the log.
+    pub async fn log_len(&self) -> usize {
+        use cinelog_projections::EventLog;
+        self.running
+            .state
+            .store
+            .read_after(cinelog_projections::Checkpoint::START, 100_000)
+            .await
+            .expect("read the log")
+            .len()
+    }
+
+    /// Every event in the log, oldest first.
+    pub async fn log(&self) -> Vec<cinelog_domain::RecordedEvent> {
+        use cinelog_projections::EventLog;
+        self.running
+            .state
+            .store
+            .read_after(cinelog_projections::Checkpoint::START, 100_000)
+            .await
+            .expect("read the log")
+    }
+
+    /// The caller's account id.
+    pub async fn account_id(&self, token: &str) -> Uuid {
+        let me = self.get("/api/me", Some(token)).await;
+        assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+        Uuid::parse_str(
+            me.body["account"]["account_id"]
+                .as_str()
+                .expect("account id"),
+        )
+        .expect("uuid")
+    }
+
+    /// Posts a raw body with extra headers.
+    pub async fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, String)]) -> Answer {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            headers,
+        }
     }
 
     /// Stops serving (the database stays).

@@ -202,3 +202,73 @@ async fn chromium_carries_on_after_the_access_token_expires() {
     browser.close().await;
     app.stop();
 }
+
+/// Account page → choose Standard → approve in the sandbox checkout → "Active · Standard" →
+/// cancel → access until the period end.
+#[tokio::test]
+async fn chromium_subscribes_through_the_sandbox_and_cancels() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let browser = Browser::start().await;
+    let shots = std::env::var("CINELOG_SCREENSHOTS")
+        .ok()
+        .map(std::path::PathBuf::from);
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.click("#switch-mode").await;
+    browser.type_into("#email", "payer@example.com").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#submit-btn").await;
+    browser.wait_for_text("Who's watching?").await;
+
+    browser.click("#account-link").await;
+    browser.wait_for_text("No subscription").await;
+    let page = browser.wait_for_text("Premium").await;
+    assert!(page.contains("15.49 USD / month"), "plans missing:\n{page}");
+    browser.click("#choose-standard:not([disabled])").await;
+    let page = browser.wait_for_text("Sandbox checkout").await;
+    assert!(page.contains("Standard plan"), "{page}");
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("sandbox-checkout.png")).await;
+    }
+    browser.click("#approve").await;
+
+    let page = browser.wait_for_text("Active · Standard").await;
+    assert!(page.contains("Next billing date:"), "{page}");
+    assert!(
+        page.contains("15.49 USD"),
+        "payment history missing:\n{page}"
+    );
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("account-active.png")).await;
+    }
+    let (token, _) = app
+        .login("payer@example.com", "Corr3ct-horse-battery")
+        .await;
+    let sub = app.get("/api/subscription", Some(&token)).await;
+    let period_end: String = sub.body["period_end"]
+        .as_str()
+        .expect("period end")
+        .chars()
+        .take(10)
+        .collect();
+
+    browser.click("#cancel-btn:not([disabled])").await;
+    let page = browser
+        .wait_for_text(&format!("Canceled: you can watch until {period_end}."))
+        .await;
+    assert!(page.contains("Active · Standard"), "{page}");
+    assert!(!page.contains("Cancel subscription"), "{page}");
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("account-canceled.png")).await;
+    }
+    // Still so after a reload.
+    browser.client.refresh().await.expect("reload");
+    browser.click("#account-link").await;
+    browser
+        .wait_for_text(&format!("you can watch until {period_end}"))
+        .await;
+    browser.close().await;
+    app.stop();
+}

@@ -1,5 +1,6 @@
 //! Cinelog's end-to-end suite, one binary: real SQLite and Postgres, real HTTP, real Chromium.
 
+mod billing;
 mod browser;
 mod contract;
 mod gap;
