@@ -8,8 +8,10 @@ pub mod envelope;
 pub mod plan;
 pub mod session;
 pub mod subscription;
+pub mod title;
 pub mod user;
 pub mod values;
+pub mod viewing;
 
 pub use decider::{Decider, EventName};
 pub use envelope::{Actor, EventMeta, RecordedEvent};
