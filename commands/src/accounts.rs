@@ -17,6 +17,19 @@ impl<S: EventStore> AccountService<S> {
         Self { store }
     }
 
+    /// A profile of the account as the write side knows it (no read-model lag).
+    pub async fn profile(
+        &self,
+        account_id: Uuid,
+        profile_id: Uuid,
+    ) -> Result<Option<Profile>, CommandError> {
+        let loaded = self
+            .store
+            .load_for_append::<Account>(&account_id.to_string())
+            .await?;
+        Ok(loaded.state.profiles.get(&profile_id).cloned())
+    }
+
     /// Creates a profile; the aggregate refuses a sixth.
     #[tracing::instrument(skip_all, fields(%account_id))]
     pub async fn create_profile(

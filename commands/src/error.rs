@@ -4,8 +4,10 @@ use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
 use cinelog_domain::subscription::SubscriptionError;
+use cinelog_domain::title::TitleError;
 use cinelog_domain::user::UserError;
 use cinelog_domain::values::InvalidField;
+use cinelog_domain::viewing::ViewingError;
 
 /// Why a command did not happen. Business refusals and infrastructure failures stay apart.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,10 @@ pub enum CommandError {
     Subscription(#[from] SubscriptionError),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Title(#[from] TitleError),
+    #[error(transparent)]
+    Viewing(#[from] ViewingError),
     #[error("payments through {0} are not offered here")]
     ProviderNotOffered(&'static str),
     #[error("wrong email or password")]

@@ -4,12 +4,14 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod catalog;
 pub mod cqrs;
 pub mod error;
 pub mod execute;
 pub mod identity;
 pub mod meta;
 pub mod passwords;
+pub mod playback;
 pub mod ports;
 pub mod store;
 

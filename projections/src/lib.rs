@@ -2,11 +2,13 @@
 //! with a checkpoint written in the same transaction as its read-model change.
 
 pub mod accounts;
+pub mod catalog;
 pub mod db;
 pub mod log;
 pub mod pii;
 pub mod runtime;
 pub mod subscriptions;
+pub mod watching;
 
 pub use db::ReadDb;
 pub use log::{Checkpoint, EventLog};

@@ -1,0 +1,81 @@
+//! Catalog commands: importing titles (bundled, TMDB), attaching media, publishing.
+
+use crate::error::CommandError;
+use crate::execute::execute;
+use crate::meta::CommandMeta;
+use crate::store::EventStore;
+use cinelog_domain::title::{Media, Title, TitleCommand, TitleInfo};
+
+#[derive(Clone)]
+pub struct CatalogService<S> {
+    store: S,
+}
+
+/// What an import did to a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+impl<S: EventStore> CatalogService<S> {
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    /// Adds a title or updates it when the source changed; an unchanged title appends nothing.
+    pub async fn import(
+        &self,
+        id: &str,
+        info: TitleInfo,
+        meta: &CommandMeta,
+    ) -> Result<(Imported, i64), CommandError> {
+        let done = execute::<Title, _, CommandError>(&self.store, id, meta, |_| {
+            Ok(TitleCommand::Import {
+                info: info.clone(),
+                publish: true,
+            })
+        })
+        .await?;
+        let outcome = match done.events.first() {
+            None => Imported::Unchanged,
+            Some(cinelog_domain::title::TitleEvent::TitleImported { .. }) => Imported::Added,
+            Some(_) => Imported::Updated,
+        };
+        Ok((outcome, done.position))
+    }
+
+    /// Attaches an HLS ladder to a title (nothing if it already has exactly this one).
+    pub async fn attach_media(
+        &self,
+        id: &str,
+        media: Media,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let done = execute::<Title, _, CommandError>(&self.store, id, meta, |_| {
+            Ok(TitleCommand::AttachMedia {
+                media: media.clone(),
+            })
+        })
+        .await?;
+        Ok(done.position)
+    }
+
+    pub async fn set_published(
+        &self,
+        id: &str,
+        published: bool,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let done = execute::<Title, _, CommandError>(&self.store, id, meta, |_| {
+            Ok(if published {
+                TitleCommand::Publish
+            } else {
+                TitleCommand::Withdraw
+            })
+        })
+        .await?;
+        Ok(done.position)
+    }
+}

@@ -1,0 +1,346 @@
+//! The catalog as viewers browse it: published titles with their details, seasons and media,
+//! searchable by words and filtered by genre, kind and a profile's maturity ceiling.
+
+use crate::db::ReadDb;
+use crate::runtime::{Projection, Tables};
+use async_trait::async_trait;
+use cinelog_domain::title::{Media, Season, Title, TitleEvent, TitleInfo};
+use cinelog_domain::values::Maturity;
+use cinelog_domain::{Decider, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+pub struct CatalogProjection;
+
+pub const NAME: &str = "catalog";
+
+/// Titles per page.
+pub const PAGE_SIZE: i64 = 24;
+/// Words of a search that count; the rest are ignored.
+const MAX_WORDS: usize = 8;
+/// Characters of a search word that count.
+const MAX_WORD_CHARS: usize = 64;
+
+fn rank(m: Maturity) -> i64 {
+    Maturity::ALL.iter().position(|x| *x == m).unwrap_or(0) as i64
+}
+
+#[async_trait]
+impl Projection for CatalogProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "titles",
+            "title_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, year BIGINT NOT NULL, genres TEXT NOT NULL,
+             maturity TEXT NOT NULL, maturity_rank BIGINT NOT NULL, runtime_mins BIGINT NOT NULL, synopsis TEXT NOT NULL,
+             tagline TEXT NOT NULL, popularity DOUBLE PRECISION NOT NULL, poster TEXT, seasons TEXT NOT NULL, media TEXT,
+             published BIGINT NOT NULL, search TEXT NOT NULL, updated_position BIGINT NOT NULL",
+        )]
+    }
+
+    fn indexes(&self) -> &'static [&'static str] {
+        &[
+            "CREATE INDEX titles_popularity_{g} ON {titles} (published, popularity)",
+            "CREATE INDEX titles_updated_{g} ON {titles} (updated_position)",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        if e.stream_type != Title::STREAM_TYPE {
+            return Ok(());
+        }
+        let table = t.name("titles");
+        match serde_json::from_value::<TitleEvent>(e.payload.clone())? {
+            TitleEvent::TitleImported { info } | TitleEvent::TitleUpdated { info } => {
+                upsert(conn, &table, &e.stream_id, &info, e.position).await?;
+            }
+            TitleEvent::MediaAttached { media } => {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET media = $1, updated_position = $2 WHERE title_id = $3"
+                ))
+                .bind(serde_json::to_string(&media)?)
+                .bind(e.position)
+                .bind(e.stream_id.clone())
+                .execute(&mut *conn)
+                .await?;
+            }
+            TitleEvent::TitlePublished | TitleEvent::TitleWithdrawn => {
+                let published = matches!(
+                    serde_json::from_value::<TitleEvent>(e.payload.clone())?,
+                    TitleEvent::TitlePublished
+                );
+                sqlx::query(&format!(
+                    "UPDATE {table} SET published = $1, updated_position = $2 WHERE title_id = $3"
+                ))
+                .bind(i64::from(published))
+                .bind(e.position)
+                .bind(e.stream_id.clone())
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn upsert(
+    conn: &mut AnyConnection,
+    table: &str,
+    id: &str,
+    info: &TitleInfo,
+    position: i64,
+) -> anyhow::Result<()> {
+    let search = format!(
+        "{} {} {} {}",
+        info.name,
+        info.genres.join(" "),
+        info.tagline,
+        info.synopsis
+    )
+    .to_lowercase();
+    sqlx::query(&format!(
+        "INSERT INTO {table} (title_id, kind, name, year, genres, maturity, maturity_rank, runtime_mins, synopsis, tagline, popularity, poster, seasons, media, published, search, updated_position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 0, $14, $15)
+         ON CONFLICT (title_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, year = excluded.year, genres = excluded.genres,
+           maturity = excluded.maturity, maturity_rank = excluded.maturity_rank, runtime_mins = excluded.runtime_mins,
+           synopsis = excluded.synopsis, tagline = excluded.tagline, popularity = excluded.popularity, poster = excluded.poster,
+           seasons = excluded.seasons, search = excluded.search, updated_position = excluded.updated_position"
+    ))
+    .bind(id.to_string())
+    .bind(info.kind.as_str())
+    .bind(info.name.clone())
+    .bind(i64::from(info.year))
+    .bind(format!("|{}|", info.genres.join("|")))
+    .bind(info.maturity.as_str())
+    .bind(rank(info.maturity))
+    .bind(i64::from(info.runtime_mins))
+    .bind(info.synopsis.clone())
+    .bind(info.tagline.clone())
+    .bind(info.popularity)
+    .bind(info.poster.clone())
+    .bind(serde_json::to_string(&info.seasons)?)
+    .bind(search)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A title in lists.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TitleCard {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub year: i64,
+    pub genres: Vec<String>,
+    pub maturity_rating: String,
+    pub runtime_mins: i64,
+    pub synopsis: String,
+    pub popularity: f64,
+    /// Poster URL (a generated SVG unless the source has one).
+    pub poster: String,
+    pub playable: bool,
+}
+
+/// A title with everything the title page shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TitleDetails {
+    #[serde(flatten)]
+    pub card: TitleCard,
+    pub tagline: String,
+    pub seasons: Vec<Season>,
+    #[serde(skip)]
+    pub media: Option<Media>,
+}
+
+const CARD_COLUMNS: &str = "title_id, kind, name, year, genres, maturity, runtime_mins, synopsis, popularity, poster, media, tagline, seasons";
+
+fn card(r: &sqlx::any::AnyRow) -> TitleCard {
+    let id: String = r.get(0);
+    let genres: String = r.get(4);
+    let poster: Option<String> = r.get(9);
+    let media: Option<String> = r.get(10);
+    TitleCard {
+        poster: poster.unwrap_or_else(|| format!("/posters/{id}.svg")),
+        id,
+        kind: r.get(1),
+        name: r.get(2),
+        year: r.get(3),
+        genres: genres
+            .split('|')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        maturity_rating: r.get(5),
+        runtime_mins: r.get(6),
+        synopsis: r.get(7),
+        popularity: r.get(8),
+        playable: media.is_some(),
+    }
+}
+
+/// What a browse or search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct TitleQuery {
+    pub text: Option<String>,
+    pub genre: Option<String>,
+    pub kind: Option<String>,
+    /// The highest rating the viewer may see.
+    pub max_maturity: Option<Maturity>,
+    /// 1-based.
+    pub page: i64,
+}
+
+/// `\`, `%` and `_` taken literally in a LIKE pattern.
+fn like_escape(word: &str) -> String {
+    word.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The WHERE clause of a query and its bound values.
+fn filter(q: &TitleQuery) -> (String, Vec<String>) {
+    let mut sql = String::from(" WHERE published = 1");
+    let mut binds: Vec<String> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: String| {
+        binds.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+    };
+    let words: Vec<String> = q
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .to_lowercase()
+        .split_whitespace()
+        .take(MAX_WORDS)
+        .map(|w| w.chars().take(MAX_WORD_CHARS).collect::<String>())
+        .collect();
+    for word in words {
+        arg(
+            &mut sql,
+            " AND search LIKE ? ESCAPE '\\'",
+            format!("%{}%", like_escape(&word)),
+        );
+    }
+    if let Some(genre) = &q.genre {
+        arg(
+            &mut sql,
+            " AND genres LIKE ? ESCAPE '\\'",
+            format!("%|{}|%", like_escape(genre)),
+        );
+    }
+    if let Some(kind) = &q.kind {
+        arg(&mut sql, " AND kind = ?", kind.clone());
+    }
+    if let Some(max) = q.max_maturity {
+        sql.push_str(&format!(" AND maturity_rank <= {}", rank(max)));
+    }
+    (sql, binds)
+}
+
+/// Published titles matching the query, most popular first; whether there is a next page; and
+/// how many match in all.
+pub async fn browse(db: &ReadDb, q: &TitleQuery) -> anyhow::Result<(Vec<TitleCard>, bool, i64)> {
+    let (filter, binds) = filter(q);
+    let page = q.page.max(1);
+    let sql = format!(
+        "SELECT {CARD_COLUMNS} FROM titles{filter} ORDER BY popularity DESC, title_id LIMIT {} OFFSET {}",
+        PAGE_SIZE + 1,
+        (page - 1).saturating_mul(PAGE_SIZE)
+    );
+    let mut query = sqlx::query(&sql);
+    for b in &binds {
+        query = query.bind(b.clone());
+    }
+    let rows = query.fetch_all(&db.pool).await?;
+    let count_sql = format!("SELECT COUNT(*) FROM titles{filter}");
+    let mut count = sqlx::query(&count_sql);
+    for b in binds {
+        count = count.bind(b);
+    }
+    let total: i64 = count.fetch_one(&db.pool).await?.get(0);
+    let more = rows.len() as i64 > PAGE_SIZE;
+    Ok((
+        rows.iter().take(PAGE_SIZE as usize).map(card).collect(),
+        more,
+        total,
+    ))
+}
+
+/// Changes whenever the catalog does (in the same transaction): the position of the newest
+/// catalog event applied. Cached answers are keyed by it, so none outlives a change.
+pub async fn stamp(db: &ReadDb) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query("SELECT COALESCE(MAX(updated_position), 0) FROM titles")
+            .fetch_one(&db.pool)
+            .await?
+            .get(0),
+    )
+}
+
+/// A published title, if the viewer may see it.
+pub async fn details(
+    db: &ReadDb,
+    id: &str,
+    max_maturity: Option<Maturity>,
+) -> anyhow::Result<Option<TitleDetails>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS}, maturity_rank FROM titles WHERE title_id = $1 AND published = 1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    if max_maturity.is_some_and(|max| r.get::<i64, _>(13) > rank(max)) {
+        return Ok(None);
+    }
+    let media: Option<String> = r.get(10);
+    let seasons: String = r.get(12);
+    Ok(Some(TitleDetails {
+        card: card(&r),
+        tagline: r.get(11),
+        seasons: serde_json::from_str(&seasons)?,
+        media: media.map(|m| serde_json::from_str(&m)).transpose()?,
+    }))
+}
+
+/// Every genre of a published title, sorted.
+pub async fn genres(db: &ReadDb) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT DISTINCT genres FROM titles WHERE published = 1")
+        .fetch_all(&db.pool)
+        .await?;
+    let mut all: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.get::<String, _>(0)
+                .split('|')
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// Number of titles in the model (published or not).
+pub async fn count(db: &ReadDb) -> anyhow::Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM titles")
+        .fetch_one(&db.pool)
+        .await?
+        .get(0))
+}
