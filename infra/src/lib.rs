@@ -1,8 +1,10 @@
 //! Adapters: the event store backends and global log readers, outside-service clients, and settings.
 
 pub mod cache;
+pub mod catalog_cache;
 pub mod limits;
 pub mod mail;
+pub mod media;
 pub mod payments;
 pub mod phone;
 pub mod settings;

@@ -1,0 +1,318 @@
+//! Media on disk: HLS ladders (the bundled demo ladders and those made by `cinelog media
+//! ingest`), the bundled catalog, and ffmpeg.
+
+use anyhow::{Context, bail};
+use cinelog_domain::title::{Episode, Kind, Media, Rendition, Season, TitleInfo};
+use cinelog_domain::values::Maturity;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+/// The bundled catalog, compiled in so the embedded default needs no files besides the media.
+const BUNDLED_CATALOG: &str = include_str!("../../assets/catalog/titles.json");
+
+/// Heights `media ingest` makes, with their video bitrates (kbit/s).
+pub const LADDER: [(u32, u32); 4] = [(240, 300), (480, 800), (720, 1800), (1080, 3500)];
+/// Segment length; every rendition is cut at the same instants.
+pub const SEGMENT_SECS: u32 = 2;
+
+/// Where ladders live: `bundled/<name>` in the shipped assets, `ingested/<title>` in the data dir.
+#[derive(Debug, Clone)]
+pub struct MediaLibrary {
+    bundled: PathBuf,
+    ingested: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct LadderFile {
+    duration_secs: f64,
+    renditions: Vec<Rendition>,
+}
+
+/// A title of the bundled catalog and the demo ladder it plays.
+#[derive(Debug, Clone)]
+pub struct BundledTitle {
+    pub id: String,
+    pub info: TitleInfo,
+    pub ladder: String,
+}
+
+#[derive(Deserialize)]
+struct RawTitle {
+    slug: String,
+    kind: String,
+    title: String,
+    year: i32,
+    genres: Vec<String>,
+    maturity: String,
+    runtime_mins: u32,
+    synopsis: String,
+    #[serde(default)]
+    tagline: String,
+    popularity: f64,
+    media: String,
+    #[serde(default)]
+    seasons: Vec<RawSeason>,
+}
+
+#[derive(Deserialize)]
+struct RawSeason {
+    number: u32,
+    episodes: Vec<Episode>,
+}
+
+/// The titles shipped with Cinelog.
+pub fn bundled_catalog() -> anyhow::Result<Vec<BundledTitle>> {
+    let raw: Vec<RawTitle> = serde_json::from_str(BUNDLED_CATALOG)?;
+    raw.into_iter()
+        .map(|t| {
+            Ok(BundledTitle {
+                ladder: format!("bundled/{}", t.media),
+                info: TitleInfo {
+                    kind: Kind::parse(&t.kind).context("kind")?,
+                    name: t.title,
+                    year: t.year,
+                    genres: t.genres,
+                    maturity: Maturity::parse(&t.maturity).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    runtime_mins: t.runtime_mins,
+                    synopsis: t.synopsis,
+                    tagline: t.tagline,
+                    popularity: t.popularity,
+                    poster: None,
+                    seasons: t
+                        .seasons
+                        .into_iter()
+                        .map(|s| Season {
+                            number: s.number,
+                            episodes: s.episodes,
+                        })
+                        .collect(),
+                    source: "bundled".into(),
+                },
+                id: t.slug,
+            })
+        })
+        .collect()
+}
+
+/// The shipped media folder: `assets/media` under the working directory, else the one beside
+/// the source this binary was built from.
+fn default_bundled_dir() -> PathBuf {
+    let here = PathBuf::from("assets/media");
+    if here.is_dir() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/media")
+}
+
+/// A safe single path component: letters, digits, `-`, `_`, `.` (not only dots).
+pub fn safe_component(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.chars().all(|c| c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl MediaLibrary {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            bundled: default_bundled_dir(),
+            ingested: data_dir.join("media"),
+        }
+    }
+
+    /// The folder of a ladder, if the name is well-formed.
+    pub fn ladder_dir(&self, ladder: &str) -> Option<PathBuf> {
+        let (root, name) = ladder.split_once('/')?;
+        if !safe_component(name) {
+            return None;
+        }
+        match root {
+            "bundled" => Some(self.bundled.join(name)),
+            "ingested" => Some(self.ingested.join(name)),
+            _ => None,
+        }
+    }
+
+    /// Reads a ladder's description (`ladder.json`).
+    pub fn read_ladder(&self, ladder: &str) -> anyhow::Result<Media> {
+        let dir = self
+            .ladder_dir(ladder)
+            .with_context(|| format!("bad ladder name {ladder:?}"))?;
+        let text = std::fs::read_to_string(dir.join("ladder.json"))
+            .with_context(|| format!("reading {}", dir.join("ladder.json").display()))?;
+        let file: LadderFile = serde_json::from_str(&text)?;
+        Ok(Media {
+            ladder: ladder.to_string(),
+            duration_secs: file.duration_secs,
+            renditions: file.renditions,
+        })
+    }
+
+    /// Makes an HLS ladder of `input` with ffmpeg (one rendition per height in [`LADDER`] not
+    /// above the source, cut at the same 2-second keyframes) and describes it.
+    pub async fn ingest(&self, input: &Path, title_id: &str) -> anyhow::Result<Media> {
+        if !safe_component(title_id) {
+            bail!("title id {title_id:?} cannot name a folder");
+        }
+        if !input.is_file() {
+            bail!("{} is not a file", input.display());
+        }
+        let duration = probe(input, "format=duration").await?.parse::<f64>()?;
+        let source_height: u32 = probe_stream(input, "height").await?.parse()?;
+        let dir = self.ingested.join(title_id);
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let mut renditions = Vec::new();
+        for (height, kbps) in LADDER {
+            if height > source_height.max(240) {
+                continue;
+            }
+            let name = format!("{height}p");
+            let out = dir.join(&name);
+            tokio::fs::create_dir_all(&out).await?;
+            let status = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(input)
+                .args(["-map", "0:v:0", "-map", "0:a:0?"])
+                .args(["-vf", &format!("scale=-2:{height}")])
+                .args([
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-profile:v",
+                    "main",
+                    "-pix_fmt",
+                    "yuv420p",
+                ])
+                .args([
+                    "-b:v",
+                    &format!("{kbps}k"),
+                    "-maxrate",
+                    &format!("{}k", kbps * 3 / 2),
+                    "-bufsize",
+                    &format!("{}k", kbps * 2),
+                ])
+                .args([
+                    "-force_key_frames",
+                    &format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
+                    "-sc_threshold",
+                    "0",
+                ])
+                .args(["-c:a", "aac", "-b:a", "96k", "-ac", "2"])
+                .args([
+                    "-f",
+                    "hls",
+                    "-hls_time",
+                    &SEGMENT_SECS.to_string(),
+                    "-hls_playlist_type",
+                    "vod",
+                ])
+                .arg("-hls_segment_filename")
+                .arg(out.join("seg_%03d.ts"))
+                .arg(out.join("index.m3u8"))
+                .status()
+                .await
+                .context("running ffmpeg (install it: apt-get install ffmpeg)")?;
+            if !status.success() {
+                bail!("ffmpeg failed making {name}");
+            }
+            let first = out.join("seg_000.ts");
+            let width: u32 = probe_stream(&first, "width").await?.parse()?;
+            let mut bytes = 0u64;
+            let mut entries = tokio::fs::read_dir(&out).await?;
+            while let Some(e) = entries.next_entry().await? {
+                bytes += e.metadata().await?.len();
+            }
+            renditions.push(Rendition {
+                name,
+                width,
+                height,
+                bandwidth: ((bytes as f64 * 8.0) / duration.max(0.1)) as u64,
+                codecs: "avc1.4d4028,mp4a.40.2".into(),
+            });
+        }
+        let media = Media {
+            ladder: format!("ingested/{title_id}"),
+            duration_secs: duration,
+            renditions,
+        };
+        let ladder = serde_json::json!({"duration_secs": media.duration_secs, "renditions": media.renditions});
+        tokio::fs::write(dir.join("ladder.json"), serde_json::to_vec_pretty(&ladder)?).await?;
+        Ok(media)
+    }
+}
+
+async fn probe(input: &Path, entries: &str) -> anyhow::Result<String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "csv=p=0"])
+        .arg(input)
+        .output()
+        .await
+        .context("running ffprobe (install ffmpeg)")?;
+    if !out.status.success() {
+        bail!("ffprobe cannot read {}", input.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+async fn probe_stream(input: &Path, field: &str) -> anyhow::Result<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            &format!("stream={field}"),
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(input)
+        .output()
+        .await
+        .context("running ffprobe (install ffmpeg)")?;
+    if !out.status.success() {
+        bail!("ffprobe cannot read {}", input.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_catalog_is_complete_and_its_ladders_exist() {
+        let titles = bundled_catalog().unwrap();
+        assert!(titles.len() >= 40);
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.info.kind == Kind::Series && !t.info.seasons.is_empty())
+        );
+        let library = MediaLibrary::new(Path::new("/nonexistent"));
+        for t in &titles {
+            let media = library.read_ladder(&t.ladder).unwrap();
+            assert_eq!(media.renditions.len(), 4, "{}", t.ladder);
+        }
+    }
+
+    #[test]
+    fn ladder_names_cannot_escape_their_folder() {
+        let library = MediaLibrary::new(Path::new("/data"));
+        assert!(library.ladder_dir("bundled/aurora").is_some());
+        for bad in [
+            "bundled/..",
+            "bundled/../x",
+            "other/aurora",
+            "aurora",
+            "ingested/a/b",
+            "bundled/",
+            "bundled/a b",
+        ] {
+            assert!(library.ladder_dir(bad).is_none(), "{bad}");
+        }
+    }
+}
