@@ -11,12 +11,18 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use cinelog_commands::accounts::AccountService;
 use cinelog_commands::billing::BillingService;
+use cinelog_commands::catalog::CatalogService;
 use cinelog_commands::identity::IdentityService;
+use cinelog_commands::meta::CommandMeta;
+use cinelog_commands::playback::PlaybackService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
 use cinelog_commands::ports::{PaymentGateway, SubscriptionDirectory};
+use cinelog_domain::Actor;
 use cinelog_domain::subscription::Provider;
+use cinelog_infra::catalog_cache::CatalogCache;
 use cinelog_infra::limits::LoginLimiter;
 use cinelog_infra::mail::ConsoleMailer;
+use cinelog_infra::media::{MediaLibrary, bundled_catalog};
 use cinelog_infra::payments::paypal::PaypalGateway;
 use cinelog_infra::payments::sandbox::SandboxGateway;
 use cinelog_infra::payments::stripe::StripeGateway;
@@ -24,7 +30,9 @@ use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
 use cinelog_infra::vault::KeyVault;
 use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
+use cinelog_projections::catalog::CatalogProjection;
 use cinelog_projections::subscriptions::{self, SubscriptionsProjection};
+use cinelog_projections::watching::WatchingProjection;
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,6 +51,12 @@ pub struct Services {
     pub identity: IdentityService<Store>,
     pub accounts: AccountService<Store>,
     pub billing: BillingService<Store>,
+    pub catalog: CatalogService<Store>,
+    pub catalog_cache: CatalogCache,
+    pub playback: PlaybackService<Store>,
+    pub media: MediaLibrary,
+    /// Signs stream URLs.
+    pub stream_key: Vec<u8>,
     /// The sandbox payment provider, for its checkout page.
     pub sandbox: Option<Arc<SandboxGateway>>,
     pub clock: Arc<dyn Clock>,
@@ -108,6 +122,8 @@ pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(AccountsProjection { pii: vault }),
         Arc::new(SubscriptionsProjection),
+        Arc::new(CatalogProjection),
+        Arc::new(WatchingProjection),
     ]
 }
 
@@ -223,6 +239,10 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
     }
     let directory = Arc::new(ReadDirectory(projections.db().clone()));
+    let catalog_cache = match &settings.redis_url {
+        Some(url) => CatalogCache::redis(url, &settings.redis_prefix).await?,
+        None => CatalogCache::Off,
+    };
     let (max_failures, window) = (5, Duration::from_secs(15 * 60));
     let limiter = match &settings.redis_url {
         Some(url) => LoginLimiter::redis(url, &settings.redis_prefix, max_failures, window).await?,
@@ -233,6 +253,11 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         accounts: AccountService::new(store.clone()),
         billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
         sandbox: Some(sandbox),
+        catalog: CatalogService::new(store.clone()),
+        catalog_cache,
+        playback: PlaybackService::new(store.clone(), clock.clone()),
+        media: MediaLibrary::new(&settings.data_dir),
+        stream_key: derive_key(&secret, "stream-urls"),
         clock: clock.clone(),
         store,
         projections,
@@ -252,6 +277,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::profiles::router())
         .merge(routes::billing::router())
+        .merge(routes::catalog::router())
+        .merge(routes::playback::router())
         .merge(routes::audit::router())
         .merge(routes::ops::router())
         .merge(openapi::router())
@@ -301,6 +328,7 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     let addr = listener.local_addr()?;
     let state = build(settings, outside).await?;
     let _ = state.api_base.set(format!("http://{addr}"));
+    seed_catalog(&state).await?;
     state.projections.catch_up_all().await?;
     let mut followers = state.projections.spawn_followers();
     followers.push(spawn_billing_scheduler(state.clone()));
@@ -316,6 +344,29 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
         server,
         followers,
     })
+}
+
+/// Loads the bundled catalog and its demo media as events (actor: system). Titles already in
+/// the log and unchanged append nothing, so this runs at every start.
+pub async fn seed_catalog(state: &AppState) -> anyhow::Result<()> {
+    let meta = CommandMeta::new(Actor::System);
+    let mut added = 0;
+    for title in bundled_catalog()? {
+        let (outcome, _) = state.catalog.import(&title.id, title.info, &meta).await?;
+        added += usize::from(outcome != cinelog_commands::catalog::Imported::Unchanged);
+        match state.media.read_ladder(&title.ladder) {
+            Ok(media) => {
+                state.catalog.attach_media(&title.id, media, &meta).await?;
+            }
+            Err(e) => {
+                tracing::warn!(title = %title.id, error = %e, "demo media missing; the title will not play")
+            }
+        }
+    }
+    if added > 0 {
+        tracing::info!(titles = added, "bundled catalog loaded");
+    }
+    Ok(())
 }
 
 /// Ends periods and grace periods as their moment passes, and bills sandbox renewals.

@@ -8,8 +8,10 @@ use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
 use cinelog_domain::subscription::SubscriptionError;
+use cinelog_domain::title::TitleError;
 use cinelog_domain::user::UserError;
 use cinelog_domain::values::InvalidField;
+use cinelog_domain::viewing::ViewingError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -157,6 +159,15 @@ impl From<CommandError> for ApiError {
             CommandError::Subscription(SubscriptionError::AlreadyCanceling) => {
                 (S::CONFLICT, "already_canceling")
             }
+            CommandError::Viewing(ViewingError::StreamLimitReached(_)) => {
+                (S::CONFLICT, "stream_limit_reached")
+            }
+            CommandError::Viewing(ViewingError::SessionNotFound) => (S::NOT_FOUND, "not_found"),
+            CommandError::Viewing(ViewingError::BadPosition) => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_field")
+            }
+            CommandError::Title(TitleError::NotFound) => (S::NOT_FOUND, "not_found"),
+            CommandError::Title(TitleError::Unnamed) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
             CommandError::ProviderNotOffered(_) => {
                 (S::UNPROCESSABLE_ENTITY, "provider_not_offered")
             }

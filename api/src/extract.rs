@@ -163,6 +163,26 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller if a token is sent (an invalid one is still refused), else nobody.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .is_none()
+        {
+            return Ok(MaybeCaller(None));
+        }
+        Ok(MaybeCaller(Some(
+            Caller::from_request_parts(parts, state).await?,
+        )))
+    }
+}
+
 /// Command metadata for callers who are not signed in.
 pub struct AnonymousMeta(pub CommandMeta);
 

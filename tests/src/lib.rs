@@ -292,6 +292,80 @@ impl TestApp {
         }
     }
 
+    /// Approves or declines a sandbox checkout as the subscriber would on its page; answers where
+    /// the page sends them back to.
+    pub async fn answer_sandbox(&self, redirect_url: &str, answer: &str) -> String {
+        let page = self
+            .http
+            .get(redirect_url)
+            .send()
+            .await
+            .expect("checkout page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.expect("page");
+        let session = html
+            .split(&format!("action=\"/sandbox/checkout/{answer}?session="))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the page has the form")
+            .to_string();
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let response = no_redirects
+            .post(self.url(&format!("/sandbox/checkout/{answer}?session={session}")))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string()
+    }
+
+    /// Subscribes the caller's account to `plan` through the sandbox and waits until the
+    /// entitlement shows it.
+    pub async fn subscribe(&self, token: &str, plan: &str) {
+        let started = self
+            .post(
+                "/api/subscription/checkout",
+                serde_json::json!({"plan": plan}),
+                Some(token),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        let back = self
+            .answer_sandbox(
+                started.body["redirect_url"].as_str().expect("url"),
+                "approve",
+            )
+            .await;
+        let position = back
+            .split("position=")
+            .nth(1)
+            .and_then(|p| p.split('&').next())
+            .expect("position");
+        let sub = self
+            .get(
+                &format!("/api/subscription?min_position={position}"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(sub.body["status"], "active", "{:?}", sub.body);
+    }
+
+    /// Creates a profile; answers its id.
+    pub async fn profile(&self, token: &str, body: Value) -> String {
+        let a = self.post("/api/profiles", body, Some(token)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        a.body["profile_id"]
+            .as_str()
+            .expect("profile id")
+            .to_string()
+    }
+
     /// Stops serving (the database stays).
     pub fn stop(&self) {
         self.running.stop();

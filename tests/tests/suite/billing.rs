@@ -78,28 +78,8 @@ async fn subscription(app: &TestApp, token: &str, position: Option<i64>) -> Valu
     a.body
 }
 
-/// Approves or declines a sandbox checkout as the subscriber would on its page; answers where
-/// the page sends them back to.
 async fn answer_sandbox(app: &TestApp, redirect_url: &str, answer: &str) -> String {
-    let page = app.http.get(redirect_url).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
-    let action = html
-        .split(&format!("action=\"/sandbox/checkout/{answer}?session="))
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page has the form");
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = no_redirects
-        .post(app.url(&format!("/sandbox/checkout/{answer}?session={action}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    response.headers()["location"].to_str().unwrap().to_string()
+    app.answer_sandbox(redirect_url, answer).await
 }
 
 fn position_in(url: &str) -> Option<i64> {

@@ -2,6 +2,7 @@
 
 mod billing;
 mod browser;
+mod catalog;
 mod contract;
 mod gap;
 mod identity;

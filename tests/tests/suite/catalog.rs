@@ -1,0 +1,643 @@
+//! The catalog and playback: the bundled catalog, browse and search with any input, kids'
+//! limits everywhere, plan-capped signed HLS, byte ranges, the stream limit, resume, the cache.
+
+use chrono::Duration;
+use cinelog_api::Outside;
+use cinelog_tests::fakes::ManualClock;
+use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_bundled_catalog_browses_searches_and_survives_restarts() {
+    let dir = TempDir::new();
+    let settings = settings_for(Backend::Sqlite, &dir).await;
+    let app = TestApp::spawn_with(settings.clone(), dir, Outside::default()).await;
+    let first = app.get("/api/titles", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let total = first.body["total"].as_i64().unwrap();
+    assert!(total >= 40, "{total}");
+    assert_eq!(first.body["has_more"], true);
+    // Pages cover every title once, most popular first.
+    let mut seen = HashSet::new();
+    let mut page = 1;
+    loop {
+        let a = app.get(&format!("/api/titles?page={page}"), None).await;
+        for id in ids(&a.body) {
+            assert!(seen.insert(id));
+        }
+        if a.body["has_more"] != true {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(seen.len() as i64, total);
+    let pops: Vec<f64> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["popularity"].as_f64().unwrap())
+        .collect();
+    assert!(pops.windows(2).all(|w| w[0] >= w[1]));
+
+    let genres = app.get("/api/genres", None).await;
+    assert!(genres.body.as_array().unwrap().len() >= 10);
+    let series = app.get("/api/titles?kind=series", None).await;
+    assert!(
+        series.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] == "series")
+    );
+    let horror = app.get("/api/titles?genre=Horror", None).await;
+    assert!(horror.body["total"].as_i64().unwrap() > 0);
+    assert!(
+        horror.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["genres"].as_array().unwrap().contains(&json!("Horror")))
+    );
+
+    // Details of a series carry its seasons and episodes; the poster is an SVG.
+    let sid = ids(&series.body)[0].clone();
+    let details = app.get(&format!("/api/titles/{sid}"), None).await;
+    assert_eq!(details.status, StatusCode::OK);
+    assert!(
+        details.body["seasons"][0]["episodes"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
+    let poster = app
+        .http
+        .get(app.url(details.body["poster"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poster.headers()["content-type"], "image/svg+xml");
+    assert!(poster.text().await.unwrap().starts_with("<svg"));
+    assert_eq!(
+        app.get("/api/titles/no-such-title", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Search by words of the name or synopsis, case-insensitively.
+    let found = app
+        .get("/api/titles?query=LIGHTHOUSE%20brackwater", None)
+        .await;
+    assert_eq!(ids(&found.body), ["the-lantern-keeper-of-brackwater"]);
+    // Anything a person can type answers results or an empty list.
+    let long = "é".repeat(10_000);
+    for text in [
+        "\"",
+        "'; DROP TABLE titles; --",
+        "\") OR 1=1 -- NEAR(",
+        "%",
+        "_",
+        "\\",
+        "a AND b OR NOT c*",
+        "🎬🍿",
+        "NULL",
+        long.as_str(),
+        "   ",
+    ] {
+        let a = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/titles?query={}", urlencode(text)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{text:.40}: {:?}", a.body);
+        assert!(a.body["items"].is_array());
+    }
+    assert_eq!(
+        ids(&app.get("/api/titles?query=%25", None).await.body).len(),
+        0
+    );
+    assert_eq!(
+        app.get("/api/titles?page=abc", None).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A restart loads nothing twice.
+    let events = app.log_len().await;
+    app.stop();
+    drop(app.running);
+    let again = TestApp::spawn_with(settings, app.dir, Outside::default()).await;
+    assert_eq!(again.log_len().await, events);
+    assert_eq!(
+        again.get("/api/titles", None).await.body["total"].as_i64(),
+        Some(total)
+    );
+    again.stop();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kids_profiles_never_see_or_play_titles_above_their_rating() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("family@example.com").await;
+    let kid = app
+        .profile(
+            &token,
+            json!({"name": "Kid", "kids": true, "maturity_rating": "7+"}),
+        )
+        .await;
+    let adult = app.profile(&token, json!({"name": "Adult"})).await;
+    app.subscribe(&token, "standard").await;
+
+    let ratings_of = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["maturity_rating"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = app
+        .get(
+            &format!("/api/titles?profile_id={adult}&page=1"),
+            Some(&token),
+        )
+        .await;
+    let kids = app
+        .get(&format!("/api/titles?profile_id={kid}"), Some(&token))
+        .await;
+    assert!(kids.body["total"].as_i64() < all.body["total"].as_i64());
+    assert!(
+        ratings_of(&kids.body)
+            .iter()
+            .all(|r| r == "all" || r == "7+"),
+        "{:?}",
+        ratings_of(&kids.body)
+    );
+    // Find an adult title and try every door.
+    let adult_titles = app
+        .get(
+            &format!("/api/titles?profile_id={adult}&genre=Horror"),
+            Some(&token),
+        )
+        .await;
+    let scary = adult_titles.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["maturity_rating"] == "18+")
+        .expect("an 18+ horror title")
+        .clone();
+    let (id, name) = (
+        scary["id"].as_str().unwrap(),
+        scary["name"].as_str().unwrap(),
+    );
+    let search = app
+        .get(
+            &format!("/api/titles?profile_id={kid}&query={}", urlencode(name)),
+            Some(&token),
+        )
+        .await;
+    assert!(ids(&search.body).iter().all(|i| i != id));
+    assert_eq!(
+        app.get(&format!("/api/titles/{id}?profile_id={kid}"), Some(&token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let play = app
+        .post(
+            &format!("/api/profiles/{kid}/playback"),
+            json!({"title_id": id}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (play.status, play.error_code()),
+        (StatusCode::FORBIDDEN, "maturity_blocked")
+    );
+    assert_eq!(
+        app.post(
+            &format!("/api/profiles/{adult}/playback"),
+            json!({"title_id": id}),
+            Some(&token)
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    // Another account's profile, or no token, is not a way around it.
+    let (other, _) = app.signup_login("stranger@example.com").await;
+    assert_eq!(
+        app.get(&format!("/api/titles?profile_id={kid}"), Some(&other))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/titles?profile_id={kid}"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop();
+}
+
+async fn play(
+    app: &TestApp,
+    token: &str,
+    pid: &str,
+    title: &str,
+    episode: Option<&str>,
+) -> cinelog_tests::Answer {
+    let mut body = json!({"title_id": title});
+    if let Some(e) = episode {
+        body["episode_id"] = json!(e);
+    }
+    app.post(&format!("/api/profiles/{pid}/playback"), body, Some(token))
+        .await
+}
+
+async fn stop_at(app: &TestApp, token: &str, sid: &Value, at: f64) -> i64 {
+    let sid = sid.as_str().expect("session id");
+    let a = app
+        .post(
+            &format!("/api/playback/{sid}/stop"),
+            json!({"position_secs": at}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    a.headers["x-position"]
+        .to_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap()
+}
+
+async fn fetch(app: &TestApp, url: &str, range: Option<&str>) -> reqwest::Response {
+    let mut req = app.http.get(url);
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn playback_is_entitled_plan_capped_signed_and_ranged() {
+    let dir = TempDir::new();
+    let settings = settings_for(Backend::Sqlite, &dir).await;
+    let clock = ManualClock::new();
+    let app = TestApp::spawn_with(
+        settings,
+        dir,
+        Outside {
+            clock: Some(clock.clone()),
+            ..Outside::default()
+        },
+    )
+    .await;
+    let (token, _) = app.signup_login("viewer@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Me"})).await;
+    let movie = ids(&app.get("/api/titles?kind=movie", None).await.body)[0].clone();
+
+    let unpaid = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(
+        (unpaid.status, unpaid.error_code()),
+        (StatusCode::PAYMENT_REQUIRED, "subscription_required")
+    );
+    app.subscribe(&token, "basic").await;
+    assert_eq!(
+        play(&app, &token, &pid, "no-such-title", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let bad = app
+        .post(
+            &format!("/api/profiles/{pid}/playback"),
+            json!({"title": 1}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let played = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(played.status, StatusCode::CREATED, "{:?}", played.body);
+    assert_eq!(played.body["max_quality"], 720);
+    assert_eq!(played.body["qualities"], json!(["240p", "480p", "720p"]));
+    assert_eq!(played.body["resume_position_secs"], 0.0);
+    let master_url = played.body["master_playlist_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let master = fetch(&app, &master_url, None).await;
+    assert_eq!(master.status(), StatusCode::OK);
+    assert_eq!(
+        master.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    let text = master.text().await.unwrap();
+    assert!(text.starts_with("#EXTM3U"));
+    assert_eq!(text.matches("#EXT-X-STREAM-INF").count(), 3, "{text}");
+    assert!(
+        text.contains("RESOLUTION=1280x720") && !text.contains("1080"),
+        "{text}"
+    );
+
+    let base = master_url.trim_end_matches("master.m3u8");
+    let playlist = fetch(&app, &format!("{base}720p/index.m3u8"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"),
+        "{playlist}"
+    );
+    let segment = playlist
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    // Above the plan, or tampered, or expired: 403.
+    let above = fetch(&app, &format!("{base}1080p/index.m3u8"), None).await;
+    assert_eq!(above.status(), StatusCode::FORBIDDEN);
+    let token_part = master_url
+        .split("/stream/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let mut tampered = token_part.to_string().into_bytes();
+    tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+    let tampered_url = master_url.replace(token_part, std::str::from_utf8(&tampered).unwrap());
+    assert_eq!(
+        fetch(&app, &tampered_url, None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        fetch(&app, &format!("{base}720p/../../x"), None)
+            .await
+            .status()
+            .is_client_error()
+    );
+
+    // Whole segment, a range, an open range, a suffix, and one past the end.
+    let seg_url = format!("{base}720p/{segment}");
+    let whole = fetch(&app, &seg_url, None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.headers()["content-type"], "video/mp2t");
+    let bytes = whole.bytes().await.unwrap();
+    let size = bytes.len();
+    let part = fetch(&app, &seg_url, Some("bytes=188-375")).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 188-375/{size}").as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(188..376));
+    let tail = fetch(&app, &seg_url, Some("bytes=-100")).await;
+    assert_eq!(tail.bytes().await.unwrap(), bytes.slice(size - 100..));
+    let beyond = fetch(&app, &seg_url, Some(&format!("bytes={size}-"))).await;
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+
+    // Basic plays on one screen: a second session is refused until the first stops or goes quiet.
+    let second = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(
+        (second.status, second.error_code()),
+        (StatusCode::CONFLICT, "stream_limit_reached")
+    );
+    let sid = played.body["session_id"].as_str().unwrap().to_string();
+    let beat = app
+        .post(
+            &format!("/api/playback/{sid}/heartbeat"),
+            json!({"position_secs": 3.5}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(beat.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.post(
+            &format!("/api/playback/{sid}/heartbeat"),
+            json!({"position_secs": -1}),
+            Some(&token)
+        )
+        .await
+        .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.post(
+            "/api/playback/not-a-session/heartbeat",
+            json!({"position_secs": 1}),
+            Some(&token)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    clock.advance(Duration::seconds(61));
+    let third = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(
+        third.status,
+        StatusCode::CREATED,
+        "a quiet session still counted: {:?}",
+        third.body
+    );
+    // The first session's progress is where the profile resumes.
+    assert_eq!(third.body["resume_position_secs"], 3.5);
+
+    // Stream URLs expire.
+    clock.advance(Duration::hours(7));
+    assert_eq!(
+        fetch(&app, &master_url, None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Another account cannot drive this account's sessions.
+    let (other, _) = app.signup_login("other@example.com").await;
+    let sid3 = third.body["session_id"].as_str().unwrap();
+    assert_eq!(
+        app.post(
+            &format!("/api/playback/{sid3}/stop"),
+            json!({"position_secs": 1}),
+            Some(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn continue_watching_resumes_and_offers_the_next_episode() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (token, _) = app.signup_login("binge@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Binge"})).await;
+    app.subscribe(&token, "premium").await;
+    let movie = ids(&app.get("/api/titles?kind=movie", None).await.body)[1].clone();
+    let series = ids(&app.get("/api/titles?kind=series", None).await.body)[0].clone();
+
+    let m = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(m.body["max_quality"], 2160);
+    assert_eq!(m.body["qualities"].as_array().unwrap().len(), 4);
+    let duration = m.body["duration_secs"].as_f64().unwrap();
+    let at = stop_at(&app, &token, &m.body["session_id"], 2.5).await;
+    let e = play(&app, &token, &pid, &series, None).await;
+    assert_eq!(e.body["episode_id"], "s1e1");
+    assert_eq!(
+        play(&app, &token, &pid, &series, Some("s9e9")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let at2 = stop_at(&app, &token, &e.body["session_id"], duration).await;
+    assert!(at2 > at);
+
+    let cw = app
+        .get(
+            &format!("/api/profiles/{pid}/continue-watching?min_position={at2}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(cw.status, StatusCode::OK, "{:?}", cw.body);
+    let items = cw.body.as_array().unwrap();
+    // Most recent first: the series, at its next episode; then the movie, at 2.5 s.
+    assert_eq!(items[0]["title"]["id"], series.as_str());
+    assert_eq!(
+        (
+            items[0]["episode_id"].as_str(),
+            items[0]["position_secs"].as_f64()
+        ),
+        (Some("s1e2"), Some(0.0))
+    );
+    assert_eq!(
+        (
+            items[1]["title"]["id"].as_str(),
+            items[1]["position_secs"].as_f64()
+        ),
+        (Some(movie.as_str()), Some(2.5))
+    );
+    assert_eq!(
+        play(&app, &token, &pid, &movie, None).await.body["resume_position_secs"],
+        2.5
+    );
+    let history = app
+        .get(&format!("/api/profiles/{pid}/history"), Some(&token))
+        .await;
+    assert_eq!(history.body.as_array().unwrap().len(), 2);
+    assert_eq!(history.body[0]["finished"], true);
+
+    // Watched to the end (90%), a movie leaves continue watching.
+    let again = play(&app, &token, &pid, &movie, None).await;
+    let at3 = stop_at(&app, &token, &again.body["session_id"], duration * 0.95).await;
+    let cw = app
+        .get(
+            &format!("/api/profiles/{pid}/continue-watching?min_position={at3}"),
+            Some(&token),
+        )
+        .await;
+    assert!(
+        cw.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["title"]["id"] != movie.as_str())
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
+    let dir = TempDir::new();
+    let settings = cinelog_infra::Settings {
+        redis_url: Some("redis://127.0.0.1:6379".into()),
+        redis_prefix: format!("cinelog-test-{}", uuid::Uuid::now_v7().simple()),
+        ..settings_for(Backend::Postgres, &dir).await
+    };
+    let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
+    let state = &app.running.state;
+    let search = || app.get("/api/titles?query=brackwater", None);
+    let before = search().await;
+    assert_eq!(
+        before.body["items"][0]["name"],
+        "The Lantern Keeper of Brackwater"
+    );
+    // Served again (from the cache now), identical.
+    assert_eq!(search().await.body, before.body);
+
+    // The title is renamed: once the read model has the event, no cached answer shows the old name.
+    let mut info = cinelog_infra::media::bundled_catalog()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == "the-lantern-keeper-of-brackwater")
+        .unwrap()
+        .info;
+    info.name = "The Lamplighter of Brackwater".into();
+    let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+    let (_, position) = state
+        .catalog
+        .import("the-lantern-keeper-of-brackwater", info, &meta)
+        .await
+        .unwrap();
+    assert!(
+        state
+            .projections
+            .wait_for(
+                cinelog_projections::catalog::NAME,
+                position,
+                std::time::Duration::from_secs(10)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        search().await.body["items"][0]["name"],
+        "The Lamplighter of Brackwater"
+    );
+    // Withdrawn, it is gone from every cached list at once.
+    let position = state
+        .catalog
+        .set_published("the-lantern-keeper-of-brackwater", false, &meta)
+        .await
+        .unwrap();
+    assert!(
+        state
+            .projections
+            .wait_for(
+                cinelog_projections::catalog::NAME,
+                position,
+                std::time::Duration::from_secs(10)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(search().await.body["total"], 0);
+    app.stop();
+}
