@@ -17,6 +17,7 @@ use cinelog_commands::meta::CommandMeta;
 use cinelog_commands::playback::PlaybackService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
 use cinelog_commands::ports::{PaymentGateway, SubscriptionDirectory};
+use cinelog_commands::store::EventStore;
 use cinelog_domain::Actor;
 use cinelog_domain::subscription::Provider;
 use cinelog_infra::catalog_cache::CatalogCache;
@@ -367,6 +368,57 @@ pub async fn seed_catalog(state: &AppState) -> anyhow::Result<()> {
         tracing::info!(titles = added, "bundled catalog loaded");
     }
     Ok(())
+}
+
+/// What a catalog import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Imports the first `pages` pages of popular movies and series from TMDB: new titles are added,
+/// changed ones updated, unchanged ones append nothing.
+pub async fn import_tmdb(
+    state: &AppState,
+    client: &cinelog_infra::tmdb::TmdbClient,
+    pages: u32,
+) -> anyhow::Result<ImportReport> {
+    use cinelog_commands::catalog::Imported;
+    let meta = CommandMeta::new(Actor::System);
+    let mut report = ImportReport::default();
+    for (id, info) in client.fetch(pages).await? {
+        match state.catalog.import(&id, info, &meta).await?.0 {
+            Imported::Added => report.added += 1,
+            Imported::Updated => report.updated += 1,
+            Imported::Unchanged => report.unchanged += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Makes an HLS ladder of a video file with ffmpeg and attaches it to the title.
+pub async fn ingest_media(
+    state: &AppState,
+    file: &Path,
+    title_id: &str,
+) -> anyhow::Result<(cinelog_domain::title::Media, i64)> {
+    let known = state
+        .store
+        .load::<cinelog_domain::title::Title>(title_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if known.state.info.is_none() {
+        anyhow::bail!("no title {title_id:?} in the catalog");
+    }
+    let media = state.media.ingest(file, title_id).await?;
+    let position = state
+        .catalog
+        .attach_media(title_id, media.clone(), &CommandMeta::new(Actor::System))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((media, position))
 }
 
 /// Ends periods and grace periods as their moment passes, and bills sandbox renewals.

@@ -73,10 +73,45 @@ pub enum Command {
     Project,
     /// Rebuild a projection from the start of the log beside the live one, then swap.
     Rebuild { projection: String },
+    /// Manage the catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Manage video.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Import popular movies and series (needs `[tmdb] token` in cinelog.toml). Re-importing an
+    /// unchanged title appends nothing; a changed one appends an update.
+    Import {
+        /// Import from TMDB (the only source so far).
+        #[arg(long)]
+        tmdb: bool,
+        /// Pages of discover results per kind (20 titles a page).
+        #[arg(long, default_value_t = 1)]
+        pages: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MediaCommand {
+    /// Make an HLS ladder (240p–1080p, shared 2-second segments) of a video file with ffmpeg and
+    /// attach it to a title.
+    Ingest {
+        file: PathBuf,
+        #[arg(long)]
+        title: String,
     },
 }
 
@@ -169,6 +204,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 role.as_str(),
                 done.user_id,
                 done.account_id
+            );
+            Ok(())
+        }
+        Command::Catalog {
+            command: CatalogCommand::Import { tmdb, pages },
+        } => {
+            if !tmdb {
+                anyhow::bail!("say where to import from: --tmdb");
+            }
+            let Some(tmdb) = settings.tmdb.clone() else {
+                anyhow::bail!("set [tmdb] token = \"…\" in cinelog.toml to import from TMDB");
+            };
+            let state = app::build(settings, Outside::default()).await?;
+            let client = cinelog_infra::tmdb::TmdbClient::new(tmdb);
+            let report = app::import_tmdb(&state, &client, pages).await?;
+            println!(
+                "imported from TMDB: {} added, {} updated, {} unchanged",
+                report.added, report.updated, report.unchanged
+            );
+            Ok(())
+        }
+        Command::Media {
+            command: MediaCommand::Ingest { file, title },
+        } => {
+            let state = app::build(settings, Outside::default()).await?;
+            let (media, position) = app::ingest_media(&state, &file, &title).await?;
+            let names: Vec<&str> = media.renditions.iter().map(|r| r.name.as_str()).collect();
+            println!(
+                "attached {} ({:.1} s, {}) to {title} at position {position}",
+                media.ladder,
+                media.duration_secs,
+                names.join(", ")
             );
             Ok(())
         }

@@ -9,6 +9,7 @@ pub mod payments;
 pub mod phone;
 pub mod settings;
 pub mod store;
+pub mod tmdb;
 pub mod vault;
 
 pub use settings::{Secret, Settings};

@@ -254,7 +254,7 @@ async fn probe(input: &Path, entries: &str) -> anyhow::Result<String> {
     if !out.status.success() {
         bail!("ffprobe cannot read {}", input.display());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    first_line(&out.stdout)
 }
 
 async fn probe_stream(input: &Path, field: &str) -> anyhow::Result<String> {
@@ -276,7 +276,17 @@ async fn probe_stream(input: &Path, field: &str) -> anyhow::Result<String> {
     if !out.status.success() {
         bail!("ffprobe cannot read {}", input.display());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    first_line(&out.stdout)
+}
+
+/// ffprobe may repeat a value (per program and per stream): the first non-empty line.
+fn first_line(stdout: &[u8]) -> anyhow::Result<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.trim_end_matches(',').to_string())
+        .context("ffprobe printed nothing")
 }
 
 #[cfg(test)]

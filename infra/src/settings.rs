@@ -109,6 +109,21 @@ impl PaypalSettings {
     }
 }
 
+/// TMDB read access token, for `cinelog catalog import --tmdb`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TmdbSettings {
+    #[serde(default = "TmdbSettings::default_api_base")]
+    pub api_base: String,
+    pub token: Secret,
+}
+
+impl TmdbSettings {
+    fn default_api_base() -> String {
+        "https://api.themoviedb.org/3".into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where `serve` listens.
@@ -128,6 +143,7 @@ pub struct Settings {
     pub twilio: Option<TwilioSettings>,
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
+    pub tmdb: Option<TmdbSettings>,
     /// Seconds between the billing scheduler's looks at ended periods.
     pub billing_tick_secs: u64,
     /// Database connections per pool.
@@ -150,6 +166,7 @@ impl Default for Settings {
             twilio: None,
             stripe: None,
             paypal: None,
+            tmdb: None,
             billing_tick_secs: 30,
             max_connections: 16,
             access_token_ttl_secs: 15 * 60,
@@ -172,6 +189,7 @@ pub struct Layer {
     pub twilio: Option<TwilioSettings>,
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
+    pub tmdb: Option<TmdbSettings>,
     pub billing_tick_secs: Option<u64>,
     pub max_connections: Option<u32>,
     pub access_token_ttl_secs: Option<i64>,
@@ -202,7 +220,8 @@ impl Settings {
             jwt_secret,
             twilio,
             stripe,
-            paypal
+            paypal,
+            tmdb
         );
         self
     }

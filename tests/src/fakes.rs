@@ -326,3 +326,106 @@ pub async fn fake_paypal() -> Fake {
     )
     .await
 }
+
+pub const TMDB_TOKEN: &str = "tmdb-read-token";
+
+/// TMDB as far as Cinelog uses it. The first discover request is rate limited (429), and the
+/// overview of movie 603 can be changed between imports.
+pub struct FakeTmdb {
+    pub fake: Fake,
+    overview: Arc<Mutex<String>>,
+}
+
+impl FakeTmdb {
+    pub fn set_overview(&self, text: &str) {
+        *self.overview.lock().expect("overview") = text.to_string();
+    }
+
+    pub fn requests(&self, prefix: &str) -> usize {
+        self.fake.seen(prefix).len()
+    }
+}
+
+pub async fn fake_tmdb() -> FakeTmdb {
+    let overview = Arc::new(Mutex::new(
+        "A hacker learns what the world really is.".to_string(),
+    ));
+    let limited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    fn authorized(headers: &HeaderMap) -> bool {
+        headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {TMDB_TOKEN}"))
+    }
+    fn unauthorized() -> (StatusCode, Json<Value>) {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"status_code": 7, "status_message": "Invalid API key: You must be granted a valid key.", "success": false}),
+            ),
+        )
+    }
+    let router = {
+        let overview = overview.clone();
+        Router::new()
+            .route(
+                "/genre/{kind}/list",
+                axum::routing::get(|State(shared): State<Shared>, Path(kind): Path<String>, headers: HeaderMap| async move {
+                    remember(&shared, format!("/genre/{kind}/list"), &headers, "");
+                    if !authorized(&headers) {
+                        return unauthorized();
+                    }
+                    (StatusCode::OK, Json(json!({"genres": [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}, {"id": 16, "name": "Animation"}, {"id": 10751, "name": "Family"}, {"id": 18, "name": "Drama"}]})))
+                }),
+            )
+            .route(
+                "/discover/{kind}",
+                axum::routing::get(move |State(shared): State<Shared>, Path(kind): Path<String>, headers: HeaderMap| {
+                    let limited = limited.clone();
+                    async move {
+                        remember(&shared, format!("/discover/{kind}"), &headers, "");
+                        if !authorized(&headers) {
+                            return unauthorized();
+                        }
+                        if !limited.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            return (
+                                StatusCode::TOO_MANY_REQUESTS,
+                                Json(json!({"status_code": 25, "status_message": "Your request count (41) is over the allowed limit of 40.", "success": false})),
+                            );
+                        }
+                        let results = if kind == "movie" {
+                            json!([
+                                {"id": 603, "title": "The Matrix", "original_title": "The Matrix", "overview": "…", "genre_ids": [28, 878], "popularity": 88.5, "poster_path": "/m.jpg", "backdrop_path": null, "release_date": "1999-03-31", "original_language": "en", "adult": false, "vote_average": 8.2, "video": false},
+                                {"id": 862, "title": "Toy Story", "original_title": "Toy Story", "overview": "Toys.", "genre_ids": [16, 10751], "popularity": 70.1, "poster_path": "/t.jpg", "release_date": "1995-10-30", "original_language": "en", "adult": false, "vote_average": 8.0}
+                            ])
+                        } else {
+                            json!([{"id": 1399, "name": "Game of Thrones", "original_name": "Game of Thrones", "overview": "Seven kingdoms.", "genre_ids": [18], "popularity": 99.0, "poster_path": "/g.jpg", "first_air_date": "2011-04-17", "original_language": "en", "origin_country": ["US"]}])
+                        };
+                        (StatusCode::OK, Json(json!({"page": 1, "results": results, "total_pages": 1, "total_results": 3})))
+                    }
+                }),
+            )
+            .route(
+                "/{kind}/{id}",
+                axum::routing::get(move |State(shared): State<Shared>, Path((kind, id)): Path<(String, i64)>, headers: HeaderMap| {
+                    let overview = overview.clone();
+                    async move {
+                        remember(&shared, format!("/{kind}/{id}"), &headers, "");
+                        if !authorized(&headers) {
+                            return unauthorized();
+                        }
+                        let body = match (kind.as_str(), id) {
+                            ("movie", 603) => json!({"id": 603, "title": "The Matrix", "overview": *overview.lock().expect("overview"), "genres": [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}], "runtime": 136, "tagline": "Welcome to the Real World.", "status": "Released", "imdb_id": "tt0133093", "release_date": "1999-03-31", "poster_path": "/m.jpg", "adult": false}),
+                            ("movie", 862) => json!({"id": 862, "title": "Toy Story", "overview": "Toys.", "genres": [{"id": 16, "name": "Animation"}, {"id": 10751, "name": "Family"}], "runtime": 81, "tagline": "", "release_date": "1995-10-30", "adult": false}),
+                            ("tv", 1399) => json!({"id": 1399, "name": "Game of Thrones", "overview": "Seven kingdoms.", "genres": [{"id": 18, "name": "Drama"}], "number_of_seasons": 2, "number_of_episodes": 20, "episode_run_time": [60], "first_air_date": "2011-04-17",
+                                "seasons": [{"season_number": 0, "episode_count": 3, "air_date": null}, {"season_number": 1, "episode_count": 10, "air_date": "2011-04-17"}, {"season_number": 2, "episode_count": 10, "air_date": "2012-04-01"}]}),
+                            _ => return (StatusCode::NOT_FOUND, Json(json!({"status_code": 34, "status_message": "The resource you requested could not be found.", "success": false}))),
+                        };
+                        (StatusCode::OK, Json(body))
+                    }
+                }),
+            )
+    };
+    FakeTmdb {
+        fake: Fake::serve(router).await,
+        overview,
+    }
+}

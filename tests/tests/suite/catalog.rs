@@ -641,3 +641,183 @@ async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
     assert_eq!(search().await.body["total"], 0);
     app.stop();
 }
+
+#[tokio::test]
+async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
+    let tmdb = cinelog_tests::fakes::fake_tmdb().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = cinelog_infra::tmdb::TmdbClient::new(cinelog_infra::settings::TmdbSettings {
+        api_base: tmdb.fake.base.clone(),
+        token: cinelog_infra::Secret::new(cinelog_tests::fakes::TMDB_TOKEN),
+    })
+    .with_backoff(std::time::Duration::from_millis(20));
+    let first = cinelog_api::app::import_tmdb(&app.running.state, &client, 1)
+        .await
+        .unwrap();
+    assert_eq!((first.added, first.updated, first.unchanged), (3, 0, 0));
+    // The first discover call was rate limited and retried.
+    assert_eq!(tmdb.requests("/discover/movie"), 2);
+    let events = app.log_len().await;
+    let again = cinelog_api::app::import_tmdb(&app.running.state, &client, 1)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 3));
+    assert_eq!(
+        app.log_len().await,
+        events,
+        "an unchanged re-import appended events"
+    );
+    tmdb.set_overview("A hacker learns the truth, now in 4K.");
+    let changed = cinelog_api::app::import_tmdb(&app.running.state, &client, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.added, changed.updated, changed.unchanged),
+        (0, 1, 2)
+    );
+    assert_eq!(app.log_len().await, events + 1);
+
+    let head = app.log().await.last().unwrap().position;
+    assert!(
+        app.running
+            .state
+            .projections
+            .wait_for(
+                cinelog_projections::catalog::NAME,
+                head,
+                std::time::Duration::from_secs(10)
+            )
+            .await
+            .unwrap()
+    );
+    let matrix = app.get("/api/titles/tmdb-movie-603", None).await;
+    assert_eq!(
+        matrix.body["synopsis"],
+        "A hacker learns the truth, now in 4K."
+    );
+    assert_eq!(matrix.body["runtime_mins"], 136);
+    assert_eq!(matrix.body["genres"], json!(["Action", "Science Fiction"]));
+    assert_eq!(matrix.body["playable"], false);
+    let got = app.get("/api/titles/tmdb-tv-1399", None).await;
+    assert_eq!(got.body["kind"], "series");
+    assert_eq!(
+        got.body["seasons"].as_array().unwrap().len(),
+        2,
+        "specials are left out"
+    );
+    assert_eq!(
+        app.get("/api/titles/tmdb-movie-862", None).await.body["maturity_rating"],
+        "7+"
+    );
+
+    // A wrong token is a clear error, not a panic or a partial import.
+    let wrong = cinelog_infra::tmdb::TmdbClient::new(cinelog_infra::settings::TmdbSettings {
+        api_base: tmdb.fake.base.clone(),
+        token: cinelog_infra::Secret::new("nope"),
+    });
+    let err = cinelog_api::app::import_tmdb(&app.running.state, &wrong, 1)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Invalid API key"), "{err}");
+    app.stop();
+}
+
+#[tokio::test]
+async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let source = app.dir.0.join("source.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=1280x720:r=25:d=5",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=5",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&source)
+        .status()
+        .expect("ffmpeg is installed (./scripts/test installs it)");
+    assert!(made.success());
+    let (media, position) =
+        cinelog_api::app::ingest_media(&app.running.state, &source, "marmalade-station")
+            .await
+            .unwrap();
+    let names: Vec<&str> = media.renditions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["240p", "480p", "720p"],
+        "no rendition above the source"
+    );
+    assert!((media.duration_secs - 5.0).abs() < 0.2);
+    // Every rendition is cut at the same instants.
+    let dir = app.dir.0.join("media/marmalade-station");
+    let cuts = |r: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(r).join("index.m3u8"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(cuts("240p").len() >= 3);
+    assert_eq!(cuts("240p"), cuts("480p"));
+    assert_eq!(cuts("480p"), cuts("720p"));
+    // The title now plays the ingested ladder.
+    assert!(
+        app.running
+            .state
+            .projections
+            .wait_for(
+                cinelog_projections::catalog::NAME,
+                position,
+                std::time::Duration::from_secs(10)
+            )
+            .await
+            .unwrap()
+    );
+    let (token, _) = app.signup_login("studio@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Studio"})).await;
+    app.subscribe(&token, "premium").await;
+    let played = play(&app, &token, &pid, "marmalade-station", None).await;
+    assert_eq!(played.body["qualities"], json!(["240p", "480p", "720p"]));
+    let master = fetch(
+        &app,
+        played.body["master_playlist_url"].as_str().unwrap(),
+        None,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(master.contains("RESOLUTION=1280x720"), "{master}");
+    // Unknown titles and files are clear errors.
+    assert!(
+        cinelog_api::app::ingest_media(&app.running.state, &source, "no-such-title")
+            .await
+            .is_err()
+    );
+    assert!(
+        cinelog_api::app::ingest_media(
+            &app.running.state,
+            &app.dir.0.join("missing.mp4"),
+            "marmalade-station"
+        )
+        .await
+        .is_err()
+    );
+    app.stop();
+}
