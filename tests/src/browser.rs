@@ -110,6 +110,25 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Runs JavaScript in the page and answers its result.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits (up to 20 s) until `script` answers `true`.
+    pub async fn wait_until(&self, what: &str, script: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.js(script).await != serde_json::Value::Bool(true) {
+            if tokio::time::Instant::now() > deadline {
+                panic!("never happened: {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn screenshot(&self, path: &std::path::Path) {
         if let Ok(png) = self.client.screenshot().await {
             let _ = std::fs::write(path, png);

@@ -276,6 +276,79 @@ impl Api {
             .await?;
         Ok(v["position"].as_i64().unwrap_or(0))
     }
+
+    /// A page of titles for a profile (`GET /api/titles`), optionally searched or by genre.
+    pub async fn titles(
+        &self,
+        token: &str,
+        profile_id: &str,
+        query: &str,
+        genre: &str,
+    ) -> Result<Value, Failure> {
+        let path = format!(
+            "/api/titles?profile_id={}&query={}&genre={}",
+            encode(profile_id),
+            encode(query),
+            encode(genre)
+        );
+        self.call(reqwest::Method::GET, &path, Some(token), None)
+            .await
+    }
+
+    pub async fn title(&self, token: &str, profile_id: &str, id: &str) -> Result<Value, Failure> {
+        let path = format!(
+            "/api/titles/{}?profile_id={}",
+            encode(id),
+            encode(profile_id)
+        );
+        self.call(reqwest::Method::GET, &path, Some(token), None)
+            .await
+    }
+
+    pub async fn genres(&self) -> Result<Value, Failure> {
+        self.call(reqwest::Method::GET, "/api/genres", None, None)
+            .await
+    }
+
+    pub async fn continue_watching(&self, token: &str, profile_id: &str) -> Result<Value, Failure> {
+        let path = format!("/api/profiles/{}/continue-watching", encode(profile_id));
+        self.call(reqwest::Method::GET, &path, Some(token), None)
+            .await
+    }
+
+    /// Opens a playback session (`POST /api/profiles/{pid}/playback`).
+    pub async fn start_playback(
+        &self,
+        token: &str,
+        profile_id: &str,
+        title_id: &str,
+        episode_id: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let path = format!("/api/profiles/{}/playback", encode(profile_id));
+        let body = json!({"title_id": title_id, "episode_id": episode_id});
+        self.call(reqwest::Method::POST, &path, Some(token), Some(body))
+            .await
+    }
+
+    /// Reports progress, or the end of the session when `stop`.
+    pub async fn playback_progress(
+        &self,
+        token: &str,
+        session_id: &str,
+        position_secs: f64,
+        stop: bool,
+    ) -> Result<(), Failure> {
+        let what = if stop { "stop" } else { "heartbeat" };
+        let path = format!("/api/playback/{}/{what}", encode(session_id));
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(token),
+            Some(json!({"position_secs": position_secs})),
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 fn session_from(v: &Value) -> Result<Session, Failure> {
@@ -284,4 +357,17 @@ fn session_from(v: &Value) -> Result<Session, Failure> {
         code: "unreadable".into(),
         message: e.to_string(),
     })
+}
+
+/// Percent-encodes a query or path value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

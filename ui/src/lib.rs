@@ -3,9 +3,15 @@
 //! localStorage so a reload resumes where the viewer was.
 
 mod api;
+mod catalog;
 mod pages;
 
 pub use pages::{App, AppProps};
 
 /// The page's stylesheet.
 pub const STYLE: &str = include_str!("style.css");
+
+/// hls.js (vendored, see `assets/hls.js.LICENSE`), served to the page for the player.
+pub const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
+/// hls.js's licence, served beside it.
+pub const HLS_JS_LICENSE: &str = include_str!("../assets/hls.js.LICENSE");

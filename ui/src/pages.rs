@@ -1,6 +1,7 @@
 //! Pages: sign in / sign up, the profile picker, and home.
 
 use crate::api::{Api, Failure, Profile, Session};
+use crate::catalog::{Browse, PlayerPage, TitlePage};
 use dioxus::prelude::*;
 
 const STORAGE_KEY: &str = "cinelog.session";
@@ -13,7 +14,7 @@ pub struct AppProps {
 }
 
 #[derive(Clone, PartialEq)]
-enum Screen {
+pub(crate) enum Screen {
     Loading,
     SignedOut,
     /// Choosing a new password with the token from a reset email.
@@ -22,6 +23,10 @@ enum Screen {
     Home(Profile),
     /// The subscription page, read at (at least) this log position.
     Account(i64),
+    /// A title's page.
+    Title(Profile, String),
+    /// Playing a title (and for series an episode).
+    Player(Profile, String, Option<String>),
 }
 
 async fn save_session(session: Option<&Session>) {
@@ -48,7 +53,7 @@ async fn load_session() -> Option<Session> {
 
 /// Calls the API as the signed-in viewer. An expired access token is refreshed once (and the new
 /// session stored) before the call is retried; if that fails, the viewer is signed out.
-async fn authed<T, Fut>(
+pub(crate) async fn authed<T, Fut>(
     api: &Api,
     mut session: Signal<Option<Session>>,
     mut screen: Signal<Screen>,
@@ -156,6 +161,12 @@ pub fn App(props: AppProps) -> Element {
         Screen::Account(position) => {
             rsx! { AccountPage { api: api.clone(), session, screen, position } }
         }
+        Screen::Title(profile, title_id) => rsx! {
+            TitlePage { key: "{title_id}", api: api.clone(), session, profile, title_id, screen }
+        },
+        Screen::Player(profile, title_id, episode_id) => rsx! {
+            PlayerPage { api: api.clone(), session, profile, title_id, episode_id, screen }
+        },
     };
     let signed_in = session().is_some();
 
@@ -430,9 +441,12 @@ fn Home(
 ) -> Element {
     rsx! {
         section { class: "home",
-            h1 { "Hi, {profile.name}" }
-            p { class: "muted", "Rated up to {profile.maturity_rating}." }
-            button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
+            div { class: "home-head",
+                h1 { "Hi, {profile.name}" }
+                span { class: "muted", "Rated up to {profile.maturity_rating}." }
+                button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
+            }
+            Browse { key: "{profile.profile_id}", api: api.clone(), session, profile: profile.clone(), screen }
             PhoneCard { api, session, screen }
         }
     }

@@ -272,3 +272,174 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     browser.close().await;
     app.stop();
 }
+
+/// Browse → search → title → play a few seconds → switch quality within the plan → leave →
+/// continue watching → resume; a full plan's streams refuse another with a clear message; a kids
+/// profile cannot find an adult title.
+#[tokio::test]
+async fn chromium_plays_a_title_switches_quality_and_resumes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("watcher@example.com").await;
+    let viewer = app
+        .profile(&token, serde_json::json!({"name": "Viewer"}))
+        .await;
+    app.profile(
+        &token,
+        serde_json::json!({"name": "Kid", "kids": true, "maturity_rating": "7+"}),
+    )
+    .await;
+    app.subscribe(&token, "standard").await;
+    let browser = Browser::start().await;
+    let shots = std::env::var("CINELOG_SCREENSHOTS")
+        .ok()
+        .map(std::path::PathBuf::from);
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.type_into("#email", "watcher@example.com").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#submit-btn").await;
+    browser.wait_for_text("Who's watching?").await;
+    browser.click("[data-profile='Viewer']").await;
+    browser.wait_for_text("Hi, Viewer").await;
+    browser.wait_for_text("Science Fiction").await;
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("home.png")).await;
+    }
+
+    browser.type_into("#search", "lantern keeper").await;
+    browser.click("#search-btn").await;
+    browser.wait_for_text("Results for").await;
+    browser
+        .click("#search-results [data-title='the-lantern-keeper-of-brackwater']")
+        .await;
+    browser
+        .wait_for_text("Someone has to keep the light.")
+        .await;
+    browser.click("#play-btn").await;
+    browser
+        .wait_until(
+            "the video plays past 2 s",
+            "const v = document.getElementById('player'); return !!v && v.currentTime > 2;",
+        )
+        .await;
+    let options = browser
+        .js("return [...document.querySelectorAll('#quality option')].map(o => o.value);")
+        .await;
+    assert_eq!(
+        options,
+        serde_json::json!(["auto", "240p", "480p", "720p", "1080p"])
+    );
+    browser
+        .find("#quality")
+        .await
+        .select_by_value("480p")
+        .await
+        .expect("choose 480p");
+    browser
+        .wait_until(
+            "hls.js switches to 480p",
+            "const h = window.cinelogHls; return !!h && h.currentLevel >= 0 && h.levels[h.currentLevel].height === 480;",
+        )
+        .await;
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("player.png")).await;
+    }
+    browser.click("#leave-player").await;
+    browser
+        .wait_for_text("Someone has to keep the light.")
+        .await;
+    browser.click("#back-home").await;
+    let page = browser.wait_for_text("Continue watching").await;
+    assert!(page.contains("Resume at 0:0"), "{page}");
+
+    // The API agrees: a position above zero.
+    let cw = app
+        .get(
+            &format!("/api/profiles/{viewer}/continue-watching"),
+            Some(&token),
+        )
+        .await;
+    let resume = cw.body[0]["position_secs"].as_f64().expect("position");
+    assert_eq!(
+        cw.body[0]["title"]["id"],
+        "the-lantern-keeper-of-brackwater"
+    );
+    assert!(resume > 0.0, "{resume}");
+
+    // Coming back resumes there.
+    browser
+        .click("#continue-watching [data-title='the-lantern-keeper-of-brackwater']")
+        .await;
+    browser.click("#play-btn").await;
+    browser
+        .wait_until(
+            "playback resumes",
+            &format!("const v = document.getElementById('player'); return !!v && v.currentTime >= {} && !v.paused;", resume - 0.5),
+        )
+        .await;
+    browser.click("#leave-player").await;
+    browser
+        .wait_for_text("Someone has to keep the light.")
+        .await;
+
+    // Standard plays on two screens: with two busy elsewhere, this one is refused clearly.
+    for _ in 0..2 {
+        let busy = app
+            .post(
+                &format!("/api/profiles/{viewer}/playback"),
+                serde_json::json!({"title_id": "marmalade-station"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(busy.status, reqwest::StatusCode::CREATED, "{:?}", busy.body);
+    }
+    browser.click("#play-btn").await;
+    browser
+        .wait_for_text("You're already watching on as many screens as your plan allows.")
+        .await;
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("stream-limit.png")).await;
+    }
+
+    // The kids profile finds no adult title.
+    browser.click("#leave-player").await;
+    browser.click("#profiles-link").await;
+    browser.click("[data-profile='Kid']").await;
+    browser.wait_for_text("Hi, Kid").await;
+    let adult = app.get("/api/titles?genre=Horror", None).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["maturity_rating"] == "18+")
+        .cloned()
+        .expect("an adult title");
+    browser
+        .type_into("#search", adult["name"].as_str().unwrap())
+        .await;
+    browser.click("#search-btn").await;
+    let page = browser.wait_for_text("Results for").await;
+    assert!(
+        !page.contains(
+            adult["name"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+        ) || page.contains("Nothing matches"),
+        "{page}"
+    );
+    assert_eq!(
+        browser
+            .js(&format!(
+                "return !!document.querySelector(\"[data-title='{}']\");",
+                adult["id"].as_str().unwrap()
+            ))
+            .await,
+        serde_json::Value::Bool(false)
+    );
+    browser.close().await;
+    app.stop();
+}
