@@ -5,7 +5,10 @@ use anyhow::{Context, bail};
 use cinelog_domain::title::{Episode, Kind, Media, Rendition, Season, TitleInfo};
 use cinelog_domain::values::Maturity;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tokio::process::Command;
 
 /// The bundled catalog, compiled in so the embedded default needs no files besides the media.
@@ -21,6 +24,8 @@ pub const SEGMENT_SECS: u32 = 2;
 pub struct MediaLibrary {
     bundled: PathBuf,
     ingested: PathBuf,
+    /// Ladder descriptions read so far, with the modification time they were read at.
+    known: Arc<Mutex<HashMap<String, (SystemTime, Media)>>>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +124,7 @@ impl MediaLibrary {
         Self {
             bundled: default_bundled_dir(),
             ingested: data_dir.join("media"),
+            known: Arc::default(),
         }
     }
 
@@ -135,19 +141,31 @@ impl MediaLibrary {
         }
     }
 
-    /// Reads a ladder's description (`ladder.json`).
+    /// Reads a ladder's description (`ladder.json`); kept in memory until the file changes.
     pub fn read_ladder(&self, ladder: &str) -> anyhow::Result<Media> {
         let dir = self
             .ladder_dir(ladder)
             .with_context(|| format!("bad ladder name {ladder:?}"))?;
-        let text = std::fs::read_to_string(dir.join("ladder.json"))
-            .with_context(|| format!("reading {}", dir.join("ladder.json").display()))?;
+        let path = dir.join("ladder.json");
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, media)) = known.get(ladder)
+            && *at == modified
+        {
+            return Ok(media.clone());
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let file: LadderFile = serde_json::from_str(&text)?;
-        Ok(Media {
+        let media = Media {
             ladder: ladder.to_string(),
             duration_secs: file.duration_secs,
             renditions: file.renditions,
-        })
+        };
+        known.insert(ladder.to_string(), (modified, media.clone()));
+        Ok(media)
     }
 
     /// Makes an HLS ladder of `input` with ffmpeg (one rendition per height in [`LADDER`] not
