@@ -18,6 +18,7 @@ use cinelog_commands::playback::PlaybackService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
 use cinelog_commands::ports::{PaymentGateway, SubscriptionDirectory};
 use cinelog_commands::store::EventStore;
+use cinelog_commands::taste::TasteService;
 use cinelog_domain::Actor;
 use cinelog_domain::subscription::Provider;
 use cinelog_infra::catalog_cache::CatalogCache;
@@ -32,6 +33,7 @@ use cinelog_infra::vault::KeyVault;
 use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
 use cinelog_projections::catalog::CatalogProjection;
+use cinelog_projections::engagement::EngagementProjection;
 use cinelog_projections::subscriptions::{self, SubscriptionsProjection};
 use cinelog_projections::watching::WatchingProjection;
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
@@ -55,6 +57,9 @@ pub struct Services {
     pub catalog: CatalogService<Store>,
     pub catalog_cache: CatalogCache,
     pub playback: PlaybackService<Store>,
+    pub taste: TasteService<Store>,
+    /// LLM re-ranking of recommendations, when a Groq key is set.
+    pub groq: Option<Arc<cinelog_infra::groq::GroqReranker>>,
     pub media: MediaLibrary,
     /// Signs stream URLs.
     pub stream_key: Vec<u8>,
@@ -125,6 +130,7 @@ pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
         Arc::new(SubscriptionsProjection),
         Arc::new(CatalogProjection),
         Arc::new(WatchingProjection),
+        Arc::new(EngagementProjection),
     ]
 }
 
@@ -257,6 +263,11 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         catalog: CatalogService::new(store.clone()),
         catalog_cache,
         playback: PlaybackService::new(store.clone(), clock.clone()),
+        taste: TasteService::new(store.clone()),
+        groq: settings
+            .groq
+            .clone()
+            .map(|g| Arc::new(cinelog_infra::groq::GroqReranker::new(g))),
         media: MediaLibrary::new(&settings.data_dir),
         stream_key: derive_key(&secret, "stream-urls"),
         clock: clock.clone(),
@@ -280,6 +291,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::billing::router())
         .merge(routes::catalog::router())
         .merge(routes::playback::router())
+        .merge(routes::engagement::router())
         .merge(routes::audit::router())
         .merge(routes::ops::router())
         .merge(openapi::router())

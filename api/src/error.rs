@@ -168,6 +168,7 @@ impl From<CommandError> for ApiError {
             }
             CommandError::Title(TitleError::NotFound) => (S::NOT_FOUND, "not_found"),
             CommandError::Title(TitleError::Unnamed) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
+            CommandError::Taste(never) => match *never {},
             CommandError::ProviderNotOffered(_) => {
                 (S::UNPROCESSABLE_ENTITY, "provider_not_offered")
             }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use crate::app::AppState;
-use crate::routes::{audit, auth, billing, catalog, ops, playback, profiles};
+use crate::routes::{audit, auth, billing, catalog, engagement, ops, playback, profiles};
 use axum::Router;
 use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi};
         profiles::me, profiles::list, profiles::show, profiles::create, profiles::update, profiles::remove,
         catalog::list, catalog::show, catalog::genres,
         playback::start, playback::heartbeat, playback::stop, playback::continue_watching, playback::history,
+        engagement::rate, engagement::unrate, engagement::ratings, engagement::add, engagement::remove, engagement::my_list,
+        engagement::recommendations,
         billing::plans, billing::show, billing::checkout, billing::change, billing::cancel, billing::webhook,
         audit::stream, ops::healthz, ops::readyz, ops::metrics,
     ),

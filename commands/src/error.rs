@@ -4,6 +4,7 @@ use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
 use cinelog_domain::subscription::SubscriptionError;
+use cinelog_domain::taste::TasteError;
 use cinelog_domain::title::TitleError;
 use cinelog_domain::user::UserError;
 use cinelog_domain::values::InvalidField;
@@ -30,6 +31,8 @@ pub enum CommandError {
     Title(#[from] TitleError),
     #[error(transparent)]
     Viewing(#[from] ViewingError),
+    #[error(transparent)]
+    Taste(#[from] TasteError),
     #[error("payments through {0} are not offered here")]
     ProviderNotOffered(&'static str),
     #[error("wrong email or password")]

@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod playback;
 pub mod ports;
 pub mod store;
+pub mod taste;
 
 pub use error::CommandError;
 pub use execute::{Executed, execute};

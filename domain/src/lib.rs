@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod plan;
 pub mod session;
 pub mod subscription;
+pub mod taste;
 pub mod title;
 pub mod user;
 pub mod values;

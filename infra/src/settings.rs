@@ -124,6 +124,32 @@ impl TmdbSettings {
     }
 }
 
+/// Groq credentials; with them set, recommendations are re-ranked by an LLM.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroqSettings {
+    #[serde(default = "GroqSettings::default_api_base")]
+    pub api_base: String,
+    pub api_key: Secret,
+    #[serde(default = "GroqSettings::default_model")]
+    pub model: String,
+    /// How long to wait for an answer before keeping the local order.
+    #[serde(default = "GroqSettings::default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl GroqSettings {
+    fn default_api_base() -> String {
+        "https://api.groq.com/openai/v1".into()
+    }
+    fn default_model() -> String {
+        "llama-3.1-8b-instant".into()
+    }
+    fn default_timeout_ms() -> u64 {
+        2000
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where `serve` listens.
@@ -144,6 +170,7 @@ pub struct Settings {
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
+    pub groq: Option<GroqSettings>,
     /// Seconds between the billing scheduler's looks at ended periods.
     pub billing_tick_secs: u64,
     /// Database connections per pool.
@@ -167,6 +194,7 @@ impl Default for Settings {
             stripe: None,
             paypal: None,
             tmdb: None,
+            groq: None,
             billing_tick_secs: 30,
             max_connections: 16,
             access_token_ttl_secs: 15 * 60,
@@ -190,6 +218,7 @@ pub struct Layer {
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
+    pub groq: Option<GroqSettings>,
     pub billing_tick_secs: Option<u64>,
     pub max_connections: Option<u32>,
     pub access_token_ttl_secs: Option<i64>,
@@ -221,7 +250,8 @@ impl Settings {
             twilio,
             stripe,
             paypal,
-            tmdb
+            tmdb,
+            groq
         );
         self
     }

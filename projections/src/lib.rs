@@ -4,8 +4,10 @@
 pub mod accounts;
 pub mod catalog;
 pub mod db;
+pub mod engagement;
 pub mod log;
 pub mod pii;
+pub mod recommend;
 pub mod runtime;
 pub mod subscriptions;
 pub mod watching;

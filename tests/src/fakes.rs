@@ -429,3 +429,82 @@ pub async fn fake_tmdb() -> FakeTmdb {
         overview,
     }
 }
+
+/// How the fake Groq answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroqMode {
+    /// Reverses the candidates, with a reason each, plus an id that is not a candidate.
+    Reverse,
+    /// A chat completion whose content is not the JSON asked for.
+    Garbage,
+    /// Answers correctly, but only after three seconds.
+    Slow,
+    /// HTTP 500.
+    Fail,
+}
+
+pub struct FakeGroq {
+    pub fake: Fake,
+    mode: Arc<Mutex<GroqMode>>,
+}
+
+impl FakeGroq {
+    pub fn set(&self, mode: GroqMode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+}
+
+/// Groq's chat-completions endpoint (OpenAI wire format).
+pub async fn fake_groq() -> FakeGroq {
+    let mode = Arc::new(Mutex::new(GroqMode::Reverse));
+    let current = mode.clone();
+    let router = Router::new().route(
+        "/openai/v1/chat/completions",
+        post(move |State(shared): State<Shared>, headers: HeaderMap, body: String| {
+            let mode = *current.lock().expect("mode");
+            async move {
+                remember(&shared, "/openai/v1/chat/completions".into(), &headers, &body);
+                let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                if request["response_format"]["type"] != "json_object" {
+                    return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "json mode expected"}})));
+                }
+                let prompt = request["messages"][1]["content"].as_str().unwrap_or("");
+                let candidates: Vec<Value> = prompt
+                    .split("Candidates: ")
+                    .nth(1)
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default();
+                let content = match mode {
+                    GroqMode::Fail => {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": {"message": "boom"}})));
+                    }
+                    GroqMode::Garbage => "Sure! Here are my favourite films: 1. The Godfather".to_string(),
+                    GroqMode::Reverse | GroqMode::Slow => {
+                        if mode == GroqMode::Slow {
+                            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                        }
+                        let mut ranking: Vec<Value> = candidates
+                            .iter()
+                            .rev()
+                            .map(|c| json!({"id": c["id"], "reason": format!("Picked for you: {}", c["title"].as_str().unwrap_or(""))}))
+                            .collect();
+                        ranking.insert(1, json!({"id": "not-a-candidate", "reason": "invented"}));
+                        json!({"ranking": ranking}).to_string()
+                    }
+                };
+                (
+                    StatusCode::OK,
+                    Json(json!({
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": request["model"],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+                    })),
+                )
+            }
+        }),
+    );
+    FakeGroq {
+        fake: Fake::serve(router).await,
+        mode,
+    }
+}

@@ -4,6 +4,7 @@ mod billing;
 mod browser;
 mod catalog;
 mod contract;
+mod engagement;
 mod gap;
 mod identity;
 mod profiles;

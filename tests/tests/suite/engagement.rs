@@ -1,0 +1,411 @@
+//! Ratings, My List and recommendations: idempotent commands, clean refusals, rows with reasons
+//! that follow a like at once, kids' limits, and Groq re-ranking with every way it can fail.
+
+use cinelog_api::Outside;
+use cinelog_infra::Secret;
+use cinelog_infra::settings::GroqSettings;
+use cinelog_tests::fakes::{GroqMode, fake_groq};
+use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn rate(
+    app: &TestApp,
+    token: &str,
+    pid: &str,
+    title: &str,
+    rating: Value,
+) -> cinelog_tests::Answer {
+    app.call(
+        Method::PUT,
+        &format!("/api/profiles/{pid}/ratings/{title}"),
+        Some(json!({"rating": rating})),
+        Some(token),
+    )
+    .await
+}
+
+fn row<'a>(recs: &'a Value, kind: &str) -> Option<&'a Value> {
+    recs["rows"].as_array()?.iter().find(|r| r["kind"] == kind)
+}
+
+fn row_ids(row: &Value) -> Vec<String> {
+    row["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn ratings_and_my_list_are_idempotent_and_refusals_record_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("taste@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Taste"})).await;
+    let a = rate(&app, &token, &pid, "marmalade-station", json!("like")).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let events = app.log_len().await;
+    assert_eq!(
+        rate(&app, &token, &pid, "marmalade-station", json!("like"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(app.log_len().await, events, "liking twice is one like");
+    let loved = rate(&app, &token, &pid, "marmalade-station", json!("love")).await;
+    assert_eq!(app.log_len().await, events + 1);
+
+    // Refused: a rating outside the three, an unknown title, another account's profile.
+    let (other, _) = app.signup_login("nosy@example.com").await;
+    let before = app.log_len().await;
+    for (title, rating, status) in [
+        ("marmalade-station", json!("meh"), 422),
+        ("marmalade-station", json!(5), 422),
+        ("no-such-title", json!("like"), 404),
+    ] {
+        let a = rate(&app, &token, &pid, title, rating.clone()).await;
+        assert_eq!(a.status.as_u16(), status, "{title} {rating}: {:?}", a.body);
+    }
+    let theirs = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/ratings/marmalade-station"),
+            Some(json!({"rating": "dislike"})),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/list/no-such-title"),
+            None,
+            Some(&token)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/list/marmalade-station"),
+            None,
+            Some(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.log_len().await,
+        before,
+        "refused commands appended events"
+    );
+
+    // My List: added once, most recent first, removable.
+    for title in ["marmalade-station", "tin-foxes", "marmalade-station"] {
+        let a = app
+            .call(
+                Method::PUT,
+                &format!("/api/profiles/{pid}/list/{title}"),
+                None,
+                Some(&token),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let last = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/list/tin-foxes"),
+            None,
+            Some(&token),
+        )
+        .await
+        .body["position"]
+        .as_i64()
+        .unwrap();
+    let list = app
+        .get(
+            &format!("/api/profiles/{pid}/list?min_position={last}"),
+            Some(&token),
+        )
+        .await;
+    let ids: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tin-foxes", "marmalade-station"]);
+    let removed = app
+        .call(
+            Method::DELETE,
+            &format!("/api/profiles/{pid}/list/tin-foxes"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let at: i64 = removed.headers["x-position"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let list = app
+        .get(
+            &format!("/api/profiles/{pid}/list?min_position={at}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    let unrated = app
+        .call(
+            Method::DELETE,
+            &format!("/api/profiles/{pid}/ratings/marmalade-station"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(unrated.status, StatusCode::NO_CONTENT);
+    let at: i64 = unrated.headers["x-position"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ratings = app
+        .get(
+            &format!("/api/profiles/{pid}/ratings?min_position={at}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(ratings.body, json!([]));
+    assert_eq!(loved.body["rating"], "love");
+    app.stop();
+}
+
+#[tokio::test]
+async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    // Other viewers who liked "Tin Foxes" also liked "Ironbark Pass".
+    for i in 0..4 {
+        let (t, _) = app.signup_login(&format!("crowd{i}@example.com")).await;
+        let p = app.profile(&t, json!({"name": "Crowd"})).await;
+        for title in ["tin-foxes", "ironbark-pass"] {
+            let a = app
+                .call(
+                    Method::PUT,
+                    &format!("/api/profiles/{p}/ratings/{title}"),
+                    Some(json!({"rating": "like"})),
+                    Some(&t),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{title}: {:?}", a.body);
+        }
+    }
+    let (token, _) = app.signup_login("fresh@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Sam"})).await;
+    let kid = app
+        .profile(
+            &token,
+            json!({"name": "Kid", "kids": true, "maturity_rating": "7+"}),
+        )
+        .await;
+
+    // A fresh profile sees trending and popular rows, and nothing personal yet.
+    let head = app.log().await.last().unwrap().position;
+    let fresh = app
+        .get(
+            &format!("/api/profiles/{pid}/recommendations?min_position={head}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+    assert!(row(&fresh.body, "popular").is_some());
+    let trending = row(&fresh.body, "trending").expect("trending row");
+    assert_eq!(trending["reason"], "Trending now");
+    assert!(row_ids(trending).contains(&"tin-foxes".to_string()));
+    assert!(row(&fresh.body, "because_you_liked").is_none());
+
+    // One like, and the very next read (at the like's position) changes and says why.
+    let liked = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/ratings/tin-foxes"),
+            Some(json!({"rating": "love"})),
+            Some(&token),
+        )
+        .await;
+    let at = liked.body["position"].as_i64().unwrap();
+    let recs = app
+        .get(
+            &format!("/api/profiles/{pid}/recommendations?min_position={at}"),
+            Some(&token),
+        )
+        .await;
+    let because = row(&recs.body, "because_you_liked").expect("a because-you-liked row");
+    assert_eq!(because["reason"], "Because you liked Tin Foxes");
+    assert_eq!(
+        row_ids(because)[0],
+        "ironbark-pass",
+        "the co-liked title leads"
+    );
+    let picks = row(&recs.body, "top_picks").expect("top picks");
+    assert_eq!(picks["reason"], "Top picks for Sam");
+    assert_eq!(recs.body["reranked"], false);
+    // Nothing already rated comes back.
+    for r in recs.body["rows"].as_array().unwrap() {
+        assert!(
+            !row_ids(r).contains(&"tin-foxes".to_string()),
+            "{}",
+            r["reason"]
+        );
+    }
+    // Disliking a recommended title removes it.
+    let disliked = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/ratings/ironbark-pass"),
+            Some(json!({"rating": "dislike"})),
+            Some(&token),
+        )
+        .await;
+    let at = disliked.body["position"].as_i64().unwrap();
+    let recs = app
+        .get(
+            &format!("/api/profiles/{pid}/recommendations?min_position={at}"),
+            Some(&token),
+        )
+        .await;
+    for r in recs.body["rows"].as_array().unwrap() {
+        assert!(!row_ids(r).contains(&"ironbark-pass".to_string()));
+    }
+
+    // A kids profile is never recommended a title above its rating, whatever it liked.
+    let liked = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{kid}/ratings/tin-foxes"),
+            Some(json!({"rating": "like"})),
+            Some(&token),
+        )
+        .await;
+    let at = liked.body["position"].as_i64().unwrap();
+    let recs = app
+        .get(
+            &format!("/api/profiles/{kid}/recommendations?min_position={at}"),
+            Some(&token),
+        )
+        .await;
+    let mut seen = 0;
+    for r in recs.body["rows"].as_array().unwrap() {
+        for t in r["items"].as_array().unwrap() {
+            seen += 1;
+            assert!(
+                ["all", "7+"].contains(&t["maturity_rating"].as_str().unwrap()),
+                "{} in {}",
+                t["id"],
+                r["reason"]
+            );
+        }
+    }
+    assert!(seen > 0);
+    let (other, _) = app.signup_login("other-recs@example.com").await;
+    assert_eq!(
+        app.get(
+            &format!("/api/profiles/{pid}/recommendations"),
+            Some(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn groq_reorders_top_picks_and_anything_wrong_falls_back_to_the_local_order() {
+    let groq = fake_groq().await;
+    let dir = TempDir::new();
+    let settings = cinelog_infra::Settings {
+        groq: Some(GroqSettings {
+            api_base: format!("{}/openai/v1", groq.fake.base),
+            api_key: Secret::new("gsk_test"),
+            model: "llama-3.1-8b-instant".into(),
+            timeout_ms: 1_000,
+        }),
+        ..settings_for(Backend::Sqlite, &dir).await
+    };
+    let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
+    let (token, _) = app.signup_login("llm@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Robin"})).await;
+    let liked = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{pid}/ratings/tin-foxes"),
+            Some(json!({"rating": "like"})),
+            Some(&token),
+        )
+        .await;
+    let at = liked.body["position"].as_i64().unwrap();
+    let path = format!("/api/profiles/{pid}/recommendations?min_position={at}");
+
+    groq.set(GroqMode::Garbage);
+    let local = app.get(&path, Some(&token)).await;
+    assert_eq!(local.body["reranked"], false);
+    let local_order = row_ids(row(&local.body, "top_picks").unwrap());
+
+    groq.set(GroqMode::Reverse);
+    let reranked = app.get(&path, Some(&token)).await;
+    assert_eq!(reranked.body["reranked"], true);
+    let picks = row(&reranked.body, "top_picks").unwrap();
+    let order = row_ids(picks);
+    assert_ne!(order, local_order, "the order changes");
+    assert!(
+        !order.contains(&"not-a-candidate".to_string()),
+        "ids outside the candidates are dropped"
+    );
+    assert!(
+        picks["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Picked for you: ")
+    );
+    let sent = &groq.fake.seen("/openai/v1/chat/completions");
+    let request: Value = serde_json::from_str(&sent.last().unwrap().body).unwrap();
+    assert_eq!(request["response_format"]["type"], "json_object");
+    assert!(
+        request["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Tin Foxes"),
+        "the history goes along"
+    );
+    assert_eq!(
+        sent.last().unwrap().headers["authorization"],
+        "Bearer gsk_test"
+    );
+
+    for mode in [GroqMode::Fail, GroqMode::Slow] {
+        groq.set(mode);
+        let fallback = app.get(&path, Some(&token)).await;
+        assert_eq!(fallback.status, StatusCode::OK, "{mode:?}");
+        assert_eq!(fallback.body["reranked"], false, "{mode:?}");
+        assert_eq!(
+            row_ids(row(&fallback.body, "top_picks").unwrap()),
+            local_order,
+            "{mode:?}"
+        );
+    }
+    // With Groq unreachable, nothing breaks either.
+    drop(groq);
+    let down = app.get(&path, Some(&token)).await;
+    assert_eq!(
+        (down.status, down.body["reranked"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    app.stop();
+}
