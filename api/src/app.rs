@@ -433,6 +433,53 @@ pub async fn ingest_media(
     Ok((media, position))
 }
 
+/// The bundled catalog as the recommender sees it.
+pub fn bundled_items() -> anyhow::Result<Vec<cinelog_projections::recommend::Item>> {
+    Ok(bundled_catalog()?
+        .into_iter()
+        .map(|t| cinelog_projections::recommend::Item {
+            id: t.id,
+            name: t.info.name,
+            genres: t.info.genres,
+            kind: t.info.kind.as_str().to_string(),
+            year: i64::from(t.info.year),
+            maturity_rank: 0,
+            popularity: t.info.popularity,
+        })
+        .collect())
+}
+
+/// `cinelog recs evaluate`: a CSV file's interactions, or the seeded taste model's (20 titles
+/// per user), with each user's latest 20% held out.
+pub fn evaluate_recommender(
+    interactions: Option<&Path>,
+    seed: u64,
+    users: usize,
+) -> anyhow::Result<cinelog_projections::evaluate::Report> {
+    use cinelog_projections::evaluate;
+    let catalog = bundled_items()?;
+    let data = match interactions {
+        Some(file) => evaluate::parse_csv(&std::fs::read_to_string(file)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+        None => evaluate::generate(&catalog, users, 20, seed),
+    };
+    Ok(evaluate::evaluate(&catalog, &data, 0.2))
+}
+
+/// The evaluation as a Markdown table.
+pub fn report_table(r: &cinelog_projections::evaluate::Report) -> String {
+    format!(
+        "{} users, {} interactions, {} held out\n\n| ranker | precision@10 | recall@10 |\n|---|---|---|\n| local recommender | {:.4} | {:.4} |\n| popularity baseline | {:.4} | {:.4} |",
+        r.users,
+        r.interactions,
+        r.held_out,
+        r.recommender.0,
+        r.recommender.1,
+        r.popularity.0,
+        r.popularity.1
+    )
+}
+
 /// Ends periods and grace periods as their moment passes, and bills sandbox renewals.
 fn spawn_billing_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(state.settings.billing_tick_secs.max(1));

@@ -59,3 +59,59 @@ fn migrate_create_user_rebuild_and_erase() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no projection named"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// precision@10 and recall@10 of both rankers from the evaluation's table.
+fn scores(table: &str) -> ((f64, f64), (f64, f64)) {
+    let row = |name: &str| {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name}")))
+            .unwrap();
+        let cells: Vec<f64> = line
+            .split('|')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect();
+        (cells[0], cells[1])
+    };
+    (row("local recommender"), row("popularity baseline"))
+}
+
+#[test]
+fn the_recommender_beats_popularity_offline_and_reads_outside_data() {
+    let dir = std::env::temp_dir().join(format!("cinelog-recs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for seed in ["42", "7"] {
+        let out = cinelog(&dir, &["recs", "evaluate", "--seed", seed]);
+        let ((rp, rr), (pp, pr)) = scores(&out);
+        assert!(rp > pp && rr > pr, "seed {seed}:\n{out}");
+    }
+    // An outside data set, with items the catalog does not know and a header line.
+    let mut csv = String::from("user,item,rating,timestamp\n");
+    for u in 0..30 {
+        for (t, item) in ["m1", "m2", "m3", "m4", "m5", "x9"].iter().enumerate() {
+            let rating = if (u + t) % 4 == 0 { 2 } else { 5 };
+            csv.push_str(&format!("user{u},{item},{rating},{}\n", u * 10 + t));
+        }
+    }
+    let file = dir.join("ratings.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = cinelog(
+        &dir,
+        &["recs", "evaluate", "--interactions", file.to_str().unwrap()],
+    );
+    assert!(out.contains("30 users, 180 interactions"), "{out}");
+    std::fs::write(&file, "user,item,rating,timestamp\nu,i,five,1\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_cinelog"))
+        .args(["recs", "evaluate", "--interactions"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

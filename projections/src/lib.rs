@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod db;
 pub mod engagement;
+pub mod evaluate;
 pub mod log;
 pub mod pii;
 pub mod recommend;
