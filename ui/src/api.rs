@@ -310,12 +310,6 @@ impl Api {
             .await
     }
 
-    pub async fn continue_watching(&self, token: &str, profile_id: &str) -> Result<Value, Failure> {
-        let path = format!("/api/profiles/{}/continue-watching", encode(profile_id));
-        self.call(reqwest::Method::GET, &path, Some(token), None)
-            .await
-    }
-
     /// Opens a playback session (`POST /api/profiles/{pid}/playback`).
     pub async fn start_playback(
         &self,
@@ -348,6 +342,101 @@ impl Api {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Rates a title (`Some`) or removes the rating (`None`); answers the position.
+    pub async fn rate(
+        &self,
+        token: &str,
+        profile_id: &str,
+        title_id: &str,
+        rating: Option<&str>,
+    ) -> Result<i64, Failure> {
+        let path = format!(
+            "/api/profiles/{}/ratings/{}",
+            encode(profile_id),
+            encode(title_id)
+        );
+        let (method, body) = match rating {
+            Some(r) => (reqwest::Method::PUT, Some(json!({"rating": r}))),
+            None => (reqwest::Method::DELETE, None),
+        };
+        self.position_of(method, &path, token, body).await
+    }
+
+    /// Adds a title to My List or takes it off; answers the position.
+    pub async fn set_on_list(
+        &self,
+        token: &str,
+        profile_id: &str,
+        title_id: &str,
+        on: bool,
+    ) -> Result<i64, Failure> {
+        let path = format!(
+            "/api/profiles/{}/list/{}",
+            encode(profile_id),
+            encode(title_id)
+        );
+        let method = if on {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::DELETE
+        };
+        self.position_of(method, &path, token, None).await
+    }
+
+    /// Sends a command and reads the position it answers with (in the body, or the
+    /// `x-position` header of a 204).
+    async fn position_of(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<i64, Failure> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(Failure::network)?;
+        let status = resp.status().as_u16();
+        let header = resp
+            .headers()
+            .get("x-position")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(header.or(value["position"].as_i64()).unwrap_or(0))
+        } else {
+            Err(Failure {
+                status,
+                code: value["error"].as_str().unwrap_or("error").to_string(),
+                message: value["message"]
+                    .as_str()
+                    .unwrap_or("something went wrong")
+                    .to_string(),
+            })
+        }
+    }
+
+    /// A per-profile list at a position: `list`, `ratings` or `recommendations`.
+    pub async fn profile_view(
+        &self,
+        token: &str,
+        profile_id: &str,
+        view: &str,
+        min_position: i64,
+    ) -> Result<Value, Failure> {
+        let path = format!(
+            "/api/profiles/{}/{view}?min_position={min_position}",
+            encode(profile_id)
+        );
+        self.call(reqwest::Method::GET, &path, Some(token), None)
+            .await
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::api::{Api, Failure, Profile, Session};
 use crate::pages::{Screen, authed};
+use dioxus::core::consume_context;
 use dioxus::prelude::*;
 use serde_json::Value;
 
@@ -21,24 +22,114 @@ fn clock(secs: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// A poster card that opens the title page.
+/// The position of the viewer's latest rating or list change, shared by every page so reads
+/// after a change wait for it.
+#[derive(Clone, Copy)]
+pub struct TasteAt(pub Signal<i64>);
+
+/// Rates a title, or changes My List, and moves [`TasteAt`] on.
+async fn change_taste(
+    api: &Api,
+    session: Signal<Option<Session>>,
+    screen: Signal<Screen>,
+    pid: &str,
+    title: &str,
+    change: TasteChange,
+) -> Result<(), Failure> {
+    let mut at = use_taste_at();
+    let position = authed(api, session, screen, |t| {
+        let (api, pid, title, change) = (
+            api.clone(),
+            pid.to_string(),
+            title.to_string(),
+            change.clone(),
+        );
+        async move {
+            match change {
+                TasteChange::Rate(r) => api.rate(&t, &pid, &title, r.as_deref()).await,
+                TasteChange::List(on) => api.set_on_list(&t, &pid, &title, on).await,
+            }
+        }
+    })
+    .await?;
+    at.set(position);
+    Ok(())
+}
+
+#[derive(Clone, PartialEq)]
+enum TasteChange {
+    /// `None` removes the rating.
+    Rate(Option<String>),
+    List(bool),
+}
+
+fn use_taste_at() -> Signal<i64> {
+    consume_context::<TasteAt>().0
+}
+
+/// A poster card that opens the title page, with like / love / dislike under it.
 #[component]
-fn Card(title: Value, profile: Profile, screen: Signal<Screen>, note: Option<String>) -> Element {
+fn Card(
+    api: Api,
+    session: Signal<Option<Session>>,
+    title: Value,
+    profile: Profile,
+    screen: Signal<Screen>,
+    note: Option<String>,
+) -> Element {
     let id = text(&title, "id");
     let (name, poster) = (text(&title, "name"), text(&title, "poster"));
     let open = (profile.clone(), id.clone());
+    let mut rated = use_signal(|| None::<String>);
+    let rate = move |rating: &'static str| {
+        let (api, pid, id) = (api.clone(), profile.profile_id.clone(), id.clone());
+        move |_| {
+            let (api, pid, id) = (api.clone(), pid.clone(), id.clone());
+            spawn(async move {
+                if change_taste(
+                    &api,
+                    session,
+                    screen,
+                    &pid,
+                    &id,
+                    TasteChange::Rate(Some(rating.into())),
+                )
+                .await
+                .is_ok()
+                {
+                    rated.set(Some(rating.into()));
+                }
+            });
+        }
+    };
+    let current = rated();
+    let pressed = |r: &str| {
+        if current.as_deref() == Some(r) {
+            "taste on"
+        } else {
+            "taste"
+        }
+    };
     rsx! {
-        button { class: "card-title", "data-title": "{id}", onclick: move |_| screen.set(Screen::Title(open.0.clone(), open.1.clone())),
-            img { src: "{poster}", alt: "{name}", loading: "lazy" }
-            span { class: "card-name", "{name}" }
-            if let Some(n) = note {
-                span { class: "card-note", "{n}" }
+        div { class: "card-title", "data-title": "{open.1}",
+            button { class: "card-open", onclick: move |_| screen.set(Screen::Title(open.0.clone(), open.1.clone())),
+                img { src: "{poster}", alt: "{name}", loading: "lazy" }
+                span { class: "card-name", "{name}" }
+                if let Some(n) = note {
+                    span { class: "card-note", "{n}" }
+                }
+            }
+            div { class: "card-taste",
+                button { class: pressed("dislike"), title: "Not for me", "aria-label": "Dislike {name}", onclick: rate("dislike"), "▼" }
+                button { class: pressed("like"), title: "I like this", "aria-label": "Like {name}", onclick: rate("like"), "▲" }
+                button { class: pressed("love"), title: "Love this!", "aria-label": "Love {name}", onclick: rate("love"), "♥" }
             }
         }
     }
 }
 
-/// Home: search, continue watching, and a row per genre, all within the profile's rating.
+/// Home: search, continue watching, recommendation rows with their reasons, My List, and a row
+/// per genre, all within the profile's rating. Any rating or list change reloads it.
 #[component]
 pub fn Browse(
     api: Api,
@@ -48,21 +139,45 @@ pub fn Browse(
 ) -> Element {
     let mut search = use_signal(String::new);
     let mut submitted = use_signal(String::new);
+    let taste_at = use_taste_at();
     let pid = profile.profile_id.clone();
+
+    let personal_api = api.clone();
+    let personal_pid = pid.clone();
+    let personal = use_resource(move || {
+        let (api, pid) = (personal_api.clone(), personal_pid.clone());
+        async move {
+            let at = taste_at();
+            let get = |view: &'static str| {
+                let (api, pid) = (api.clone(), pid.clone());
+                async move {
+                    authed(&api, session, screen, |t| {
+                        let (api, pid) = (api.clone(), pid.clone());
+                        async move { api.profile_view(&t, &pid, view, at).await }
+                    })
+                    .await
+                    .unwrap_or(Value::Null)
+                }
+            };
+            let continuing = get("continue-watching")
+                .await
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let recs = get("recommendations").await["rows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let list = get("list").await.as_array().cloned().unwrap_or_default();
+            (continuing, recs, list)
+        }
+    });
 
     let rows_api = api.clone();
     let rows_pid = pid.clone();
     let rows = use_resource(move || {
         let (api, pid) = (rows_api.clone(), rows_pid.clone());
         async move {
-            let continuing = authed(&api, session, screen, |t| {
-                let (api, pid) = (api.clone(), pid.clone());
-                async move { api.continue_watching(&t, &pid).await }
-            })
-            .await
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default();
             let genres: Vec<String> = api
                 .genres()
                 .await
@@ -86,7 +201,7 @@ pub fn Browse(
                     }
                 }
             }
-            (continuing, rows)
+            rows
         }
     });
 
@@ -108,7 +223,8 @@ pub fn Browse(
         }
     });
 
-    let (continuing, rows) = rows().unwrap_or_default();
+    let (continuing, recs, list) = personal().unwrap_or_default();
+    let rows = rows().unwrap_or_default();
     let found = results().flatten();
     rsx! {
         div { class: "search",
@@ -125,7 +241,7 @@ pub fn Browse(
                 }
                 div { class: "grid",
                     for t in items(&page) {
-                        Card { key: "{t[\"id\"]}", title: t.clone(), profile: profile.clone(), screen, note: None }
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
                     }
                 }
             }
@@ -135,7 +251,7 @@ pub fn Browse(
                 h2 { "Continue watching" }
                 div { class: "strip",
                     for c in continuing {
-                        Card { key: "{c[\"title\"][\"id\"]}", title: c["title"].clone(), profile: profile.clone(), screen,
+                        Card { key: "{c[\"title\"][\"id\"]}", api: api.clone(), session, title: c["title"].clone(), profile: profile.clone(), screen,
                             note: Some(match c["episode_id"].as_str() {
                                 Some(e) => format!("{} · {}", e.to_uppercase(), clock(c["position_secs"].as_f64().unwrap_or(0.0))),
                                 None => format!("Resume at {}", clock(c["position_secs"].as_f64().unwrap_or(0.0))),
@@ -144,15 +260,80 @@ pub fn Browse(
                 }
             }
         }
-        for (genre, list) in rows {
-            section { class: "row", key: "{genre}", "data-genre": "{genre}",
-                h2 { "{genre}" }
-                div { class: "strip",
-                    for t in list {
-                        Card { key: "{t[\"id\"]}", title: t.clone(), profile: profile.clone(), screen, note: None }
+        for r in recs {
+            if r["items"].as_array().is_some_and(|i| !i.is_empty()) {
+                section { class: "row recs", key: "{r[\"reason\"]}", "data-row": "{r[\"kind\"]}",
+                    h2 { "{text(&r, \"reason\")}" }
+                    div { class: "strip",
+                        for t in r["items"].as_array().cloned().unwrap_or_default() {
+                            Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen,
+                                note: t["reason"].as_str().map(str::to_string) }
+                        }
                     }
                 }
             }
+        }
+        if !list.is_empty() {
+            section { class: "row", id: "my-list-row",
+                h2 { "My List" }
+                div { class: "strip",
+                    for t in list {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            }
+        }
+        for (genre, titles) in rows {
+            section { class: "row", key: "{genre}", "data-genre": "{genre}",
+                h2 { "{genre}" }
+                div { class: "strip",
+                    for t in titles {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// My List as a page.
+#[component]
+pub fn MyListPage(
+    api: Api,
+    session: Signal<Option<Session>>,
+    profile: Profile,
+    screen: Signal<Screen>,
+) -> Element {
+    let taste_at = use_taste_at();
+    let pid = profile.profile_id.clone();
+    let load_api = api.clone();
+    let list = use_resource(move || {
+        let (api, pid) = (load_api.clone(), pid.clone());
+        async move {
+            let at = taste_at();
+            authed(&api, session, screen, |t| {
+                let (api, pid) = (api.clone(), pid.clone());
+                async move { api.profile_view(&t, &pid, "list", at).await }
+            })
+            .await
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+        }
+    });
+    let back = profile.clone();
+    rsx! {
+        button { id: "back-home", class: "link", onclick: move |_| screen.set(Screen::Home(back.clone())), "← Back" }
+        h1 { "My List" }
+        match list() {
+            None | Some(None) => rsx! { p { class: "muted", "Loading…" } },
+            Some(Some(titles)) if titles.is_empty() => rsx! { p { id: "my-list-empty", class: "muted", "Nothing here yet. Add titles with “+ My List” on their page." } },
+            Some(Some(titles)) => rsx! {
+                div { class: "grid", id: "my-list",
+                    for t in titles {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            },
         }
     }
 }
@@ -168,6 +349,46 @@ pub fn TitlePage(
 ) -> Element {
     let pid = profile.profile_id.clone();
     let id = title_id.clone();
+    let taste_at = use_taste_at();
+    let taste_api = api.clone();
+    let (taste_pid, taste_id) = (pid.clone(), id.clone());
+    let taste = use_resource(move || {
+        let (api, pid, id) = (taste_api.clone(), taste_pid.clone(), taste_id.clone());
+        async move {
+            let at = taste_at();
+            let get = |view: &'static str| {
+                let (api, pid) = (api.clone(), pid.clone());
+                async move {
+                    authed(&api, session, screen, |t| {
+                        let (api, pid) = (api.clone(), pid.clone());
+                        async move { api.profile_view(&t, &pid, view, at).await }
+                    })
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                }
+            };
+            let rating = get("ratings")
+                .await
+                .iter()
+                .find(|r| r["title_id"] == id.as_str())
+                .map(|r| text(r, "rating"));
+            let on_list = get("list").await.iter().any(|t| t["id"] == id.as_str());
+            (rating, on_list)
+        }
+    });
+    let change_api = api.clone();
+    let (change_pid, change_id) = (pid.clone(), id.clone());
+    let change = move |what: TasteChange| {
+        let (api, pid, id) = (change_api.clone(), change_pid.clone(), change_id.clone());
+        move |_| {
+            let (api, pid, id, what) = (api.clone(), pid.clone(), id.clone(), what.clone());
+            spawn(async move {
+                let _ = change_taste(&api, session, screen, &pid, &id, what).await;
+            });
+        }
+    };
     let details = use_resource(move || {
         let (api, pid, id) = (api.clone(), pid.clone(), id.clone());
         async move {
@@ -225,6 +446,21 @@ pub fn TitlePage(
                     p { class: "tagline", "{text(&t, \"tagline\")}" }
                 }
                 p { "{synopsis}" }
+                {
+                    let (rating, on_list) = taste().unwrap_or_default();
+                    let toggle = |r: &str| if rating.as_deref() == Some(r) { None } else { Some(r.to_string()) };
+                    let class = |r: &str| if rating.as_deref() == Some(r) { "taste on" } else { "taste" };
+                    rsx! {
+                        div { class: "title-taste",
+                            button { id: "rate-dislike", class: class("dislike"), "aria-pressed": "{rating.as_deref() == Some(\"dislike\")}", onclick: change(TasteChange::Rate(toggle("dislike"))), "▼ Not for me" }
+                            button { id: "rate-like", class: class("like"), "aria-pressed": "{rating.as_deref() == Some(\"like\")}", onclick: change(TasteChange::Rate(toggle("like"))), "▲ Like" }
+                            button { id: "rate-love", class: class("love"), "aria-pressed": "{rating.as_deref() == Some(\"love\")}", onclick: change(TasteChange::Rate(toggle("love"))), "♥ Love" }
+                            button { id: "list-toggle", class: if on_list { "taste on" } else { "taste" }, onclick: change(TasteChange::List(!on_list)),
+                                if on_list { "✓ On My List" } else { "+ My List" }
+                            }
+                        }
+                    }
+                }
                 if playable && seasons.is_empty() {
                     button { id: "play-btn", class: "primary", onclick: play(None), "▶ Play" }
                 }

@@ -1,7 +1,7 @@
 //! Pages: sign in / sign up, the profile picker, and home.
 
 use crate::api::{Api, Failure, Profile, Session};
-use crate::catalog::{Browse, PlayerPage, TitlePage};
+use crate::catalog::{Browse, MyListPage, PlayerPage, TasteAt, TitlePage};
 use dioxus::prelude::*;
 
 const STORAGE_KEY: &str = "cinelog.session";
@@ -27,6 +27,7 @@ pub(crate) enum Screen {
     Title(Profile, String),
     /// Playing a title (and for series an episode).
     Player(Profile, String, Option<String>),
+    MyList(Profile),
 }
 
 async fn save_session(session: Option<&Session>) {
@@ -95,6 +96,8 @@ pub fn App(props: AppProps) -> Element {
     let api = use_hook(|| Api::new(props.api_base.clone()));
     let mut session = use_signal(|| None::<Session>);
     let mut screen = use_signal(|| Screen::Loading);
+    let taste_at = use_signal(|| 0_i64);
+    use_context_provider(|| TasteAt(taste_at));
 
     let restore = api.clone();
     use_future(move || {
@@ -163,6 +166,9 @@ pub fn App(props: AppProps) -> Element {
         }
         Screen::Title(profile, title_id) => rsx! {
             TitlePage { key: "{title_id}", api: api.clone(), session, profile, title_id, screen }
+        },
+        Screen::MyList(profile) => rsx! {
+            MyListPage { api: api.clone(), session, profile, screen }
         },
         Screen::Player(profile, title_id, episode_id) => rsx! {
             PlayerPage { api: api.clone(), session, profile, title_id, episode_id, screen }
@@ -445,6 +451,7 @@ fn Home(
                 h1 { "Hi, {profile.name}" }
                 span { class: "muted", "Rated up to {profile.maturity_rating}." }
                 button { id: "switch-profile", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Switch profile" }
+                button { id: "my-list-link", class: "link", onclick: { let p = profile.clone(); move |_| screen.set(Screen::MyList(p.clone())) }, "My List" }
             }
             Browse { key: "{profile.profile_id}", api: api.clone(), session, profile: profile.clone(), screen }
             PhoneCard { api, session, screen }

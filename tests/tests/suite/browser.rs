@@ -443,3 +443,72 @@ async fn chromium_plays_a_title_switches_quality_and_resumes() {
     browser.close().await;
     app.stop();
 }
+
+/// A fresh profile sees popular titles; liking two titles on their pages brings a
+/// "Because you liked …" row; My List keeps what was added.
+#[tokio::test]
+async fn chromium_likes_titles_and_sees_why_recommendations_change() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("fan@example.com").await;
+    app.profile(&token, serde_json::json!({"name": "Fan"}))
+        .await;
+    let browser = Browser::start().await;
+    let shots = std::env::var("CINELOG_SCREENSHOTS")
+        .ok()
+        .map(std::path::PathBuf::from);
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    browser.wait_for_text("Sign in").await;
+    browser.type_into("#email", "fan@example.com").await;
+    browser
+        .type_into("#password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#submit-btn").await;
+    browser.click("[data-profile='Fan']").await;
+    let page = browser.wait_for_text("Popular on Cinelog").await;
+    assert!(!page.contains("Because you liked"), "{page}");
+
+    for (query, id, button) in [
+        ("tin foxes", "tin-foxes", "#rate-like"),
+        ("ironbark", "ironbark-pass", "#rate-love"),
+    ] {
+        browser.type_into("#search", query).await;
+        browser.click("#search-btn").await;
+        browser
+            .click(&format!("#search-results [data-title='{id}'] .card-open"))
+            .await;
+        browser.wait_for_text("Not for me").await;
+        browser.click(button).await;
+        browser
+            .wait_until(
+                "the rating shows as pressed",
+                &format!("return document.querySelector('{button}')?.getAttribute('aria-pressed') === 'true';"),
+            )
+            .await;
+        if id == "tin-foxes" {
+            browser.click("#list-toggle").await;
+            browser.wait_for_text("✓ On My List").await;
+        }
+        browser.click("#back-home").await;
+    }
+    let page = browser.wait_for_text("Because you liked").await;
+    assert!(
+        page.contains("Because you liked Ironbark Pass")
+            && page.contains("Because you liked Tin Foxes"),
+        "{page}"
+    );
+    assert!(page.contains("Top picks for Fan"), "{page}");
+    assert!(page.contains("My List"), "{page}");
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("recommendations.png")).await;
+    }
+    browser.click("#my-list-link").await;
+    browser.wait_for_text("My List").await;
+    assert_eq!(
+        browser
+            .js("return [...document.querySelectorAll('#my-list [data-title]')].map(e => e.dataset.title);")
+            .await,
+        serde_json::json!(["tin-foxes"])
+    );
+    browser.close().await;
+    app.stop();
+}
