@@ -58,6 +58,8 @@ pub struct Services {
     pub catalog_cache: CatalogCache,
     pub playback: PlaybackService<Store>,
     pub taste: TasteService<Store>,
+    /// Trending in Redis sorted sets (production mode); `None` reads it from SQL.
+    pub trending: Option<Arc<cinelog_infra::trending::RedisTrending>>,
     /// LLM re-ranking of recommendations, when a Groq key is set.
     pub groq: Option<Arc<cinelog_infra::groq::GroqReranker>>,
     pub media: MediaLibrary,
@@ -264,6 +266,14 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         catalog_cache,
         playback: PlaybackService::new(store.clone(), clock.clone()),
         taste: TasteService::new(store.clone()),
+        trending: match &settings.redis_url {
+            Some(url) => Some(Arc::new(cinelog_infra::trending::RedisTrending::new(
+                url,
+                &settings.redis_prefix,
+                Arc::new(store.clone()),
+            )?)),
+            None => None,
+        },
         groq: settings
             .groq
             .clone()
@@ -345,6 +355,9 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     state.projections.catch_up_all().await?;
     let mut followers = state.projections.spawn_followers();
     followers.push(spawn_billing_scheduler(state.clone()));
+    if let Some(trending) = &state.trending {
+        followers.push(trending.clone().spawn());
+    }
     let router = app(state.clone());
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

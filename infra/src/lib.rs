@@ -11,6 +11,7 @@ pub mod phone;
 pub mod settings;
 pub mod store;
 pub mod tmdb;
+pub mod trending;
 pub mod vault;
 
 pub use settings::{Secret, Settings};

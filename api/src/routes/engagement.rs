@@ -382,11 +382,16 @@ pub async fn recommendations(
             items,
         });
     }
-    let since = (app.clock.now() - Duration::days(6))
-        .format("%Y-%m-%d")
-        .to_string();
-    let trending: Vec<String> = engagement::trending(db, &since, 100)
-        .await?
+    let trending_now = match &app.trending {
+        Some(redis) => redis.top(app.clock.now(), 100).await?,
+        None => {
+            let since = (app.clock.now() - Duration::days(6))
+                .format("%Y-%m-%d")
+                .to_string();
+            engagement::trending(db, &since, 100).await?
+        }
+    };
+    let trending: Vec<String> = trending_now
         .into_iter()
         .map(|(id, _)| id)
         .filter(|id| {

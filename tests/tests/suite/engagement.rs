@@ -409,3 +409,104 @@ async fn groq_reorders_top_picks_and_anything_wrong_falls_back_to_the_local_orde
     );
     app.stop();
 }
+
+#[tokio::test]
+async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
+    let dir = TempDir::new();
+    let prefix = format!("cinelog-trend-{}", uuid::Uuid::now_v7().simple());
+    let settings = cinelog_infra::Settings {
+        redis_url: Some("redis://127.0.0.1:6379".into()),
+        redis_prefix: prefix.clone(),
+        jwt_secret: Some(Secret::new("replicas share this key")),
+        ..settings_for(Backend::Postgres, &dir).await
+    };
+    let first = TestApp::spawn_with(settings.clone(), dir, Outside::default()).await;
+    let second_dir = TempDir::new();
+    let second = TestApp::spawn_with(
+        cinelog_infra::Settings {
+            data_dir: second_dir.0.clone(),
+            ..settings.clone()
+        },
+        second_dir,
+        Outside::default(),
+    )
+    .await;
+    let (token, _) = first.signup_login("trends@example.com").await;
+    first.subscribe(&token, "premium").await;
+    let mut plays = 0;
+    for i in 0..3 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let pid = app.profile(&token, json!({"name": format!("P{i}")})).await;
+        let a = app
+            .post(
+                &format!("/api/profiles/{pid}/playback"),
+                json!({"title_id": "copperline"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        plays += 1;
+        let sid = a.body["session_id"].as_str().unwrap().to_string();
+        app.post(
+            &format!("/api/playback/{sid}/stop"),
+            json!({"position_secs": 1}),
+            Some(&token),
+        )
+        .await;
+        for (title, rating) in [("brass-and-bone", "love"), ("copperline", "dislike")] {
+            let r = rate(app, &token, &pid, title, json!(rating)).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+    }
+    // Both replicas' followers race over the same log and the same Redis.
+    let head = first.log().await.last().unwrap().position;
+    let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let ck_key = format!("{prefix}:trending:checkpoint");
+    for _ in 0..200 {
+        let ck: Option<String> = redis::AsyncCommands::get(&mut conn, &ck_key).await.unwrap();
+        if ck
+            .and_then(|c| c.split(':').nth(1).and_then(|p| p.parse::<i64>().ok()))
+            .is_some_and(|p| p >= head)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let trending = first.running.state.trending.as_ref().unwrap();
+    let top = trending.top(chrono::Utc::now(), 10).await.unwrap();
+    assert_eq!(
+        top,
+        vec![
+            ("brass-and-bone".to_string(), 3),
+            ("copperline".to_string(), plays)
+        ]
+    );
+    // Running it again, from either replica, adds nothing.
+    trending.catch_up().await.unwrap();
+    second
+        .running
+        .state
+        .trending
+        .as_ref()
+        .unwrap()
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(trending.top(chrono::Utc::now(), 10).await.unwrap(), top);
+    // And the recommendations' trending row follows it.
+    let pid = first.profile(&token, json!({"name": "Fresh"})).await;
+    let head = first.log().await.last().unwrap().position;
+    let recs = first
+        .get(
+            &format!("/api/profiles/{pid}/recommendations?min_position={head}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        row_ids(row(&recs.body, "trending").unwrap())[..2],
+        ["brass-and-bone".to_string(), "copperline".to_string()]
+    );
+    first.stop();
+    second.stop();
+}

@@ -1,0 +1,156 @@
+//! Trending in production mode: plays and likes per day in Redis sorted sets
+//! (`<prefix>:trending:<day>`), fed from the log by a follower whose checkpoint lives in Redis
+//! too. Each batch's increments and the checkpoint move in one MULTI/EXEC guarded by WATCH on
+//! the checkpoint, so any number of replicas apply every event exactly once.
+
+use chrono::{DateTime, Duration, Utc};
+use cinelog_domain::RecordedEvent;
+use cinelog_domain::taste::{Rating, TasteEvent};
+use cinelog_domain::viewing::ViewingEvent;
+use cinelog_projections::{Checkpoint, EventLog};
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Events read per batch.
+const BATCH: i64 = 500;
+/// Days a day's set is kept.
+const KEEP_DAYS: i64 = 30;
+
+pub struct RedisTrending {
+    client: redis::Client,
+    prefix: String,
+    log: Arc<dyn EventLog>,
+}
+
+/// What one event adds to trending: (day, title).
+fn counted(e: &RecordedEvent) -> Option<(String, String)> {
+    let day = e.meta.recorded_at.format("%Y-%m-%d").to_string();
+    match e.stream_type.as_str() {
+        "viewing" => match serde_json::from_value::<ViewingEvent>(e.payload.clone()).ok()? {
+            ViewingEvent::PlaybackStarted { watched, .. } => Some((day, watched.title_id)),
+            _ => None,
+        },
+        "taste" => match serde_json::from_value::<TasteEvent>(e.payload.clone()).ok()? {
+            TasteEvent::TitleRated { title_id, rating } if rating != Rating::Dislike => {
+                Some((day, title_id))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl RedisTrending {
+    pub fn new(url: &str, prefix: &str, log: Arc<dyn EventLog>) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            prefix: prefix.to_string(),
+            log,
+        })
+    }
+
+    fn checkpoint_key(&self) -> String {
+        format!("{}:trending:checkpoint", self.prefix)
+    }
+
+    fn day_key(&self, day: &str) -> String {
+        format!("{}:trending:{day}", self.prefix)
+    }
+
+    async fn connection(&self) -> anyhow::Result<MultiplexedConnection> {
+        Ok(self.client.get_multiplexed_async_connection().await?)
+    }
+
+    /// Applies one batch; answers how many events it passed, or `None` if another replica
+    /// moved the checkpoint first (nothing was applied).
+    pub async fn step(&self) -> anyhow::Result<Option<usize>> {
+        // WATCH needs a connection of its own: it guards only this connection's transaction.
+        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        let key = self.checkpoint_key();
+        redis::cmd("WATCH")
+            .arg(&key)
+            .query_async::<()>(&mut conn)
+            .await?;
+        let stored: Option<String> = conn.get(&key).await?;
+        let from = match stored.as_deref().and_then(|s| s.split_once(':')) {
+            Some((tx, pos)) => Checkpoint {
+                tx: tx.parse()?,
+                position: pos.parse()?,
+            },
+            None => Checkpoint::START,
+        };
+        let events = self.log.read_after(from, BATCH).await?;
+        let Some(last) = events.last() else {
+            redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
+            return Ok(Some(0));
+        };
+        let to = Checkpoint::of(last);
+        let mut sums: HashMap<(String, String), f64> = HashMap::new();
+        for e in &events {
+            if let Some(k) = counted(e) {
+                *sums.entry(k).or_default() += 1.0;
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for ((day, title), n) in &sums {
+            let day_key = self.day_key(day);
+            pipe.zincr(&day_key, title, *n).ignore();
+            pipe.expire(&day_key, KEEP_DAYS * 86_400).ignore();
+        }
+        pipe.set(&key, format!("{}:{}", to.tx, to.position))
+            .ignore();
+        let applied: Option<()> = pipe.query_async(&mut conn).await?;
+        Ok(applied.map(|_| events.len()))
+    }
+
+    /// Applies everything readable now.
+    pub async fn catch_up(&self) -> anyhow::Result<()> {
+        loop {
+            match self.step().await? {
+                Some(0) => return Ok(()),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Follows the log until the task is dropped.
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let appended = self.log.appended();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.catch_up().await {
+                    tracing::warn!(error = %e, "trending follower failed; retrying");
+                }
+                tokio::select! {
+                    _ = appended.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                }
+            }
+        })
+    }
+
+    /// Titles by plays and likes over the week up to `now`, most first.
+    pub async fn top(&self, now: DateTime<Utc>, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut conn = self.connection().await?;
+        let mut sums: HashMap<String, f64> = HashMap::new();
+        for back in 0..7 {
+            let day = (now - Duration::days(back)).format("%Y-%m-%d").to_string();
+            let day_top: Vec<(String, f64)> = conn
+                .zrevrange_withscores(self.day_key(&day), 0, 199)
+                .await?;
+            for (title, score) in day_top {
+                *sums.entry(title).or_default() += score;
+            }
+        }
+        let mut ranked: Vec<(String, i64)> = sums
+            .into_iter()
+            .map(|(t, s)| (t, s.round() as i64))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(n);
+        Ok(ranked)
+    }
+}
