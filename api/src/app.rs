@@ -240,11 +240,20 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         derive_key(&secret, "sandbox-payments"),
         clock.clone(),
     ));
-    let mut gateways: Vec<Arc<dyn PaymentGateway>> = vec![sandbox.clone()];
+    let mut gateways: Vec<Arc<dyn PaymentGateway>> = Vec::new();
+    if settings.sandbox_offered() {
+        gateways.push(sandbox.clone());
+    }
     if let Some(stripe) = &settings.stripe {
+        if stripe.webhook_secret.expose().is_empty() || stripe.secret_key.expose().is_empty() {
+            anyhow::bail!("[stripe] needs a secret_key and a webhook_secret");
+        }
         gateways.push(Arc::new(StripeGateway::new(stripe.clone(), clock.clone())));
     }
     if let Some(paypal) = &settings.paypal {
+        if paypal.client_secret.expose().is_empty() || paypal.webhook_id.is_empty() {
+            anyhow::bail!("[paypal] needs a client_secret and a webhook_id");
+        }
         gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
     }
     let directory = Arc::new(ReadDirectory(projections.db().clone()));
@@ -261,7 +270,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         identity: IdentityService::new(store.clone(), phone, mailer, clock.clone(), vault),
         accounts: AccountService::new(store.clone()),
         billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
-        sandbox: Some(sandbox),
+        sandbox: settings.sandbox_offered().then_some(sandbox),
         catalog: CatalogService::new(store.clone()),
         catalog_cache,
         playback: PlaybackService::new(store.clone(), clock.clone()),

@@ -159,6 +159,9 @@ impl From<CommandError> for ApiError {
             CommandError::Subscription(SubscriptionError::AlreadyCanceling) => {
                 (S::CONFLICT, "already_canceling")
             }
+            CommandError::Subscription(SubscriptionError::ChangeThroughProvider) => {
+                (S::CONFLICT, "change_through_provider")
+            }
             CommandError::Viewing(ViewingError::StreamLimitReached(_)) => {
                 (S::CONFLICT, "stream_limit_reached")
             }

@@ -121,6 +121,14 @@ impl<S: EventStore> BillingService<S> {
         plan: PlanId,
         meta: &CommandMeta,
     ) -> Result<(SubscriptionState, i64), CommandError> {
+        // Real providers bill the plan they know; until plan changes are sent to them, they are
+        // made there (their webhooks then bring them here).
+        if matches!(
+            self.state(account_id).await?.provider,
+            Some(Provider::Stripe | Provider::Paypal)
+        ) {
+            return Err(SubscriptionError::ChangeThroughProvider.into());
+        }
         let at = self.clock.now();
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
@@ -244,6 +252,38 @@ impl<S: EventStore> BillingService<S> {
         Ok(None)
     }
 
+    async fn tick_one(
+        &self,
+        account_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, CommandError> {
+        let state = self.state(account_id).await?;
+        if let (Status::Active, false, Some(provider), Some(reference), Some(plan), Some(end)) = (
+            state.status,
+            state.cancel_at_period_end,
+            state.provider,
+            &state.provider_ref,
+            state.pending_plan.or(state.plan),
+            state.period_end,
+        ) && end <= now
+            && let Some(delivery) = self
+                .gateway(provider)?
+                .renewal(account_id, reference, plan, end)
+                .await
+                .map_err(CommandError::Service)?
+        {
+            return Ok(self.receive(provider, &delivery).await?.recorded);
+        }
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            &CommandMeta::new(Actor::System),
+            |_| Ok(SubscriptionCommand::Tick { at: now }),
+        )
+        .await?;
+        Ok(!done.events.is_empty())
+    }
+
     /// Appends the transitions whose moment has passed: sandbox renewals, period ends, grace
     /// ends. Safe to run from any number of processes at once. Answers how many subscriptions
     /// changed.
@@ -256,32 +296,13 @@ impl<S: EventStore> BillingService<S> {
             .map_err(CommandError::Service)?;
         let mut changed = 0;
         for account_id in due {
-            let state = self.state(account_id).await?;
-            if let (Status::Active, false, Some(provider), Some(reference), Some(plan), Some(end)) = (
-                state.status,
-                state.cancel_at_period_end,
-                state.provider,
-                &state.provider_ref,
-                state.pending_plan.or(state.plan),
-                state.period_end,
-            ) && end <= now
-                && let Some(delivery) = self
-                    .gateway(provider)?
-                    .renewal(account_id, reference, plan, end)
-                    .await
-                    .map_err(CommandError::Service)?
-            {
-                changed += usize::from(self.receive(provider, &delivery).await?.recorded);
-                continue;
+            // One subscription's trouble (a provider down, contention) does not hold up the rest.
+            match self.tick_one(account_id, now).await {
+                Ok(moved) => changed += usize::from(moved),
+                Err(e) => {
+                    tracing::warn!(%account_id, error = %e, "could not move a subscription on")
+                }
             }
-            let done = execute::<Subscription, _, CommandError>(
-                &self.store,
-                &account_id.to_string(),
-                &CommandMeta::new(Actor::System),
-                |_| Ok(SubscriptionCommand::Tick { at: now }),
-            )
-            .await?;
-            changed += usize::from(!done.events.is_empty());
         }
         Ok(changed)
     }

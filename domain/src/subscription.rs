@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a subscription whose payment failed keeps playing before it expires.
 pub const GRACE_DAYS: i64 = 7;
+/// How long after a period ends its renewal may still arrive before the subscription counts as
+/// past due (providers finalise invoices a little after the boundary).
+pub const RENEWAL_SLACK_MINUTES: i64 = 60;
 
 pub struct Subscription;
 
@@ -331,6 +334,8 @@ pub enum SubscriptionError {
     PlanUnchanged,
     #[error("the subscription already ends at the period end")]
     AlreadyCanceling,
+    #[error("this subscription's plan is changed through its payment provider")]
+    ChangeThroughProvider,
 }
 
 fn grace() -> Duration {
@@ -634,12 +639,18 @@ fn receive(
             period_end,
         } => {
             // Paid before the checkout's own notice arrived: the newest open checkout with this
-            // provider is the one being paid.
-            let Some((checkout_ref, checkout)) = state
-                .checkouts
-                .iter()
-                .filter(|(_, c)| c.provider == provider)
-                .max_by_key(|(_, c)| c.started_at)
+            // provider at this price is the one being paid.
+            let open = || {
+                state
+                    .checkouts
+                    .iter()
+                    .filter(|(_, c)| c.provider == provider)
+            };
+            let priced = open()
+                .filter(|(_, c)| c.plan.is_priced(*amount, currency))
+                .max_by_key(|(_, c)| c.started_at);
+            let Some((checkout_ref, checkout)) =
+                priced.or_else(|| open().max_by_key(|(_, c)| c.started_at))
             else {
                 return ignored("no_subscription");
             };
@@ -739,12 +750,14 @@ fn tick(state: &SubscriptionState, at: DateTime<Utc>) -> Vec<SubscriptionEvent> 
                 at,
             }]
         }
-        (Status::Active, Some(end), _) if end <= at => vec![E::PaymentFailed {
-            notice_id: None,
-            invoice_id: None,
-            grace_until: end + grace(),
-            at,
-        }],
+        (Status::Active, Some(end), _) if end + Duration::minutes(RENEWAL_SLACK_MINUTES) <= at => {
+            vec![E::PaymentFailed {
+                notice_id: None,
+                invoice_id: None,
+                grace_until: end + grace(),
+                at,
+            }]
+        }
         (Status::PastDue, _, Some(grace_end)) if grace_end <= at => {
             vec![E::SubscriptionExpired { at }]
         }
@@ -931,7 +944,14 @@ mod tests {
             .unwrap()
             .is_empty()
         );
-        history.extend(given_when::<Subscription>(&history, C::Tick { at: end }).unwrap());
+        // The renewal may still come a little after the boundary.
+        assert!(
+            given_when::<Subscription>(&history, C::Tick { at: end })
+                .unwrap()
+                .is_empty()
+        );
+        let late = end + Duration::minutes(RENEWAL_SLACK_MINUTES);
+        history.extend(given_when::<Subscription>(&history, C::Tick { at: late }).unwrap());
         let state = replay(&history);
         assert_eq!(state.status, Status::PastDue);
         assert_eq!(state.access_until(), Some(end + grace()));

@@ -171,6 +171,9 @@ pub struct Settings {
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
     pub groq: Option<GroqSettings>,
+    /// Offer the sandbox provider (no money moves). Unset: only while no real provider is
+    /// configured, so a production deployment never gives plans away.
+    pub sandbox_payments: Option<bool>,
     /// Seconds between the billing scheduler's looks at ended periods.
     pub billing_tick_secs: u64,
     /// Database connections per pool.
@@ -195,6 +198,7 @@ impl Default for Settings {
             paypal: None,
             tmdb: None,
             groq: None,
+            sandbox_payments: None,
             billing_tick_secs: 30,
             max_connections: 16,
             access_token_ttl_secs: 15 * 60,
@@ -219,6 +223,7 @@ pub struct Layer {
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
     pub groq: Option<GroqSettings>,
+    pub sandbox_payments: Option<bool>,
     pub billing_tick_secs: Option<u64>,
     pub max_connections: Option<u32>,
     pub access_token_ttl_secs: Option<i64>,
@@ -251,7 +256,8 @@ impl Settings {
             stripe,
             paypal,
             tmdb,
-            groq
+            groq,
+            sandbox_payments
         );
         self
     }
@@ -273,6 +279,12 @@ impl Settings {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
+    /// Whether the sandbox payment provider is offered.
+    pub fn sandbox_offered(&self) -> bool {
+        self.sandbox_payments
+            .unwrap_or(self.stripe.is_none() && self.paypal.is_none())
     }
 
     /// Whether events and read models live in Postgres.

@@ -224,6 +224,7 @@ fn filter(q: &TitleQuery) -> (String, Vec<String>) {
         .as_deref()
         .unwrap_or("")
         .to_lowercase()
+        .replace(|c: char| c.is_control(), " ")
         .split_whitespace()
         .take(MAX_WORDS)
         .map(|w| w.chars().take(MAX_WORD_CHARS).collect::<String>())
@@ -238,12 +239,19 @@ fn filter(q: &TitleQuery) -> (String, Vec<String>) {
     if let Some(genre) = &q.genre {
         arg(
             &mut sql,
-            " AND genres LIKE ? ESCAPE '\\'",
-            format!("%|{}|%", like_escape(genre)),
+            " AND LOWER(genres) LIKE ? ESCAPE '\\'",
+            format!(
+                "%|{}|%",
+                like_escape(&genre.to_lowercase().replace(|c: char| c.is_control(), ""))
+            ),
         );
     }
     if let Some(kind) = &q.kind {
-        arg(&mut sql, " AND kind = ?", kind.clone());
+        arg(
+            &mut sql,
+            " AND kind = ?",
+            kind.replace(|c: char| c.is_control(), ""),
+        );
     }
     if let Some(max) = q.max_maturity {
         sql.push_str(&format!(" AND maturity_rank <= {}", rank(max)));
@@ -297,6 +305,9 @@ pub async fn details(
     id: &str,
     max_maturity: Option<Maturity>,
 ) -> anyhow::Result<Option<TitleDetails>> {
+    if !plausible_id(id) {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "SELECT {CARD_COLUMNS}, maturity_rank FROM titles WHERE title_id = $1 AND published = 1"
     ))
@@ -315,6 +326,12 @@ pub async fn details(
         seasons: serde_json::from_str(&seasons)?,
         media: media.map(|m| serde_json::from_str(&m)).transpose()?,
     }))
+}
+
+/// Whether a string can be a title id at all (short, no control characters); anything else is
+/// simply not found, on every backend.
+pub fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control)
 }
 
 /// Every genre of a published title, sorted.

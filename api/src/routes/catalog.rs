@@ -58,6 +58,10 @@ pub async fn ceiling(
         return Ok(None);
     };
     let caller = caller.0.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let pid = uuid::Uuid::parse_str(pid)
+        .map_err(|_| ApiError::not_found("profile"))?
+        .to_string();
+    let pid = pid.as_str();
     let profile = accounts::profile(app.projections.db(), &caller.account_id.to_string(), pid)
         .await?
         .ok_or_else(|| ApiError::not_found("profile"))?;

@@ -64,9 +64,10 @@ async fn own_profile(
     ))
 }
 
-/// The title must be in the catalog (as the log knows it, so a just-imported title counts).
-async fn known_title(app: &AppState, title_id: &str) -> ApiResult<()> {
-    if title_id.len() > 200 {
+/// The title must be in the catalog (as the log knows it, so a just-imported title counts) and
+/// within the profile's rating; otherwise it is not found.
+async fn known_title(app: &AppState, title_id: &str, ceiling: Maturity) -> ApiResult<()> {
+    if !catalog::plausible_id(title_id) {
         return Err(ApiError::not_found("title"));
     }
     let loaded = app
@@ -75,7 +76,7 @@ async fn known_title(app: &AppState, title_id: &str) -> ApiResult<()> {
         .await
         .map_err(ApiError::internal)?;
     match loaded.state.info {
-        Some(_) if loaded.state.published => Ok(()),
+        Some(info) if loaded.state.published && info.maturity <= ceiling => Ok(()),
         _ => Err(ApiError::not_found("title")),
     }
 }
@@ -103,10 +104,10 @@ pub async fn rate(
     Path((pid, title_id)): Path<(String, String)>,
     Json(body): Json<RateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let (profile, _, _) = own_profile(&app, &caller, &pid).await?;
+    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
     let rating = Rating::parse(&body.rating)
         .ok_or_else(|| ApiError::invalid("rating", "must be one of dislike, like, love"))?;
-    known_title(&app, &title_id).await?;
+    known_title(&app, &title_id, ceiling).await?;
     let position = app
         .taste
         .change(profile, &title_id, TasteChange::Rate(rating), &caller.meta)
@@ -134,8 +135,8 @@ pub async fn unrate(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (profile, _, _) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id).await?;
+    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
+    known_title(&app, &title_id, ceiling).await?;
     let position = app
         .taste
         .change(profile, &title_id, TasteChange::Unrate, &caller.meta)
@@ -150,8 +151,8 @@ pub async fn add(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let (profile, _, _) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id).await?;
+    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
+    known_title(&app, &title_id, ceiling).await?;
     let position = app
         .taste
         .change(profile, &title_id, TasteChange::AddToList, &caller.meta)
@@ -171,8 +172,8 @@ pub async fn remove(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (profile, _, _) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id).await?;
+    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
+    known_title(&app, &title_id, ceiling).await?;
     let position = app
         .taste
         .change(
@@ -200,17 +201,22 @@ pub async fn ratings(
     Query(q): Query<MinPosition>,
 ) -> ApiResult<impl IntoResponse> {
     read_model_at(&app, engagement::NAME, &q).await?;
-    let (profile, _, _) = own_profile(&app, &caller, &pid).await?;
+    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
     let rated = engagement::ratings(app.projections.db(), &profile.to_string()).await?;
-    Ok(axum::Json(
-        rated
-            .into_iter()
-            .map(|(title_id, r, _)| RatingView {
+    let mut out = Vec::new();
+    for (title_id, r, _) in rated {
+        // Only titles the profile may see (its rating may have been lowered since).
+        if catalog::details(app.projections.db(), &title_id, Some(ceiling))
+            .await?
+            .is_some()
+        {
+            out.push(RatingView {
                 title_id,
                 rating: r.as_str().into(),
-            })
-            .collect::<Vec<_>>(),
-    ))
+            });
+        }
+    }
+    Ok(axum::Json(out))
 }
 
 /// Cards of these titles that the profile may see, in order.
@@ -326,7 +332,16 @@ pub async fn recommendations(
     let mut rows = Vec::new();
     let mut reranked = false;
 
-    for seed in liked.iter().take(2) {
+    for seed in liked
+        .iter()
+        .filter(|s| {
+            model
+                .items
+                .get(*s)
+                .is_some_and(|i| i.maturity_rank <= max_rank)
+        })
+        .take(2)
+    {
         let Some(item) = model.items.get(seed) else {
             continue;
         };
@@ -383,7 +398,17 @@ pub async fn recommendations(
         });
     }
     let trending_now = match &app.trending {
-        Some(redis) => redis.top(app.clock.now(), 100).await?,
+        Some(redis) => match redis.top(app.clock.now(), 100).await {
+            Ok(top) => Some(top),
+            Err(e) => {
+                tracing::warn!(error = %e, "trending unavailable in Redis; reading it from SQL");
+                None
+            }
+        },
+        None => None,
+    };
+    let trending_now = match trending_now {
+        Some(top) => top,
         None => {
             let since = (app.clock.now() - Duration::days(6))
                 .format("%Y-%m-%d")

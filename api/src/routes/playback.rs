@@ -374,9 +374,18 @@ pub async fn history(
     Query(q): Query<MinPosition>,
 ) -> ApiResult<impl IntoResponse> {
     read_model_at(&app, watching::NAME, &q).await?;
-    let (profile_id, _) = own_profile(&app, &caller, &pid).await?;
-    let entries: Vec<WatchEntry> =
-        watching::history(app.projections.db(), &profile_id.to_string()).await?;
+    let (profile_id, ceiling) = own_profile(&app, &caller, &pid).await?;
+    let db = app.projections.db();
+    let mut entries: Vec<WatchEntry> = Vec::new();
+    for entry in watching::history(db, &profile_id.to_string()).await? {
+        // Only titles the profile may see (its rating may have been lowered since).
+        if catalog::details(db, &entry.title_id, Some(ceiling))
+            .await?
+            .is_some()
+        {
+            entries.push(entry);
+        }
+    }
     Ok(axum::Json(entries))
 }
 

@@ -88,6 +88,21 @@ impl PaypalGateway {
     }
 }
 
+impl PaypalGateway {
+    /// Posts a JSON body exactly as given.
+    async fn post_raw(&self, path: &str, body: String) -> Result<reqwest::Response, String> {
+        let token = self.access_token().await?;
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("PayPal is unreachable: {e}"))
+    }
+}
+
 #[async_trait]
 impl PaymentGateway for PaypalGateway {
     fn provider(&self) -> Provider {
@@ -166,17 +181,30 @@ impl PaymentGateway for PaypalGateway {
                 .map(str::to_string)
                 .ok_or_else(|| WebhookError::BadSignature(format!("no {name} header")))
         };
-        let check = json!({
-            "auth_algo": header("paypal-auth-algo")?,
-            "cert_url": header("paypal-cert-url")?,
-            "transmission_id": header("paypal-transmission-id")?,
-            "transmission_sig": header("paypal-transmission-sig")?,
-            "transmission_time": header("paypal-transmission-time")?,
-            "webhook_id": self.settings.webhook_id,
-            "webhook_event": event,
-        });
+        // PayPal checks the event exactly as it was delivered, so the raw body goes in unchanged.
+        let mut check = serde_json::Map::new();
+        for (field, header_name) in [
+            ("auth_algo", "paypal-auth-algo"),
+            ("cert_url", "paypal-cert-url"),
+            ("transmission_id", "paypal-transmission-id"),
+            ("transmission_sig", "paypal-transmission-sig"),
+            ("transmission_time", "paypal-transmission-time"),
+        ] {
+            check.insert(field.into(), Value::String(header(header_name)?));
+        }
+        check.insert(
+            "webhook_id".into(),
+            Value::String(self.settings.webhook_id.clone()),
+        );
+        let prefix = serde_json::to_string(&Value::Object(check)).expect("serializable");
+        let raw = std::str::from_utf8(&request.body)
+            .map_err(|_| WebhookError::Malformed("the body is not UTF-8".into()))?;
+        let body = format!(
+            "{},\"webhook_event\":{raw}}}",
+            prefix.strip_suffix('}').expect("an object ends with }")
+        );
         let response = self
-            .post("/v1/notifications/verify-webhook-signature", &check, None)
+            .post_raw("/v1/notifications/verify-webhook-signature", body)
             .await
             .map_err(WebhookError::Unavailable)?;
         if !response.status().is_success() {

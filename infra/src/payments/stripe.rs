@@ -159,6 +159,13 @@ pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
     };
     let required = |value: Option<String>, what: &str| value.ok_or_else(|| malformed(what));
     let notice = match event_type {
+        // An asynchronous payment method may complete the session before paying: wait for
+        // its invoice.
+        "checkout.session.completed"
+            if str_at(object, &["payment_status"]).is_some_and(|s| s == "unpaid") =>
+        {
+            None
+        }
         "checkout.session.completed" => Some(Notice::CheckoutCompleted {
             checkout_ref: required(id(), "checkout session id")?,
             provider_ref: subscription(),

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use cinelog_api::Outside;
-use cinelog_domain::subscription::{GRACE_DAYS, next_period_end};
+use cinelog_domain::subscription::{GRACE_DAYS, RENEWAL_SLACK_MINUTES, next_period_end};
 use cinelog_infra::payments::signature;
 use cinelog_infra::settings::{PaypalSettings, PlanIds, StripeSettings};
 use cinelog_infra::{Secret, Settings};
@@ -40,6 +40,7 @@ async fn app_with_providers(backend: Backend) -> (TestApp, Arc<ManualClock>, Fak
             webhook_id: fakes::PAYPAL_WEBHOOK_ID.into(),
             plans: plan_ids("P-"),
         }),
+        sandbox_payments: Some(true),
         ..settings_for(backend, &dir).await
     };
     let clock = ManualClock::new();
@@ -339,6 +340,18 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
         (Some("active"), Some("standard"))
     );
     let first_end = sub["period_end"].as_str().unwrap().to_string();
+    // Stripe bills the plan it knows: the plan is changed there, not here.
+    let change = app
+        .post(
+            "/api/subscription/change",
+            json!({"plan": "premium"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (change.status, change.error_code()),
+        (StatusCode::CONFLICT, "change_through_provider")
+    );
 
     // A correctly signed invoice.paid for the next period extends it.
     let next_end = next_period_end(next_period_end(clock.now_time()));
@@ -776,7 +789,7 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
     );
 
     // The period ends: the sandbox renews (at the downgraded price), Stripe's renewal is missing.
-    clock.set(end + Duration::minutes(1));
+    clock.set(end + Duration::minutes(RENEWAL_SLACK_MINUTES + 1));
     billing.tick().await.unwrap();
     wait_caught_up(&app).await;
     let sub = subscription(&app, &token, None).await;
@@ -906,4 +919,54 @@ async fn racing_checkouts_for_one_account_leave_one_live_subscription() {
         assert_eq!(late.status, StatusCode::CONFLICT, "{backend:?}");
         app.stop();
     }
+}
+
+#[tokio::test]
+async fn with_a_real_provider_configured_the_sandbox_is_not_offered() {
+    let stripe = fakes::fake_stripe().await;
+    let dir = TempDir::new();
+    let settings = Settings {
+        stripe: Some(StripeSettings {
+            api_base: stripe.base.clone(),
+            secret_key: Secret::new(fakes::STRIPE_KEY),
+            webhook_secret: Secret::new(fakes::STRIPE_WEBHOOK_SECRET),
+            prices: plan_ids("price_"),
+        }),
+        ..settings_for(Backend::Sqlite, &dir).await
+    };
+    let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
+    assert_eq!(
+        app.get("/api/plans", None).await.body["providers"],
+        json!(["stripe"])
+    );
+    let (token, _) = app.signup_login("nofree@example.com").await;
+    let free = app
+        .post(
+            "/api/subscription/checkout",
+            json!({"plan": "premium", "provider": "sandbox"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (free.status, free.error_code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "provider_not_offered")
+    );
+    assert_eq!(
+        app.post_raw("/webhooks/sandbox", b"{}", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/sandbox/checkout?session=a.b", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // An overflowing signature timestamp is a refusal, not a crash.
+    let a = app
+        .post_raw(
+            "/webhooks/stripe",
+            b"{}",
+            &[("stripe-signature", "t=-9223372036854775808,v1=00".into())],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    app.stop();
 }

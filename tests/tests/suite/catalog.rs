@@ -93,6 +93,24 @@ async fn the_bundled_catalog_browses_searches_and_survives_restarts() {
         app.get("/api/titles/no-such-title", None).await.status,
         StatusCode::NOT_FOUND
     );
+    for odd in ["%00", "a%00b", "%0A"] {
+        assert_eq!(
+            app.get(&format!("/api/titles/{odd}"), None).await.status,
+            StatusCode::NOT_FOUND,
+            "{odd}"
+        );
+        let a = app
+            .get(
+                &format!("/api/titles?query={odd}&genre={odd}&kind={odd}"),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{odd}: {:?}", a.body);
+    }
+    assert_eq!(
+        app.get("/api/titles?genre=horror", None).await.body["total"],
+        app.get("/api/titles?genre=Horror", None).await.body["total"]
+    );
 
     // Search by words of the name or synopsis, case-insensitively.
     let found = app
@@ -227,6 +245,27 @@ async fn kids_profiles_never_see_or_play_titles_above_their_rating() {
             .status,
         StatusCode::NOT_FOUND
     );
+    // Rating it or listing it as the kid is refused as unknown, and nothing is recorded.
+    let before = app.log_len().await;
+    let rated = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/profiles/{kid}/ratings/{id}"),
+            Some(json!({"rating": "like"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(rated.status, StatusCode::NOT_FOUND);
+    let listed = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/profiles/{kid}/list/{id}"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.log_len().await, before);
     let play = app
         .post(
             &format!("/api/profiles/{kid}/playback"),
@@ -504,6 +543,36 @@ async fn continue_watching_resumes_and_offers_the_next_episode() {
     let pid = app.profile(&token, json!({"name": "Binge"})).await;
     app.subscribe(&token, "premium").await;
     let movie = ids(&app.get("/api/titles?kind=movie", None).await.body)[1].clone();
+    // Text Postgres cannot store (NUL) is an unknown title or an empty result, not a failure.
+    assert_eq!(
+        app.get("/api/titles/%00", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/titles?query=%00&genre=%00", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/titles?profile_id=%00", Some(&token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        play(&app, &token, &pid, "\u{0}", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/profiles/{pid}/list/a%00b"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::NOT_FOUND);
     let series = ids(&app.get("/api/titles?kind=series", None).await.body)[0].clone();
 
     let m = play(&app, &token, &pid, &movie, None).await;
