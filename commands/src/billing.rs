@@ -237,7 +237,8 @@ impl<S: EventStore> BillingService<S> {
             N::InvoicePaid { provider_ref, .. }
             | N::PaymentFailed { provider_ref, .. }
             | N::CancellationScheduled { provider_ref }
-            | N::Canceled { provider_ref } => provider_ref.as_deref().into_iter().collect(),
+            | N::Canceled { provider_ref }
+            | N::PlanChanged { provider_ref, .. } => provider_ref.as_deref().into_iter().collect(),
         };
         for reference in references {
             if let Some(found) = self

@@ -159,6 +159,11 @@ pub enum Notice {
     CancellationScheduled { provider_ref: Option<String> },
     /// The provider ended the subscription.
     Canceled { provider_ref: Option<String> },
+    /// The subscriber changed plan at the provider.
+    PlanChanged {
+        provider_ref: Option<String>,
+        plan: PlanId,
+    },
 }
 
 impl Notice {
@@ -170,6 +175,7 @@ impl Notice {
             Notice::PaymentFailed { .. } => "payment_failed",
             Notice::CancellationScheduled { .. } => "cancellation_scheduled",
             Notice::Canceled { .. } => "canceled",
+            Notice::PlanChanged { .. } => "plan_changed",
         }
     }
 
@@ -179,7 +185,8 @@ impl Notice {
             | Notice::InvoicePaid { provider_ref, .. }
             | Notice::PaymentFailed { provider_ref, .. }
             | Notice::CancellationScheduled { provider_ref }
-            | Notice::Canceled { provider_ref } => provider_ref.as_deref(),
+            | Notice::Canceled { provider_ref }
+            | Notice::PlanChanged { provider_ref, .. } => provider_ref.as_deref(),
             Notice::CheckoutDeclined { .. } => None,
         }
     }
@@ -267,8 +274,10 @@ pub enum SubscriptionEvent {
         expected_currency: String,
         at: DateTime<Utc>,
     },
-    /// An upgrade, at once.
+    /// An upgrade, at once; or any change the provider reports.
     PlanChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice_id: Option<String>,
         from: PlanId,
         to: PlanId,
         at: DateTime<Utc>,
@@ -392,6 +401,7 @@ impl Decider for Subscription {
                     (std::cmp::Ordering::Equal, Some(_)) => Ok(vec![E::DowngradeWithdrawn { at }]),
                     (std::cmp::Ordering::Equal, None) => Err(SubscriptionError::PlanUnchanged),
                     (std::cmp::Ordering::Greater, _) => Ok(vec![E::PlanChanged {
+                        notice_id: None,
                         from: current,
                         to: plan,
                         at,
@@ -495,7 +505,8 @@ impl Decider for Subscription {
             E::PaymentRejected { notice_id, .. } | E::NoticeIgnored { notice_id, .. } => {
                 state.seen_notices.insert(notice_id.clone());
             }
-            E::PlanChanged { to, .. } => {
+            E::PlanChanged { notice_id, to, .. } => {
+                state.seen_notices.extend(notice_id.iter().cloned());
                 state.plan = Some(*to);
                 state.pending_plan = None;
             }
@@ -700,6 +711,16 @@ fn receive(
         Notice::CancellationScheduled { .. } => E::CancellationScheduled {
             notice_id: Some(notice_id),
             access_until: state.period_end.unwrap_or(at),
+            at,
+        },
+        Notice::PlanChanged { .. } if !live || other_subscription => {
+            ignored("no_running_subscription")
+        }
+        Notice::PlanChanged { plan, .. } if state.plan == Some(*plan) => ignored("plan_unchanged"),
+        Notice::PlanChanged { plan, .. } => E::PlanChanged {
+            notice_id: Some(notice_id),
+            from: state.plan.unwrap_or(*plan),
+            to: *plan,
             at,
         },
         Notice::Canceled { .. } if !live || other_subscription => {

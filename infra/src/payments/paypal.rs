@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use cinelog_commands::ports::{
     CheckoutRequest, CheckoutSession, PaymentGateway, VerifiedNotice, WebhookError, WebhookRequest,
 };
+use cinelog_domain::plan::PlanId;
 use cinelog_domain::subscription::{Notice, Provider};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -217,7 +218,11 @@ impl PaymentGateway for PaypalGateway {
             .await
             .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
         match str_at(&answer, &["verification_status"]) {
-            Some("SUCCESS") => read_event(&event),
+            Some("SUCCESS") => read_event(&event, |plan_id| {
+                PlanId::ALL
+                    .into_iter()
+                    .find(|p| self.settings.plan_for(*p) == Some(plan_id))
+            }),
             other => Err(WebhookError::BadSignature(format!(
                 "PayPal says the signature is {}",
                 other.unwrap_or("unknown")
@@ -237,8 +242,12 @@ fn minor_units(value: &str) -> Option<i64> {
     whole.checked_mul(100)?.checked_add(fraction)
 }
 
-/// Reads a PayPal webhook event `{id, event_type, resource}`.
-pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
+/// Reads a PayPal webhook event `{id, event_type, resource}`; `plan_of` names the plan a PayPal
+/// plan id sells.
+pub fn read_event(
+    event: &Value,
+    plan_of: impl Fn(&str) -> Option<PlanId>,
+) -> Result<VerifiedNotice, WebhookError> {
     let malformed = |what: &str| WebhookError::Malformed(format!("the event has no {what}"));
     let notice_id = str_at(event, &["id"]).ok_or_else(|| malformed("id"))?;
     let event_type = str_at(event, &["event_type"]).ok_or_else(|| malformed("event_type"))?;
@@ -279,6 +288,14 @@ pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
         "BILLING.SUBSCRIPTION.CANCELLED" => Some(Notice::CancellationScheduled {
             provider_ref: id.clone(),
         }),
+        "BILLING.SUBSCRIPTION.UPDATED" => {
+            str_at(resource, &["plan_id"])
+                .and_then(&plan_of)
+                .map(|plan| Notice::PlanChanged {
+                    provider_ref: id.clone(),
+                    plan,
+                })
+        }
         "BILLING.SUBSCRIPTION.EXPIRED" => Some(Notice::Canceled {
             provider_ref: id.clone(),
         }),

@@ -146,7 +146,7 @@ impl PaymentGateway for SandboxGateway {
     }
 
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
-        stripe::verify_and_read(&self.key, request, self.clock.now())
+        stripe::verify_and_read(&self.key, request, self.clock.now(), |_| None)
     }
 
     async fn renewal(

@@ -8,6 +8,7 @@ use cinelog_commands::ports::{
     CheckoutRequest, CheckoutSession, Clock, PaymentGateway, VerifiedNotice, WebhookError,
     WebhookRequest,
 };
+use cinelog_domain::plan::PlanId;
 use cinelog_domain::subscription::{Notice, Provider};
 use serde_json::Value;
 use std::sync::Arc;
@@ -118,6 +119,11 @@ impl PaymentGateway for StripeGateway {
             self.settings.webhook_secret.expose().as_bytes(),
             request,
             self.clock.now(),
+            |price| {
+                PlanId::ALL
+                    .into_iter()
+                    .find(|p| self.settings.price_for(*p) == Some(price))
+            },
         )
     }
 }
@@ -127,6 +133,7 @@ pub fn verify_and_read(
     secret: &[u8],
     request: &WebhookRequest,
     now: DateTime<Utc>,
+    plan_of_price: impl Fn(&str) -> Option<PlanId>,
 ) -> Result<VerifiedNotice, WebhookError> {
     let header = request
         .header("stripe-signature")
@@ -135,11 +142,15 @@ pub fn verify_and_read(
         .map_err(WebhookError::BadSignature)?;
     let event: Value = serde_json::from_slice(&request.body)
         .map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    read_event(&event)
+    read_event(&event, plan_of_price)
 }
 
-/// Reads a Stripe event envelope `{id, type, data: {object}}`.
-pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
+/// Reads a Stripe event envelope `{id, type, data: {object}}`; `plan_of_price` names the plan
+/// a Stripe price id sells.
+pub fn read_event(
+    event: &Value,
+    plan_of_price: impl Fn(&str) -> Option<PlanId>,
+) -> Result<VerifiedNotice, WebhookError> {
     let malformed = |what: &str| WebhookError::Malformed(format!("the event has no {what}"));
     let notice_id = str_at(event, &["id"]).ok_or_else(|| malformed("id"))?;
     let event_type = str_at(event, &["type"]).ok_or_else(|| malformed("type"))?;
@@ -196,11 +207,22 @@ pub fn read_event(event: &Value) -> Result<VerifiedNotice, WebhookError> {
             invoice_id: id(),
             provider_ref: subscription(),
         }),
-        "customer.subscription.updated" => object
-            .get("cancel_at_period_end")
-            .and_then(Value::as_bool)
-            .filter(|cancel| *cancel)
-            .map(|_| Notice::CancellationScheduled { provider_ref: id() }),
+        "customer.subscription.updated" => {
+            let price = object
+                .get("items")
+                .and_then(|i| i.get("data"))
+                .and_then(|d| d.get(0))
+                .and_then(|item| str_at(item, &["price", "id"]));
+            let cancel = object.get("cancel_at_period_end").and_then(Value::as_bool) == Some(true);
+            match price.and_then(&plan_of_price) {
+                Some(plan) if !cancel => Some(Notice::PlanChanged {
+                    provider_ref: id(),
+                    plan,
+                }),
+                _ if cancel => Some(Notice::CancellationScheduled { provider_ref: id() }),
+                _ => None,
+            }
+        }
         "customer.subscription.deleted" => Some(Notice::Canceled { provider_ref: id() }),
         _ => None,
     };

@@ -532,6 +532,35 @@ async fn webhooks_out_of_order_end_in_the_right_state() {
     assert_eq!(sub["payments"].as_array().unwrap().len(), 1);
     assert_eq!(sub["max_quality"], 2160);
 
+    // The subscriber moves to Standard at Stripe: the change comes in, and the next invoice at
+    // Standard's price is honoured.
+    let moved = stripe_event(
+        "evt_m",
+        "customer.subscription.updated",
+        json!({"id": "sub_9", "object": "subscription", "cancel_at_period_end": false,
+        "items": {"data": [{"price": {"id": "price_standard"}}]}, "metadata": {"account_id": account}}),
+    );
+    let a = deliver(&app, &moved, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["max_quality"].as_u64()),
+        (Some("standard"), Some(1080))
+    );
+    let standard_invoice = stripe_event(
+        "evt_m2",
+        "invoice.paid",
+        json!({"id": "in_m", "subscription": "sub_9", "amount_paid": 1549, "currency": "usd", "metadata": {"account_id": account}}),
+    );
+    let a = deliver(&app, &standard_invoice, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (
+            sub["payments"][0]["outcome"].as_str(),
+            sub["payments"][0]["amount"].as_i64()
+        ),
+        (Some("paid"), Some(1549))
+    );
+
     // A subscription event naming no account is found through the subscription id.
     let failed = stripe_event(
         "evt_c",
