@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cinelog_commands::store::EventStore;
 use cinelog_domain::title::{Kind, Media};
 use cinelog_domain::values::Maturity;
-use cinelog_domain::viewing::Watched;
+use cinelog_domain::viewing::{Viewing, Watched};
 use cinelog_infra::media::safe_component;
 use cinelog_projections::watching::{self, WatchEntry};
 use cinelog_projections::{catalog, subscriptions};
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
 /// What a stream URL grants: one session's ladder, up to a height, until a moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
+    pub account: Uuid,
     pub session: Uuid,
     pub ladder: String,
     pub max_height: u32,
@@ -219,6 +221,7 @@ pub async fn start(
     )
     .await?;
     let grant = Grant {
+        account: caller.account_id,
         session: session_id,
         ladder: media.ladder.clone(),
         max_height: entitlement.max_quality,
@@ -389,6 +392,41 @@ pub async fn history(
     Ok(axum::Json(entries))
 }
 
+/// Whether the grant's session still plays: started, not stopped, and heard from within the
+/// liveness window. The in-memory stream state answers first; a refusal is confirmed against
+/// the log, so a heartbeat taken by another replica is never missed.
+async fn session_live(app: &AppState, grant: &Grant) -> ApiResult<()> {
+    let now = app.clock.now();
+    let live = |state: &cinelog_domain::viewing::ViewingState| {
+        state.sessions.get(&grant.session).is_some_and(|s| {
+            now - s.last_seen < chrono::Duration::seconds(cinelog_domain::viewing::LIVE_SECS)
+        })
+    };
+    let account = grant.account.to_string();
+    let cached = app
+        .store
+        .load_for_append::<Viewing>(&account)
+        .await
+        .map_err(ApiError::internal)?;
+    if live(&cached.state) {
+        return Ok(());
+    }
+    let fresh = app
+        .store
+        .load::<Viewing>(&account)
+        .await
+        .map_err(ApiError::internal)?;
+    if live(&fresh.state) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_ended",
+            "this playback session has ended; start playback again",
+        ))
+    }
+}
+
 fn ladder_of(app: &AppState, grant: &Grant) -> ApiResult<Media> {
     app.media
         .read_ladder(&grant.ladder)
@@ -398,6 +436,7 @@ fn ladder_of(app: &AppState, grant: &Grant) -> ApiResult<Media> {
 /// The master playlist, listing only the renditions the plan allows.
 pub async fn master(State(app): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
     let grant = Grant::open(&app.stream_key, &token, app.clock.now().timestamp())?;
+    session_live(&app, &grant).await?;
     let media = ladder_of(&app, &grant)?;
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for r in media
@@ -427,6 +466,7 @@ pub async fn media_file(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let grant = Grant::open(&app.stream_key, &token, app.clock.now().timestamp())?;
+    session_live(&app, &grant).await?;
     let media = ladder_of(&app, &grant)?;
     let allowed = media
         .renditions
@@ -538,6 +578,7 @@ mod tests {
     #[test]
     fn grants_refuse_tampering_and_expiry() {
         let grant = Grant {
+            account: Uuid::nil(),
             session: Uuid::nil(),
             ladder: "bundled/aurora".into(),
             max_height: 720,

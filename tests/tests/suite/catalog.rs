@@ -512,6 +512,36 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
     );
     // The first session's progress is where the profile resumes.
     assert_eq!(third.body["resume_position_secs"], 3.5);
+    // The quiet session's URLs no longer play; the new session's do, until it stops.
+    let lapsed = fetch(&app, &seg_url, None).await;
+    assert_eq!(lapsed.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        lapsed.json::<Value>().await.unwrap()["error"],
+        "session_ended"
+    );
+    let third_master = third.body["master_playlist_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        fetch(&app, &third_master, None).await.status(),
+        StatusCode::OK
+    );
+    let sid3 = third.body["session_id"].as_str().unwrap().to_string();
+    let stopped = app
+        .post(
+            &format!("/api/playback/{sid3}/stop"),
+            json!({"position_secs": 2}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(stopped.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        fetch(&app, &third_master, None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let third = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(third.status, StatusCode::CREATED);
 
     // Stream URLs expire.
     clock.advance(Duration::hours(7));
