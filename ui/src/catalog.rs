@@ -633,7 +633,7 @@ pub fn PlayerPage(
             } else {
                 video { id: "player", controls: true, playsinline: true, muted: true }
                 div { class: "player-bar",
-                    span { class: "muted", "{title_id}{label}" }
+                    span { class: "muted", "{started().map(|s| text(&s, \"title_name\")).unwrap_or_default()}{label}" }
                     label { r#for: "quality", "Quality " }
                     select { id: "quality", onchange: pick_quality,
                         option { value: "auto", "Auto" }

@@ -107,6 +107,8 @@ pub struct StartBody {
 #[derive(Serialize, ToSchema)]
 pub struct Started {
     pub session_id: Uuid,
+    /// The title's name, for the player.
+    pub title_name: String,
     pub master_playlist_url: String,
     pub resume_position_secs: f64,
     /// Highest height the plan plays, e.g. 1080.
@@ -235,6 +237,7 @@ pub async fn start(
         .collect();
     let started = Started {
         session_id,
+        title_name: title.card.name.clone(),
         master_playlist_url: format!(
             "{}/stream/{}/master.m3u8",
             app.public_base(),
