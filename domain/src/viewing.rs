@@ -156,34 +156,12 @@ impl Decider for Viewing {
                 session_id,
                 position_secs,
                 at,
-            } => {
-                let session = state
-                    .sessions
-                    .get(&session_id)
-                    .ok_or(ViewingError::SessionNotFound)?;
-                Ok(vec![E::PlaybackProgressed {
-                    session_id,
-                    watched: session.watched.clone(),
-                    position_secs: position_secs.min(session.watched.duration_secs),
-                    at,
-                }])
-            }
+            } => progress(state, session_id, position_secs, at, false),
             ViewingCommand::Stop {
                 session_id,
                 position_secs,
                 at,
-            } => {
-                let session = state
-                    .sessions
-                    .get(&session_id)
-                    .ok_or(ViewingError::SessionNotFound)?;
-                Ok(vec![E::PlaybackStopped {
-                    session_id,
-                    watched: session.watched.clone(),
-                    position_secs: position_secs.min(session.watched.duration_secs),
-                    at,
-                }])
-            }
+            } => progress(state, session_id, position_secs, at, true),
         }
     }
 
@@ -217,6 +195,40 @@ impl Decider for Viewing {
         }
         state
     }
+}
+
+/// How far a live session got (`stop`: and that it ended); positions past the end count as
+/// the end.
+fn progress(
+    state: &ViewingState,
+    session_id: Uuid,
+    position_secs: f64,
+    at: DateTime<Utc>,
+    stop: bool,
+) -> Result<Vec<ViewingEvent>, ViewingError> {
+    let session = state
+        .sessions
+        .get(&session_id)
+        .ok_or(ViewingError::SessionNotFound)?;
+    let (watched, position_secs) = (
+        session.watched.clone(),
+        position_secs.min(session.watched.duration_secs),
+    );
+    Ok(vec![if stop {
+        ViewingEvent::PlaybackStopped {
+            session_id,
+            watched,
+            position_secs,
+            at,
+        }
+    } else {
+        ViewingEvent::PlaybackProgressed {
+            session_id,
+            watched,
+            position_secs,
+            at,
+        }
+    }])
 }
 
 #[cfg(test)]

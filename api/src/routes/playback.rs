@@ -270,17 +270,29 @@ pub async fn heartbeat(
     Path(sid): Path<String>,
     Json(body): Json<ProgressBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let session = parse_session(&sid)?;
-    app.playback
+    report(&app, &caller, &sid, body.position_secs, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a session's progress, or its end; answers the log position.
+async fn report(
+    app: &AppState,
+    caller: &Caller,
+    sid: &str,
+    position_secs: f64,
+    stop: bool,
+) -> ApiResult<i64> {
+    let session = parse_session(sid)?;
+    Ok(app
+        .playback
         .progress(
             caller.account_id,
             session,
-            body.position_secs,
-            false,
+            position_secs,
+            stop,
             &caller.meta,
         )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await?)
 }
 
 #[utoipa::path(post, path = "/api/playback/{sid}/stop", tag = "playback", request_body = ProgressBody, params(("sid" = String, Path)),
@@ -291,17 +303,7 @@ pub async fn stop(
     Path(sid): Path<String>,
     Json(body): Json<ProgressBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let session = parse_session(&sid)?;
-    let position = app
-        .playback
-        .progress(
-            caller.account_id,
-            session,
-            body.position_secs,
-            true,
-            &caller.meta,
-        )
-        .await?;
+    let position = report(&app, &caller, &sid, body.position_secs, true).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [("x-position", position.to_string())],
