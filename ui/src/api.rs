@@ -27,6 +27,18 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The API's error body, `{"error", "message"}`.
+    fn answered(status: u16, value: &Value) -> Self {
+        Failure {
+            status,
+            code: value["error"].as_str().unwrap_or("error").to_string(),
+            message: value["message"]
+                .as_str()
+                .unwrap_or("something went wrong")
+                .to_string(),
+        }
+    }
+
     fn network(e: reqwest::Error) -> Self {
         Failure {
             status: 0,
@@ -81,14 +93,7 @@ impl Api {
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            Err(Failure {
-                status,
-                code: value["error"].as_str().unwrap_or("error").to_string(),
-                message: value["message"]
-                    .as_str()
-                    .unwrap_or("something went wrong")
-                    .to_string(),
-            })
+            Err(Failure::answered(status, &value))
         }
     }
 
@@ -412,14 +417,7 @@ impl Api {
         if (200..300).contains(&status) {
             Ok(header.or(value["position"].as_i64()).unwrap_or(0))
         } else {
-            Err(Failure {
-                status,
-                code: value["error"].as_str().unwrap_or("error").to_string(),
-                message: value["message"]
-                    .as_str()
-                    .unwrap_or("something went wrong")
-                    .to_string(),
-            })
+            Err(Failure::answered(status, &value))
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, Json, MinPosition, Query};
-use crate::routes::profiles::read_model_at;
+use crate::routes::profiles::{self, read_model_at};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -51,12 +51,7 @@ async fn own_profile(
     caller: &Caller,
     pid: &str,
 ) -> ApiResult<(Uuid, String, Maturity)> {
-    let id = Uuid::parse_str(pid).map_err(|_| ApiError::not_found("profile"))?;
-    let profile = app
-        .accounts
-        .profile(caller.account_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let (id, profile) = profiles::own_profile(app, caller, pid).await?;
     Ok((
         id,
         profile.name.as_str().to_string(),
@@ -104,20 +99,37 @@ pub async fn rate(
     Path((pid, title_id)): Path<(String, String)>,
     Json(body): Json<RateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
-    let rating = Rating::parse(&body.rating)
-        .ok_or_else(|| ApiError::invalid("rating", "must be one of dislike, like, love"))?;
-    known_title(&app, &title_id, ceiling).await?;
-    let position = app
-        .taste
-        .change(profile, &title_id, TasteChange::Rate(rating), &caller.meta)
-        .await?;
+    let rating = Rating::parse(&body.rating);
+    let position = apply_taste(&app, &caller, &pid, &title_id, || {
+        let rating = rating
+            .ok_or_else(|| ApiError::invalid("rating", "must be one of dislike, like, love"))?;
+        Ok(TasteChange::Rate(rating))
+    })
+    .await?;
     Ok(axum::Json(Rated {
         title_id,
-        rating: Some(rating.as_str().into()),
+        rating: Some(body.rating),
         on_list: None,
         position,
     }))
+}
+
+/// Applies a taste change for the caller's profile to a title it may see; the change is made
+/// once the profile is known, so a bad field of another account's profile is still not found.
+async fn apply_taste(
+    app: &AppState,
+    caller: &Caller,
+    pid: &str,
+    title_id: &str,
+    change: impl FnOnce() -> ApiResult<TasteChange>,
+) -> ApiResult<i64> {
+    let (profile, _, ceiling) = own_profile(app, caller, pid).await?;
+    let change = change()?;
+    known_title(app, title_id, ceiling).await?;
+    Ok(app
+        .taste
+        .change(profile, title_id, change, &caller.meta)
+        .await?)
 }
 
 fn no_content(position: i64) -> Response {
@@ -135,12 +147,7 @@ pub async fn unrate(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id, ceiling).await?;
-    let position = app
-        .taste
-        .change(profile, &title_id, TasteChange::Unrate, &caller.meta)
-        .await?;
+    let position = apply_taste(&app, &caller, &pid, &title_id, || Ok(TasteChange::Unrate)).await?;
     Ok(no_content(position))
 }
 
@@ -151,12 +158,10 @@ pub async fn add(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id, ceiling).await?;
-    let position = app
-        .taste
-        .change(profile, &title_id, TasteChange::AddToList, &caller.meta)
-        .await?;
+    let position = apply_taste(&app, &caller, &pid, &title_id, || {
+        Ok(TasteChange::AddToList)
+    })
+    .await?;
     Ok(axum::Json(Rated {
         title_id,
         rating: None,
@@ -172,17 +177,10 @@ pub async fn remove(
     caller: Caller,
     Path((pid, title_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
-    known_title(&app, &title_id, ceiling).await?;
-    let position = app
-        .taste
-        .change(
-            profile,
-            &title_id,
-            TasteChange::RemoveFromList,
-            &caller.meta,
-        )
-        .await?;
+    let position = apply_taste(&app, &caller, &pid, &title_id, || {
+        Ok(TasteChange::RemoveFromList)
+    })
+    .await?;
     Ok(no_content(position))
 }
 

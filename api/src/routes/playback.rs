@@ -4,7 +4,7 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, Json, MinPosition, Query};
-use crate::routes::profiles::read_model_at;
+use crate::routes::profiles::{self, read_model_at};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -120,18 +120,9 @@ pub struct Started {
     pub position: i64,
 }
 
-fn parse_profile(pid: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(pid).map_err(|_| ApiError::not_found("profile"))
-}
-
-/// The caller's profile and its maturity ceiling; another account's profile is not found.
+/// The caller's profile and its maturity ceiling.
 async fn own_profile(app: &AppState, caller: &Caller, pid: &str) -> ApiResult<(Uuid, Maturity)> {
-    let id = parse_profile(pid)?;
-    let profile = app
-        .accounts
-        .profile(caller.account_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let (id, profile) = profiles::own_profile(app, caller, pid).await?;
     Ok((id, profile.maturity_rating))
 }
 

@@ -72,6 +72,22 @@ pub struct Me {
     pub subscription: serde_json::Value,
 }
 
+/// A profile of the caller's account as the write side knows it (no read-model lag); another
+/// account's profile, or a malformed id, is not found.
+pub async fn own_profile(
+    app: &AppState,
+    caller: &Caller,
+    pid: &str,
+) -> ApiResult<(Uuid, cinelog_domain::account::Profile)> {
+    let id = Uuid::parse_str(pid).map_err(|_| ApiError::not_found("profile"))?;
+    let profile = app
+        .accounts
+        .profile(caller.account_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    Ok((id, profile))
+}
+
 /// Waits for the accounts read model to reach `min_position`; 503 with Retry-After if it does not in time.
 pub async fn read_your_writes(app: &AppState, q: &MinPosition) -> ApiResult<()> {
     read_model_at(app, accounts::NAME, q).await

@@ -22,6 +22,14 @@ pub(crate) fn i64_at(value: &Value, path: &[&str]) -> Option<i64> {
         .and_then(Value::as_i64)
 }
 
+/// The HTTP client payment adapters use: a provider that does not answer within 10 s has failed.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client with a timeout builds")
+}
+
 /// A provider's error answer as one line.
 pub(crate) async fn failure(what: &str, response: reqwest::Response) -> String {
     let status = response.status();

@@ -23,10 +23,7 @@ pub struct PaypalGateway {
 impl PaypalGateway {
     pub fn new(settings: PaypalSettings) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("an HTTP client with a timeout builds"),
+            http: super::http_client(),
             settings,
             token: Mutex::new(None),
         }

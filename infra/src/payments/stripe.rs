@@ -23,10 +23,7 @@ pub struct StripeGateway {
 impl StripeGateway {
     pub fn new(settings: StripeSettings, clock: Arc<dyn Clock>) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .expect("an HTTP client with a timeout builds"),
+            http: super::http_client(),
             settings,
             clock,
         }
