@@ -35,6 +35,27 @@ pub async fn fresh_pg_database() -> String {
     format!("{}/{name}", pg_base())
 }
 
+/// Every committed event, in log order.
+///
+/// On Postgres the log reader holds back events while an older transaction anywhere on the server
+/// is still running (other tests' included), so this reads until it sees as many events as the
+/// table holds.
+pub async fn whole_log(store: &cinelog_infra::Store) -> Vec<cinelog_domain::RecordedEvent> {
+    use cinelog_projections::{Checkpoint, EventLog};
+    for _ in 0..600 {
+        let (stored, _) = store.backlog(Checkpoint::START).await.expect("count");
+        let log = store
+            .read_after(Checkpoint::START, 1_000_000)
+            .await
+            .expect("read the log");
+        if log.len() as i64 == stored {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the log reader never caught up with the committed events");
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
@@ -237,25 +258,12 @@ impl TestApp {
 
     /// Number of events in the log.
     pub async fn log_len(&self) -> usize {
-        use cinelog_projections::EventLog;
-        self.running
-            .state
-            .store
-            .read_after(cinelog_projections::Checkpoint::START, 100_000)
-            .await
-            .expect("read the log")
-            .len()
+        self.log().await.len()
     }
 
     /// Every event in the log, oldest first.
     pub async fn log(&self) -> Vec<cinelog_domain::RecordedEvent> {
-        use cinelog_projections::EventLog;
-        self.running
-            .state
-            .store
-            .read_after(cinelog_projections::Checkpoint::START, 100_000)
-            .await
-            .expect("read the log")
+        whole_log(&self.running.state.store).await
     }
 
     /// The caller's account id.

@@ -6,7 +6,7 @@ use cinelog_domain::account::{Account, AccountEvent};
 use cinelog_domain::envelope::GENESIS_HASH;
 use cinelog_infra::Store;
 use cinelog_projections::{Checkpoint, EventLog};
-use cinelog_tests::{TempDir, fresh_pg_database};
+use cinelog_tests::{TempDir, fresh_pg_database, whole_log};
 use uuid::Uuid;
 
 async fn stores() -> Vec<(&'static str, Store, TempDir)> {
@@ -93,7 +93,7 @@ async fn global_log_reads_in_order_with_envelope_and_hash_chain() {
             .unwrap();
         assert_eq!(two.version, 3, "{name}");
 
-        let log = store.read_after(Checkpoint::START, 100).await.unwrap();
+        let log = whole_log(&store).await;
         assert_eq!(log.len(), 5, "{name}");
         assert!(
             log.windows(2)

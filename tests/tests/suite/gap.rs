@@ -9,7 +9,7 @@ use cinelog_domain::{Actor, EventMeta};
 use cinelog_infra::Store;
 use cinelog_projections::accounts::AccountsProjection;
 use cinelog_projections::{Checkpoint, EventLog, Projections, ReadDb};
-use cinelog_tests::fresh_pg_database;
+use cinelog_tests::{fresh_pg_database, whole_log};
 use sqlx::Connection;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -134,15 +134,7 @@ async fn projection_waits_for_a_late_commit_and_sees_both_events_in_order() {
 
     slow_tx.commit().await.unwrap();
 
-    // Other tests' transactions on the same server can hold the horizon back a little: wait for it.
-    let mut log = Vec::new();
-    for _ in 0..300 {
-        log = store.read_after(Checkpoint::START, 100).await.unwrap();
-        if log.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let log = whole_log(&store).await;
     assert_eq!(
         log.iter().map(|e| e.position).collect::<Vec<_>>(),
         [slow_position, fast.position],

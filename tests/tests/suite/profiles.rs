@@ -3,7 +3,6 @@
 use cinelog_commands::CommandMeta;
 use cinelog_domain::Actor;
 use cinelog_domain::values::Role;
-use cinelog_projections::{Checkpoint, EventLog};
 use cinelog_tests::{Backend, TestApp};
 use reqwest::Method;
 use serde_json::json;
@@ -174,15 +173,7 @@ async fn another_accounts_profile_is_not_found_and_own_profiles_change() {
 async fn bad_input_is_a_clear_4xx_and_appends_nothing() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (token, _) = app.signup_login("strict@example.com").await;
-    let log_len = || async {
-        app.running
-            .state
-            .store
-            .read_after(Checkpoint::START, 10_000)
-            .await
-            .unwrap()
-            .len()
-    };
+    let log_len = || app.log_len();
     let before = log_len().await;
     let raw = |body: Vec<u8>, content_type: &'static str| {
         app.http
