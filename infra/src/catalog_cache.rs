@@ -45,7 +45,11 @@ impl CatalogCache {
             h.update(part.as_bytes());
         }
         h.update(q.page.to_le_bytes());
-        format!("{prefix}:catalog:{stamp}:{}", hex::encode(h.finalize()))
+        format!(
+            "{prefix}:catalog:v{}:{stamp}:{}",
+            catalog::VERSION,
+            hex::encode(h.finalize())
+        )
     }
 
     /// Browses or searches, from the cache when it holds the answer for the current catalog.

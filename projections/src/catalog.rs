@@ -3,6 +3,7 @@
 
 use crate::db::ReadDb;
 use crate::runtime::{Projection, Tables};
+use crate::text::{self, TextIndex};
 use async_trait::async_trait;
 use cinelog_domain::title::{Media, Season, Title, TitleEvent, TitleInfo};
 use cinelog_domain::values::Maturity;
@@ -13,13 +14,18 @@ use sqlx::{AnyConnection, Row};
 pub struct CatalogProjection;
 
 pub const NAME: &str = "catalog";
+/// The read model's shape; answers cached under one version are never read under another.
+pub const VERSION: i64 = 2;
 
 /// Titles per page.
 pub const PAGE_SIZE: i64 = 24;
-/// Words of a search that count; the rest are ignored.
-const MAX_WORDS: usize = 8;
-/// Characters of a search word that count.
-const MAX_WORD_CHARS: usize = 64;
+/// Titles' names and searchable text (name, genres, tagline, synopsis).
+const TEXT: TextIndex = TextIndex {
+    name: "titles_text",
+    table: "titles",
+    key: "title_id",
+    columns: &["name", "search"],
+};
 
 fn rank(m: Maturity) -> i64 {
     Maturity::ALL.iter().position(|x| *x == m).unwrap_or(0) as i64
@@ -32,7 +38,7 @@ impl Projection for CatalogProjection {
     }
 
     fn version(&self) -> i64 {
-        1
+        VERSION
     }
 
     fn tables(&self) -> &'static [(&'static str, &'static str)] {
@@ -50,6 +56,10 @@ impl Projection for CatalogProjection {
             "CREATE INDEX titles_popularity_{g} ON {titles} (published, popularity)",
             "CREATE INDEX titles_updated_{g} ON {titles} (updated_position)",
         ]
+    }
+
+    fn text_indexes(&self) -> &'static [TextIndex] {
+        &[TEXT]
     }
 
     async fn apply(
@@ -211,30 +221,25 @@ fn like_escape(word: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// The WHERE clause of a query and its bound values.
-fn filter(q: &TitleQuery) -> (String, Vec<String>) {
+/// The WHERE clause of a query and its bound values; and, for a search, the ORDER BY term that
+/// puts titles whose name holds the words first, with its value.
+fn filter(db: &ReadDb, q: &TitleQuery) -> (String, Vec<String>, Option<(String, String)>) {
     let mut sql = String::from(" WHERE published = 1");
     let mut binds: Vec<String> = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, value: String| {
         binds.push(value);
         sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
     };
-    let words: Vec<String> = q
-        .text
-        .as_deref()
-        .unwrap_or("")
-        .to_lowercase()
-        .replace(|c: char| c.is_control(), " ")
-        .split_whitespace()
-        .take(MAX_WORDS)
-        .map(|w| w.chars().take(MAX_WORD_CHARS).collect::<String>())
-        .collect();
-    for word in words {
-        arg(
-            &mut sql,
-            " AND search LIKE ? ESCAPE '\\'",
-            format!("%{}%", like_escape(&word)),
-        );
+    let text = q.text.as_deref().unwrap_or("");
+    let words = text::words(text);
+    let mut name_first = None;
+    if !words.is_empty() {
+        let (clause, value) = TEXT.matches(db.sqlite, "search", &words);
+        arg(&mut sql, &format!(" AND {clause}"), value);
+        name_first = Some(TEXT.matches(db.sqlite, "name", &words));
+    } else if !text.trim().is_empty() {
+        // Typed, but nothing in it can be a word of a title (only symbols or emoji).
+        sql.push_str(" AND 1 = 0");
     }
     if let Some(genre) = &q.genre {
         arg(
@@ -256,22 +261,29 @@ fn filter(q: &TitleQuery) -> (String, Vec<String>) {
     if let Some(max) = q.max_maturity {
         sql.push_str(&format!(" AND maturity_rank <= {}", rank(max)));
     }
-    (sql, binds)
+    // The ORDER BY value is bound after the filter's.
+    let name_first = name_first.map(|(clause, value)| {
+        let clause = clause.replace('?', &format!("${}", binds.len() + 1));
+        (format!("CASE WHEN {clause} THEN 0 ELSE 1 END, "), value)
+    });
+    (sql, binds, name_first)
 }
 
-/// Published titles matching the query, most popular first; whether there is a next page; and
-/// how many match in all.
+/// Published titles matching the query (for a search, those whose name matches first), most
+/// popular first; whether there is a next page; and how many match in all.
 pub async fn browse(db: &ReadDb, q: &TitleQuery) -> anyhow::Result<(Vec<TitleCard>, bool, i64)> {
-    let (filter, binds) = filter(q);
+    let (filter, binds, name_first) = filter(db, q);
     let page = q.page.max(1);
+    let (first, first_value) = name_first.unzip();
     let sql = format!(
-        "SELECT {CARD_COLUMNS} FROM titles{filter} ORDER BY popularity DESC, title_id LIMIT {} OFFSET {}",
+        "SELECT {CARD_COLUMNS} FROM titles{filter} ORDER BY {}popularity DESC, title_id LIMIT {} OFFSET {}",
+        first.unwrap_or_default(),
         PAGE_SIZE + 1,
         (page - 1).saturating_mul(PAGE_SIZE)
     );
     let mut query = sqlx::query(&sql);
-    for b in &binds {
-        query = query.bind(b.clone());
+    for b in binds.iter().cloned().chain(first_value) {
+        query = query.bind(b);
     }
     let rows = query.fetch_all(&db.pool).await?;
     let count_sql = format!("SELECT COUNT(*) FROM titles{filter}");

@@ -11,6 +11,7 @@ pub mod pii;
 pub mod recommend;
 pub mod runtime;
 pub mod subscriptions;
+pub mod text;
 pub mod watching;
 
 pub use db::ReadDb;

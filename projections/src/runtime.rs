@@ -5,6 +5,7 @@
 
 use crate::db::ReadDb;
 use crate::log::{Checkpoint, EventLog};
+use crate::text::TextIndex;
 use async_trait::async_trait;
 use chrono::Utc;
 use cinelog_domain::RecordedEvent;
@@ -47,6 +48,10 @@ pub trait Projection: Send + Sync {
     /// Extra statements run after the tables are created (indexes); `{table}` placeholders are
     /// the physical names, written as `{name}` of a table.
     fn indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Full-text indexes over its tables' text columns.
+    fn text_indexes(&self) -> &'static [TextIndex] {
         &[]
     }
     /// Applies one event. Must be idempotent per event and return errors rather than panic.
@@ -201,6 +206,11 @@ impl Projections {
             }
             sqlx::query(&sql).execute(&mut *tx).await?;
         }
+        for index in p.text_indexes() {
+            for sql in index.create(&tables, self.db.sqlite) {
+                sqlx::query(&sql).execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
         Ok(next)
     }
@@ -297,6 +307,13 @@ impl Projections {
         Ok(generation)
     }
 
+    /// The plain names of a projection's tables, each read through a view: its tables and, on
+    /// SQLite, its full-text tables.
+    fn viewed(p: &dyn Projection, sqlite: bool) -> Vec<&'static str> {
+        let text = p.text_indexes().iter().filter(|_| sqlite).map(|i| i.name);
+        p.tables().iter().map(|(t, _)| *t).chain(text).collect()
+    }
+
     /// Points the views at `generation`, marks it active and drops the old generation's tables.
     async fn swap(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
         let mut tx = self.db.pool.begin().await?;
@@ -322,7 +339,7 @@ impl Projections {
             .execute(&mut *tx)
             .await?;
         let tables = Tables { generation };
-        for (table, _) in p.tables() {
+        for table in Self::viewed(p, self.db.sqlite) {
             sqlx::query(&format!("DROP VIEW IF EXISTS {table}"))
                 .execute(&mut *tx)
                 .await?;
@@ -344,7 +361,7 @@ impl Projections {
             .await?;
         for old in stale {
             let old_tables = Tables { generation: old };
-            for (table, _) in p.tables() {
+            for table in Self::viewed(p, self.db.sqlite) {
                 sqlx::query(&format!("DROP TABLE IF EXISTS {}", old_tables.name(table)))
                     .execute(&self.db.pool)
                     .await?;

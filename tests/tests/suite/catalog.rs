@@ -112,41 +112,7 @@ async fn the_bundled_catalog_browses_searches_and_survives_restarts() {
         app.get("/api/titles?genre=Horror", None).await.body["total"]
     );
 
-    // Search by words of the name or synopsis, case-insensitively.
-    let found = app
-        .get("/api/titles?query=LIGHTHOUSE%20brackwater", None)
-        .await;
-    assert_eq!(ids(&found.body), ["the-lantern-keeper-of-brackwater"]);
-    // Anything a person can type answers results or an empty list.
-    let long = "é".repeat(10_000);
-    for text in [
-        "\"",
-        "'; DROP TABLE titles; --",
-        "\") OR 1=1 -- NEAR(",
-        "%",
-        "_",
-        "\\",
-        "a AND b OR NOT c*",
-        "🎬🍿",
-        "NULL",
-        long.as_str(),
-        "   ",
-    ] {
-        let a = app
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/titles?query={}", urlencode(text)),
-                None,
-                None,
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{text:.40}: {:?}", a.body);
-        assert!(a.body["items"].is_array());
-    }
-    assert_eq!(
-        ids(&app.get("/api/titles?query=%25", None).await.body).len(),
-        0
-    );
+    assert_searches_any_text(&app).await;
     assert_eq!(
         app.get("/api/titles?page=abc", None).await.status,
         StatusCode::BAD_REQUEST
@@ -163,6 +129,158 @@ async fn the_bundled_catalog_browses_searches_and_survives_restarts() {
         Some(total)
     );
     again.stop();
+}
+
+/// Anything a person can type answers results or an empty list.
+async fn assert_searches_any_text(app: &TestApp) {
+    let long = "é".repeat(10_000);
+    for text in [
+        "\"",
+        "'; DROP TABLE titles; --",
+        "\") OR 1=1 -- NEAR(",
+        "%",
+        "_",
+        "\\",
+        "a AND b OR NOT c*",
+        "lighthouse:* & !brackwater | (",
+        "🎬🍿",
+        "NULL",
+        "\u{0}",
+        long.as_str(),
+        "   ",
+    ] {
+        let a = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/titles?query={}", urlencode(text)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{text:.40}: {:?}", a.body);
+        assert!(a.body["items"].is_array());
+    }
+    for nothing in ["%", "🎬🍿", "ghthouse"] {
+        let a = app
+            .get(&format!("/api/titles?query={}", urlencode(nothing)), None)
+            .await;
+        assert_eq!(a.body["total"], 0, "{nothing}");
+    }
+}
+
+/// The ids a search finds, in order.
+async fn search(app: &TestApp, text: &str) -> Vec<String> {
+    let a = app
+        .get(&format!("/api/titles?query={}", urlencode(text)), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{text}: {:?}", a.body);
+    ids(&a.body)
+}
+
+#[tokio::test]
+async fn search_is_full_text_by_word_prefix_with_names_first() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::spawn(backend).await;
+        // Every word must match, case-insensitively, each as the start of a word.
+        assert_eq!(
+            search(&app, "LIGHTHOUSE brackwater").await,
+            ["the-lantern-keeper-of-brackwater"],
+            "{backend:?}"
+        );
+        assert!(
+            search(&app, "lighth")
+                .await
+                .contains(&"the-lantern-keeper-of-brackwater".to_string()),
+            "{backend:?}"
+        );
+        assert!(
+            search(&app, "lighthouse zebra").await.is_empty(),
+            "{backend:?}"
+        );
+        // Titles named by the words come before those that only mention them, even more popular ones.
+        assert_eq!(
+            search(&app, "station").await,
+            [
+                "marmalade-station",
+                "relay-station-nine",
+                "coldwater-precinct"
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            search(&app, "winter").await,
+            ["winter-apiary", "the-lantern-keeper-of-brackwater"],
+            "{backend:?}"
+        );
+        // Operators and quotes are not syntax: they separate words.
+        assert_eq!(
+            search(&app, "\"lighthouse\" AND (brackwater*)").await,
+            ["the-lantern-keeper-of-brackwater"],
+            "{backend:?}"
+        );
+        assert_searches_any_text(&app).await;
+
+        // The index follows the title: a new name is found, the old one no longer is.
+        let state = &app.running.state;
+        let mut info = cinelog_infra::media::bundled_catalog()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.id == "winter-apiary")
+            .unwrap()
+            .info;
+        info.name = "The Beekeeper's Almanac".into();
+        let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+        let (_, position) = state
+            .catalog
+            .import("winter-apiary", info, &meta)
+            .await
+            .unwrap();
+        assert!(
+            state
+                .projections
+                .wait_for(
+                    cinelog_projections::catalog::NAME,
+                    position,
+                    std::time::Duration::from_secs(10)
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            search(&app, "almanac beekeep").await,
+            ["winter-apiary"],
+            "{backend:?}"
+        );
+        assert!(search(&app, "apiary").await.is_empty(), "{backend:?}");
+        // Its synopsis still says winter, but its name no longer does.
+        assert_eq!(
+            search(&app, "winter").await,
+            ["the-lantern-keeper-of-brackwater", "winter-apiary"],
+            "{backend:?}"
+        );
+
+        // A rebuild makes the same index beside the live one.
+        state
+            .projections
+            .rebuild(cinelog_projections::catalog::NAME)
+            .await
+            .unwrap();
+        assert_eq!(
+            search(&app, "almanac").await,
+            ["winter-apiary"],
+            "{backend:?}"
+        );
+        assert_eq!(
+            search(&app, "station").await,
+            [
+                "marmalade-station",
+                "relay-station-nine",
+                "coldwater-precinct"
+            ],
+            "{backend:?}"
+        );
+        app.stop();
+    }
 }
 
 fn urlencode(s: &str) -> String {

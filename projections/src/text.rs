@@ -1,0 +1,151 @@
+//! Full-text search over read-model columns: an FTS5 table kept by triggers on SQLite, GIN indexes
+//! over `to_tsvector` on Postgres. Both match every word of a search as a prefix, after the same
+//! tokenising, so a query answers the same on either backend.
+
+use crate::runtime::Tables;
+
+/// Words of a search that count; the rest are ignored.
+const MAX_WORDS: usize = 8;
+/// Characters of a search word that count.
+const MAX_WORD_CHARS: usize = 64;
+
+/// A full-text index over text columns of one of a projection's tables.
+pub struct TextIndex {
+    /// The name queries use, e.g. `titles_text`.
+    pub name: &'static str,
+    /// The indexed table (its plain name).
+    pub table: &'static str,
+    /// The table's key column; SQLite copies it into the index.
+    pub key: &'static str,
+    /// The indexed text columns.
+    pub columns: &'static [&'static str],
+}
+
+/// The words of what a person typed: runs of letters and digits, lowercased. Quotes, operators,
+/// punctuation and emoji separate words and are never part of one.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_WORDS)
+        .map(|w| {
+            w.chars()
+                .take(MAX_WORD_CHARS)
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect()
+}
+
+impl TextIndex {
+    /// Statements that create this index in one generation, after its table.
+    pub(crate) fn create(&self, tables: &Tables, sqlite: bool) -> Vec<String> {
+        let source = tables.name(self.table);
+        let index = tables.name(self.name);
+        if !sqlite {
+            return self
+                .columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "CREATE INDEX {index}_{c} ON {source} USING GIN (to_tsvector('simple', {c}))"
+                    )
+                })
+                .collect();
+        }
+        let columns = self.columns.join(", ");
+        let new_values = self
+            .columns
+            .iter()
+            .map(|c| format!("new.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let key = self.key;
+        let insert = format!(
+            "INSERT INTO {index} (rowid, {key}, {columns}) VALUES (new.rowid, new.{key}, {new_values});"
+        );
+        let delete = format!("DELETE FROM {index} WHERE rowid = old.rowid;");
+        vec![
+            format!("DROP TABLE IF EXISTS {index}"),
+            format!(
+                "CREATE VIRTUAL TABLE {index} USING fts5({key} UNINDEXED, {columns}, tokenize = 'unicode61 remove_diacritics 2')"
+            ),
+            format!("CREATE TRIGGER {index}_insert AFTER INSERT ON {source} BEGIN {insert} END"),
+            format!(
+                "CREATE TRIGGER {index}_update AFTER UPDATE OF {key}, {columns} ON {source} BEGIN {delete} {insert} END"
+            ),
+            format!("CREATE TRIGGER {index}_delete AFTER DELETE ON {source} BEGIN {delete} END"),
+        ]
+    }
+
+    /// A condition that `column` of the indexed table holds every word, each as a prefix, with
+    /// its one parameter written `?`, and the value to bind there. `words` must not be empty.
+    pub fn matches(&self, sqlite: bool, column: &str, words: &[String]) -> (String, String) {
+        debug_assert!(self.columns.contains(&column));
+        if sqlite {
+            let (key, name) = (self.key, self.name);
+            let query = words
+                .iter()
+                .map(|w| format!("\"{w}\"*"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (
+                format!("{key} IN (SELECT {key} FROM {name} WHERE {column} MATCH ?)"),
+                query,
+            )
+        } else {
+            let query = words
+                .iter()
+                .map(|w| format!("{w}:*"))
+                .collect::<Vec<_>>()
+                .join(" & ");
+            (
+                format!("to_tsvector('simple', {column}) @@ to_tsquery('simple', ?)"),
+                query,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_letters_and_digits_only() {
+        assert_eq!(
+            words("LIGHTHOUSE  brackwater"),
+            ["lighthouse", "brackwater"]
+        );
+        assert_eq!(
+            words("'; DROP TABLE titles; --"),
+            ["drop", "table", "titles"]
+        );
+        assert_eq!(words("\") OR 1=1 -- NEAR("), ["or", "1", "1", "near"]);
+        assert_eq!(words("a*b\"c:d&e|f!g"), ["a", "b", "c", "d", "e", "f", "g"]);
+        assert!(words("🎬🍿 % _ \\ \"").is_empty());
+        assert_eq!(words("Café Noël"), ["café", "noël"]);
+        let long = words(&"é".repeat(10_000));
+        assert_eq!(long.len(), 1);
+        assert_eq!(long[0].chars().count(), MAX_WORD_CHARS);
+        assert_eq!(words(&"a ".repeat(100)).len(), MAX_WORDS);
+    }
+
+    #[test]
+    fn match_values_quote_every_word_as_a_prefix() {
+        let ix = TextIndex {
+            name: "titles_text",
+            table: "titles",
+            key: "title_id",
+            columns: &["name", "search"],
+        };
+        let w = words("tin fox");
+        assert_eq!(
+            ix.matches(true, "search", &w),
+            (
+                "title_id IN (SELECT title_id FROM titles_text WHERE search MATCH ?)".into(),
+                "\"tin\"* \"fox\"*".into()
+            )
+        );
+        assert_eq!(ix.matches(false, "name", &w).1, "tin:* & fox:*");
+    }
+}
