@@ -1,7 +1,9 @@
 //! Trending in production mode: plays and likes per day in Redis sorted sets
 //! (`<prefix>:trending:<day>`), fed from the log by a follower whose checkpoint lives in Redis
-//! too. Each batch's increments and the checkpoint move in one MULTI/EXEC guarded by WATCH on
-//! the checkpoint, so any number of replicas apply every event exactly once.
+//! too. A like counts when a profile starts liking a title, as in the SQL read model, so a hash
+//! remembers which profiles like which titles. Each batch's increments, that hash and the
+//! checkpoint move in one MULTI/EXEC guarded by WATCH on the checkpoint and the hash, so any
+//! number of replicas apply every event exactly once.
 
 use chrono::{DateTime, Duration, Utc};
 use cinelog_domain::RecordedEvent;
@@ -24,20 +26,46 @@ pub struct RedisTrending {
     log: Arc<dyn EventLog>,
 }
 
-/// What one event adds to trending: (day, title).
-fn counted(e: &RecordedEvent) -> Option<(String, String)> {
+/// What one event means for trending.
+enum Counted {
+    /// A play of a title: counts once.
+    Play { day: String, title: String },
+    /// A profile's taste in a title now likes it or not; it counts when a profile starts liking
+    /// a title (like or love), as in the SQL read model.
+    Taste {
+        day: String,
+        liker: String,
+        title: String,
+        likes: bool,
+    },
+}
+
+fn counted(e: &RecordedEvent) -> Option<Counted> {
     let day = e.meta.recorded_at.format("%Y-%m-%d").to_string();
     match e.stream_type.as_str() {
         "viewing" => match serde_json::from_value::<ViewingEvent>(e.payload.clone()).ok()? {
-            ViewingEvent::PlaybackStarted { watched, .. } => Some((day, watched.title_id)),
+            ViewingEvent::PlaybackStarted { watched, .. } => Some(Counted::Play {
+                day,
+                title: watched.title_id,
+            }),
             _ => None,
         },
-        "taste" => match serde_json::from_value::<TasteEvent>(e.payload.clone()).ok()? {
-            TasteEvent::TitleRated { title_id, rating } if rating != Rating::Dislike => {
-                Some((day, title_id))
-            }
-            _ => None,
-        },
+        "taste" => {
+            let (title, likes) =
+                match serde_json::from_value::<TasteEvent>(e.payload.clone()).ok()? {
+                    TasteEvent::TitleRated { title_id, rating } => {
+                        (title_id, rating != Rating::Dislike)
+                    }
+                    TasteEvent::RatingRemoved { title_id } => (title_id, false),
+                    _ => return None,
+                };
+            Some(Counted::Taste {
+                day,
+                liker: format!("{}|{title}", e.stream_id),
+                title,
+                likes,
+            })
+        }
         _ => None,
     }
 }
@@ -55,6 +83,11 @@ impl RedisTrending {
         format!("{}:trending:checkpoint", self.prefix)
     }
 
+    /// A hash of the profile–title pairs liked now (`<profile>|<title>`).
+    fn liked_key(&self) -> String {
+        format!("{}:trending:liked", self.prefix)
+    }
+
     fn day_key(&self, day: &str) -> String {
         format!("{}:trending:{day}", self.prefix)
     }
@@ -69,8 +102,10 @@ impl RedisTrending {
         // WATCH needs a connection of its own: it guards only this connection's transaction.
         let mut conn = self.client.get_multiplexed_async_connection().await?;
         let key = self.checkpoint_key();
+        let liked_key = self.liked_key();
         redis::cmd("WATCH")
             .arg(&key)
+            .arg(&liked_key)
             .query_async::<()>(&mut conn)
             .await?;
         let stored: Option<String> = conn.get(&key).await?;
@@ -87,18 +122,56 @@ impl RedisTrending {
             return Ok(Some(0));
         };
         let to = Checkpoint::of(last);
-        let mut sums: HashMap<(String, String), f64> = HashMap::new();
-        for e in &events {
-            if let Some(k) = counted(e) {
-                *sums.entry(k).or_default() += 1.0;
+        let counted: Vec<Counted> = events.iter().filter_map(counted).collect();
+        // Who liked what before this batch, for the pairs it touches.
+        let mut touched: Vec<&str> = counted
+            .iter()
+            .filter_map(|c| match c {
+                Counted::Taste { liker, .. } => Some(liker.as_str()),
+                Counted::Play { .. } => None,
+            })
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut liked: HashMap<&str, bool> = HashMap::new();
+        if !touched.is_empty() {
+            let before: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(&liked_key)
+                .arg(&touched)
+                .query_async(&mut conn)
+                .await?;
+            liked.extend(touched.iter().zip(before).map(|(k, v)| (*k, v.is_some())));
+        }
+        let mut sums: HashMap<(&str, &str), f64> = HashMap::new();
+        for c in &counted {
+            match c {
+                Counted::Play { day, title } => *sums.entry((day, title)).or_default() += 1.0,
+                Counted::Taste {
+                    day,
+                    liker,
+                    title,
+                    likes,
+                } => {
+                    let was = liked.insert(liker, *likes).unwrap_or(false);
+                    if *likes && !was {
+                        *sums.entry((day, title)).or_default() += 1.0;
+                    }
+                }
             }
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for ((day, title), n) in &sums {
             let day_key = self.day_key(day);
-            pipe.zincr(&day_key, title, *n).ignore();
+            pipe.zincr(&day_key, *title, *n).ignore();
             pipe.expire(&day_key, KEEP_DAYS * 86_400).ignore();
+        }
+        for (liker, likes) in &liked {
+            if *likes {
+                pipe.hset(&liked_key, *liker, 1).ignore();
+            } else {
+                pipe.hdel(&liked_key, *liker).ignore();
+            }
         }
         pipe.set(&key, format!("{}:{}", to.tx, to.position))
             .ignore();

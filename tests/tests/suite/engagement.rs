@@ -453,7 +453,12 @@ async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
             Some(&token),
         )
         .await;
-        for (title, rating) in [("brass-and-bone", "love"), ("copperline", "dislike")] {
+        // Liking, then loving, is one profile starting to like the title: it counts once.
+        for (title, rating) in [
+            ("brass-and-bone", "like"),
+            ("brass-and-bone", "love"),
+            ("copperline", "dislike"),
+        ] {
             let r = rate(app, &token, &pid, title, json!(rating)).await;
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         }
@@ -481,6 +486,24 @@ async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
             ("brass-and-bone".to_string(), 3),
             ("copperline".to_string(), plays)
         ]
+    );
+    // The SQL read model of the embedded default counts the same.
+    let state = &first.running.state;
+    assert!(
+        state
+            .projections
+            .wait_for("engagement", head, std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    let since = (chrono::Utc::now() - chrono::Duration::days(6))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        cinelog_projections::engagement::trending(state.projections.db(), &since, 10)
+            .await
+            .unwrap(),
+        top
     );
     // Running it again, from either replica, adds nothing.
     trending.catch_up().await.unwrap();
