@@ -10,6 +10,7 @@ use cinelog_domain::values::Maturity;
 use cinelog_domain::{Decider, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
 
 pub struct CatalogProjection;
 
@@ -338,6 +339,37 @@ pub async fn details(
         seasons: serde_json::from_str(&seasons)?,
         media: media.map(|m| serde_json::from_str(&m)).transpose()?,
     }))
+}
+
+/// Cards of the published titles among `ids` that the viewer may see, by id, in one query.
+pub async fn cards(
+    db: &ReadDb,
+    ids: &[String],
+    max_maturity: Option<Maturity>,
+) -> anyhow::Result<HashMap<String, TitleCard>> {
+    let ids: Vec<&String> = ids.iter().filter(|id| plausible_id(id)).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let params = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ceiling = max_maturity.map_or(i64::MAX, rank);
+    let sql = format!(
+        "SELECT {CARD_COLUMNS} FROM titles WHERE published = 1 AND maturity_rank <= {ceiling} AND title_id IN ({params})"
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    Ok(query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(card)
+        .map(|c| (c.id.clone(), c))
+        .collect())
 }
 
 /// Whether a string can be a title id at all (short, no control characters); anything else is

@@ -201,19 +201,17 @@ pub async fn ratings(
     read_model_at(&app, engagement::NAME, &q).await?;
     let (profile, _, ceiling) = own_profile(&app, &caller, &pid).await?;
     let rated = engagement::ratings(app.projections.db(), &profile.to_string()).await?;
-    let mut out = Vec::new();
-    for (title_id, r, _) in rated {
-        // Only titles the profile may see (its rating may have been lowered since).
-        if catalog::details(app.projections.db(), &title_id, Some(ceiling))
-            .await?
-            .is_some()
-        {
-            out.push(RatingView {
-                title_id,
-                rating: r.as_str().into(),
-            });
-        }
-    }
+    let ids: Vec<String> = rated.iter().map(|(t, _, _)| t.clone()).collect();
+    // Only titles the profile may see (its rating may have been lowered since).
+    let visible = catalog::cards(app.projections.db(), &ids, Some(ceiling)).await?;
+    let out: Vec<RatingView> = rated
+        .into_iter()
+        .filter(|(title_id, _, _)| visible.contains_key(title_id))
+        .map(|(title_id, r, _)| RatingView {
+            title_id,
+            rating: r.as_str().into(),
+        })
+        .collect();
     Ok(axum::Json(out))
 }
 
@@ -223,13 +221,9 @@ async fn cards(
     ids: impl IntoIterator<Item = String>,
     ceiling: Maturity,
 ) -> ApiResult<Vec<TitleCard>> {
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(t) = catalog::details(app.projections.db(), &id, Some(ceiling)).await? {
-            out.push(t.card);
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = ids.into_iter().collect();
+    let mut found = catalog::cards(app.projections.db(), &ids, Some(ceiling)).await?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 #[utoipa::path(get, path = "/api/profiles/{pid}/list", tag = "engagement", params(("pid" = String, Path), MinPosition),
@@ -380,15 +374,17 @@ pub async fn recommendations(
                 Err(why) => tracing::warn!(%why, "re-ranking failed; keeping the local order"),
             }
         }
-        let mut items = Vec::new();
-        for (id, reason) in ordered.into_iter().take(ROW_LEN) {
-            if let Some(card) = cards(&app, [id], ceiling).await?.pop() {
-                items.push(RecommendedTitle {
-                    title: card,
-                    reason,
-                });
-            }
-        }
+        ordered.truncate(ROW_LEN);
+        let ids: Vec<String> = ordered.iter().map(|(id, _)| id.clone()).collect();
+        let mut found = catalog::cards(db, &ids, Some(ceiling)).await?;
+        let items: Vec<RecommendedTitle> = ordered
+            .into_iter()
+            .filter_map(|(id, reason)| {
+                found
+                    .remove(&id)
+                    .map(|title| RecommendedTitle { title, reason })
+            })
+            .collect();
         rows.push(RecommendationRow {
             kind: "top_picks".into(),
             reason: format!("Top picks for {name}"),
