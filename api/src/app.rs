@@ -391,7 +391,11 @@ pub async fn seed_catalog(state: &AppState) -> anyhow::Result<()> {
         added += usize::from(outcome != cinelog_commands::catalog::Imported::Unchanged);
         match state.media.read_ladder(&title.ladder) {
             Ok(media) => {
-                state.catalog.attach_media(&title.id, media, &meta).await?;
+                // Demo media never replaces a ladder ingested since.
+                state
+                    .catalog
+                    .attach_media(&title.id, media, false, &meta)
+                    .await?;
             }
             Err(e) => {
                 tracing::warn!(title = %title.id, error = %e, "demo media missing; the title will not play")
@@ -449,7 +453,12 @@ pub async fn ingest_media(
     let media = state.media.ingest(file, title_id).await?;
     let position = state
         .catalog
-        .attach_media(title_id, media.clone(), &CommandMeta::new(Actor::System))
+        .attach_media(
+            title_id,
+            media.clone(),
+            true,
+            &CommandMeta::new(Actor::System),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((media, position))

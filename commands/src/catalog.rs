@@ -46,16 +46,19 @@ impl<S: EventStore> CatalogService<S> {
         Ok((outcome, done.position))
     }
 
-    /// Attaches an HLS ladder to a title (nothing if it already has exactly this one).
+    /// Attaches an HLS ladder to a title (nothing if it already has exactly this one); with
+    /// `replace: false`, only if it has none.
     pub async fn attach_media(
         &self,
         id: &str,
         media: Media,
+        replace: bool,
         meta: &CommandMeta,
     ) -> Result<i64, CommandError> {
         let done = execute::<Title, _, CommandError>(&self.store, id, meta, |_| {
             Ok(TitleCommand::AttachMedia {
                 media: media.clone(),
+                replace,
             })
         })
         .await?;

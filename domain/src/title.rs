@@ -102,8 +102,11 @@ pub enum TitleCommand {
         info: TitleInfo,
         publish: bool,
     },
+    /// Attaches a ladder; with `replace: false` only to a title that has none yet (bundled demo
+    /// media never replaces an ingested ladder).
     AttachMedia {
         media: Media,
+        replace: bool,
     },
     Publish,
     Withdraw,
@@ -164,10 +167,10 @@ impl Decider for Title {
                 Ok(events)
             }
             _ if !exists => Err(TitleError::NotFound),
-            TitleCommand::AttachMedia { media } if state.media.as_ref() == Some(&media) => {
-                Ok(vec![])
-            }
-            TitleCommand::AttachMedia { media } => Ok(vec![E::MediaAttached { media }]),
+            TitleCommand::AttachMedia { media, replace } => match &state.media {
+                Some(known) if *known == media || !replace => Ok(vec![]),
+                _ => Ok(vec![E::MediaAttached { media }]),
+            },
             TitleCommand::Publish if state.published => Ok(vec![]),
             TitleCommand::Publish => Ok(vec![E::TitlePublished]),
             TitleCommand::Withdraw if !state.published => Ok(vec![]),
@@ -271,6 +274,50 @@ mod tests {
                 }
             ),
             Err(TitleError::Unnamed)
+        );
+    }
+
+    #[test]
+    fn offered_media_never_replaces_a_ladder_but_attached_media_does() {
+        let media = |name: &str| Media {
+            ladder: name.into(),
+            duration_secs: 8.0,
+            renditions: vec![],
+        };
+        let known = [TitleEvent::TitleImported { info: info("A") }];
+        let offer = |m: &str| TitleCommand::AttachMedia {
+            media: media(m),
+            replace: false,
+        };
+        assert_eq!(
+            given_when::<Title>(&known, offer("demo")).unwrap(),
+            vec![TitleEvent::MediaAttached {
+                media: media("demo")
+            }]
+        );
+        let ingested = [
+            TitleEvent::TitleImported { info: info("A") },
+            TitleEvent::MediaAttached {
+                media: media("ingested"),
+            },
+        ];
+        assert_eq!(
+            given_when::<Title>(&ingested, offer("demo")).unwrap(),
+            vec![]
+        );
+        let attach = |m: &str| TitleCommand::AttachMedia {
+            media: media(m),
+            replace: true,
+        };
+        assert_eq!(
+            given_when::<Title>(&ingested, attach("ingested")).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            given_when::<Title>(&ingested, attach("new")).unwrap(),
+            vec![TitleEvent::MediaAttached {
+                media: media("new")
+            }]
         );
     }
 }

@@ -14,12 +14,23 @@ use tokio::process::Command;
 /// The bundled catalog, compiled in so the embedded default needs no files besides the media.
 const BUNDLED_CATALOG: &str = include_str!("../../assets/catalog/titles.json");
 
-/// Heights `media ingest` makes, with their video bitrates (kbit/s).
-pub const LADDER: [(u32, u32); 4] = [(240, 300), (480, 800), (720, 1800), (1080, 3500)];
+/// Heights `media ingest` makes, with their video bitrates (kbit/s): always up to
+/// [`LADDER_FLOOR`], and above it as far as the source goes.
+pub const LADDER: [(u32, u32); 6] = [
+    (240, 300),
+    (480, 800),
+    (720, 1800),
+    (1080, 3500),
+    (1440, 7000),
+    (2160, 14000),
+];
+/// Every ingested title plays at least 240p to this height.
+pub const LADDER_FLOOR: u32 = 1080;
 /// Segment length; every rendition is cut at the same instants.
 pub const SEGMENT_SECS: u32 = 2;
 
-/// Where ladders live: `bundled/<name>` in the shipped assets, `ingested/<title>` in the data dir.
+/// Where ladders live: `bundled/<name>` in the shipped assets, `ingested/<title>.<version>` in the
+/// data dir.
 #[derive(Debug, Clone)]
 pub struct MediaLibrary {
     bundled: PathBuf,
@@ -168,22 +179,34 @@ impl MediaLibrary {
         Ok(media)
     }
 
-    /// Makes an HLS ladder of `input` with ffmpeg (one rendition per height in [`LADDER`] not
-    /// above the source, cut at the same 2-second keyframes) and describes it.
+    /// Makes an HLS ladder of `input` with ffmpeg (240p to 1080p, and above as far as the source
+    /// goes, cut at the same 2-second keyframes) in a new folder, and describes it. The title's
+    /// current ladder stays as it is, so sessions playing it go on and a failed run changes nothing.
     pub async fn ingest(&self, input: &Path, title_id: &str) -> anyhow::Result<Media> {
-        if !safe_component(title_id) {
+        let name = format!(
+            "{title_id}.{}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S%3f")
+        );
+        if !safe_component(title_id) || !safe_component(&name) {
             bail!("title id {title_id:?} cannot name a folder");
         }
         if !input.is_file() {
             bail!("{} is not a file", input.display());
         }
+        let dir = self.ingested.join(&name);
+        let made = self.make_ladder(input, &dir, &name).await;
+        if made.is_err() {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        made
+    }
+
+    async fn make_ladder(&self, input: &Path, dir: &Path, folder: &str) -> anyhow::Result<Media> {
         let duration = probe(input, "format=duration").await?.parse::<f64>()?;
         let source_height: u32 = probe_stream(input, "height").await?.parse()?;
-        let dir = self.ingested.join(title_id);
-        let _ = tokio::fs::remove_dir_all(&dir).await;
         let mut renditions = Vec::new();
         for (height, kbps) in LADDER {
-            if height > source_height.max(240) {
+            if height > source_height.max(LADDER_FLOOR) {
                 continue;
             }
             let name = format!("{height}p");
@@ -252,7 +275,7 @@ impl MediaLibrary {
             });
         }
         let media = Media {
-            ladder: format!("ingested/{title_id}"),
+            ladder: format!("ingested/{folder}"),
             duration_secs: duration,
             renditions,
         };

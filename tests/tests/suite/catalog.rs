@@ -502,7 +502,10 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
     let played = play(&app, &token, &pid, &movie, None).await;
     assert_eq!(played.status, StatusCode::CREATED, "{:?}", played.body);
     assert_eq!(played.body["max_quality"], 720);
-    assert_eq!(played.body["qualities"], json!(["240p", "480p", "720p"]));
+    assert_eq!(
+        played.body["qualities"],
+        json!(["240p", "480p", "720p", "1080p"])
+    );
     assert_eq!(played.body["resume_position_secs"], 0.0);
     let master_url = played.body["master_playlist_url"]
         .as_str()
@@ -941,7 +944,9 @@ async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
 
 #[tokio::test]
 async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let dir = TempDir::new();
+    let settings = settings_for(Backend::Sqlite, &dir).await;
+    let app = TestApp::spawn_with(settings.clone(), dir, Outside::default()).await;
     let source = app.dir.0.join("source.mp4");
     let made = std::process::Command::new("ffmpeg")
         .args([
@@ -976,12 +981,13 @@ async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
     let names: Vec<&str> = media.renditions.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
-        ["240p", "480p", "720p"],
-        "no rendition above the source"
+        ["240p", "480p", "720p", "1080p"],
+        "240p to 1080p, and nothing above a source below 1440p"
     );
     assert!((media.duration_secs - 5.0).abs() < 0.2);
     // Every rendition is cut at the same instants.
-    let dir = app.dir.0.join("media/marmalade-station");
+    let folder = media.ladder.strip_prefix("ingested/").unwrap();
+    let dir = app.dir.0.join("media").join(folder);
     let cuts = |r: &str| -> Vec<String> {
         std::fs::read_to_string(dir.join(r).join("index.m3u8"))
             .unwrap()
@@ -993,6 +999,7 @@ async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
     assert!(cuts("240p").len() >= 3);
     assert_eq!(cuts("240p"), cuts("480p"));
     assert_eq!(cuts("480p"), cuts("720p"));
+    assert_eq!(cuts("720p"), cuts("1080p"));
     // The title now plays the ingested ladder.
     assert!(
         app.running
@@ -1010,7 +1017,10 @@ async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
     let pid = app.profile(&token, json!({"name": "Studio"})).await;
     app.subscribe(&token, "premium").await;
     let played = play(&app, &token, &pid, "marmalade-station", None).await;
-    assert_eq!(played.body["qualities"], json!(["240p", "480p", "720p"]));
+    assert_eq!(
+        played.body["qualities"],
+        json!(["240p", "480p", "720p", "1080p"])
+    );
     let master = fetch(
         &app,
         played.body["master_playlist_url"].as_str().unwrap(),
@@ -1020,21 +1030,45 @@ async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
     .text()
     .await
     .unwrap();
-    assert!(master.contains("RESOLUTION=1280x720"), "{master}");
-    // Unknown titles and files are clear errors.
-    assert!(
-        cinelog_api::app::ingest_media(&app.running.state, &source, "no-such-title")
-            .await
-            .is_err()
+    assert!(master.contains("RESOLUTION=1920x1080"), "{master}");
+    // Unknown titles, missing files and files ffmpeg cannot read are clear errors, and leave the
+    // title's ladder as it was, with no half-made folder beside it.
+    let broken = app.dir.0.join("broken.mp4");
+    std::fs::write(&broken, b"not a video").unwrap();
+    for (file, title) in [
+        (source.clone(), "no-such-title"),
+        (app.dir.0.join("missing.mp4"), "marmalade-station"),
+        (broken, "marmalade-station"),
+    ] {
+        assert!(
+            cinelog_api::app::ingest_media(&app.running.state, &file, title)
+                .await
+                .is_err(),
+            "{title}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(app.dir.0.join("media")).unwrap().count(),
+        1
     );
-    assert!(
-        cinelog_api::app::ingest_media(
-            &app.running.state,
-            &app.dir.0.join("missing.mp4"),
-            "marmalade-station"
-        )
-        .await
-        .is_err()
-    );
+    let ladder_now = |app: &TestApp| {
+        let db = app.running.state.projections.db().clone();
+        async move {
+            cinelog_projections::catalog::details(&db, "marmalade-station", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .media
+                .unwrap()
+                .ladder
+        }
+    };
+    assert_eq!(ladder_now(&app).await, media.ladder);
+
+    // A restart loads the bundled catalog again; its demo media never replaces the ladder.
     app.stop();
+    drop(app.running);
+    let again = TestApp::spawn_with(settings, app.dir, Outside::default()).await;
+    assert_eq!(ladder_now(&again).await, media.ladder);
+    again.stop();
 }
