@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// How long a subscription whose payment failed keeps playing before it expires.
 pub const GRACE_DAYS: i64 = 7;
 /// How long after a period ends its renewal may still arrive before the subscription counts as
-/// past due (providers finalise invoices a little after the boundary).
-pub const RENEWAL_SLACK_MINUTES: i64 = 60;
+/// past due: Stripe finalises a renewal invoice about an hour after the boundary and PayPal bills
+/// on its own schedule within the day.
+pub const RENEWAL_SLACK_HOURS: i64 = 24;
 
 pub struct Subscription;
 
@@ -771,7 +772,7 @@ fn tick(state: &SubscriptionState, at: DateTime<Utc>) -> Vec<SubscriptionEvent> 
                 at,
             }]
         }
-        (Status::Active, Some(end), _) if end + Duration::minutes(RENEWAL_SLACK_MINUTES) <= at => {
+        (Status::Active, Some(end), _) if end + Duration::hours(RENEWAL_SLACK_HOURS) <= at => {
             vec![E::PaymentFailed {
                 notice_id: None,
                 invoice_id: None,
@@ -965,13 +966,22 @@ mod tests {
             .unwrap()
             .is_empty()
         );
-        // The renewal may still come a little after the boundary.
-        assert!(
-            given_when::<Subscription>(&history, C::Tick { at: end })
+        // The renewal may still come after the boundary: Stripe's about an hour later, PayPal's
+        // within the day.
+        for after in [0, 2, 23] {
+            assert!(
+                given_when::<Subscription>(
+                    &history,
+                    C::Tick {
+                        at: end + Duration::hours(after)
+                    }
+                )
                 .unwrap()
-                .is_empty()
-        );
-        let late = end + Duration::minutes(RENEWAL_SLACK_MINUTES);
+                .is_empty(),
+                "{after} h"
+            );
+        }
+        let late = end + Duration::hours(RENEWAL_SLACK_HOURS);
         history.extend(given_when::<Subscription>(&history, C::Tick { at: late }).unwrap());
         let state = replay(&history);
         assert_eq!(state.status, Status::PastDue);

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use cinelog_api::Outside;
-use cinelog_domain::subscription::{GRACE_DAYS, RENEWAL_SLACK_MINUTES, next_period_end};
+use cinelog_domain::subscription::{GRACE_DAYS, RENEWAL_SLACK_HOURS, next_period_end};
 use cinelog_infra::payments::signature;
 use cinelog_infra::settings::{PaypalSettings, PlanIds, StripeSettings};
 use cinelog_infra::{Secret, Settings};
@@ -818,7 +818,7 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
     );
 
     // The period ends: the sandbox renews (at the downgraded price), Stripe's renewal is missing.
-    clock.set(end + Duration::minutes(RENEWAL_SLACK_MINUTES + 1));
+    clock.set(end + Duration::hours(RENEWAL_SLACK_HOURS) + Duration::minutes(1));
     billing.tick().await.unwrap();
     wait_caught_up(&app).await;
     let sub = subscription(&app, &token, None).await;
