@@ -99,23 +99,32 @@ pub struct Outside {
 }
 
 /// Answers the billing service's lookups from the subscriptions read model.
-struct ReadDirectory(ReadDb);
+struct ReadDirectory(Projections);
 
 #[async_trait::async_trait]
 impl SubscriptionDirectory for ReadDirectory {
+    /// A reference the read model does not know yet may belong to a checkout it has not applied:
+    /// it catches up with the log and looks again, so a webhook arriving right after its checkout
+    /// is never taken for a stranger's.
     async fn account_for(
         &self,
         provider: Provider,
         reference: &str,
     ) -> Result<Option<Uuid>, String> {
-        let found = subscriptions::account_for(&self.0, provider.as_str(), reference)
-            .await
-            .map_err(|e| e.to_string())?;
+        let find = || subscriptions::account_for(self.0.db(), provider.as_str(), reference);
+        let mut found = find().await.map_err(|e| e.to_string())?;
+        if found.is_none() {
+            self.0
+                .catch_up(subscriptions::NAME)
+                .await
+                .map_err(|e| e.to_string())?;
+            found = find().await.map_err(|e| e.to_string())?;
+        }
         Ok(found.and_then(|id| Uuid::parse_str(&id).ok()))
     }
 
     async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, String> {
-        let due = subscriptions::due(&self.0, now)
+        let due = subscriptions::due(self.0.db(), now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(due
@@ -256,7 +265,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         }
         gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
     }
-    let directory = Arc::new(ReadDirectory(projections.db().clone()));
+    let directory = Arc::new(ReadDirectory(projections.clone()));
     let catalog_cache = match &settings.redis_url {
         Some(url) => CatalogCache::redis(url, &settings.redis_prefix).await?,
         None => CatalogCache::Off,

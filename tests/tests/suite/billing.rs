@@ -26,7 +26,28 @@ fn plan_ids(prefix: &str) -> PlanIds {
 async fn app_with_providers(backend: Backend) -> (TestApp, Arc<ManualClock>, Fake, Fake) {
     let (stripe, paypal) = (fakes::fake_stripe().await, fakes::fake_paypal().await);
     let dir = TempDir::new();
-    let settings = Settings {
+    let settings = provider_settings(backend, &dir, &stripe, &paypal).await;
+    let clock = ManualClock::new();
+    let app = TestApp::spawn_with(
+        settings,
+        dir,
+        Outside {
+            clock: Some(clock.clone()),
+            ..Outside::default()
+        },
+    )
+    .await;
+    (app, clock, stripe, paypal)
+}
+
+/// Settings offering the sandbox and the fake Stripe and PayPal.
+async fn provider_settings(
+    backend: Backend,
+    dir: &TempDir,
+    stripe: &Fake,
+    paypal: &Fake,
+) -> Settings {
+    Settings {
         stripe: Some(StripeSettings {
             api_base: stripe.base.clone(),
             secret_key: Secret::new(fakes::STRIPE_KEY),
@@ -41,19 +62,85 @@ async fn app_with_providers(backend: Backend) -> (TestApp, Arc<ManualClock>, Fak
             plans: plan_ids("P-"),
         }),
         sandbox_payments: Some(true),
-        ..settings_for(backend, &dir).await
+        ..settings_for(backend, dir).await
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_right_after_its_checkout_on_another_replica_is_not_lost() {
+    let (stripe, paypal) = (fakes::fake_stripe().await, fakes::fake_paypal().await);
+    let dir = TempDir::new();
+    let settings = Settings {
+        jwt_secret: Some(Secret::new("replicas share this key")),
+        ..provider_settings(Backend::Postgres, &dir, &stripe, &paypal).await
     };
-    let clock = ManualClock::new();
-    let app = TestApp::spawn_with(
-        settings,
-        dir,
-        Outside {
-            clock: Some(clock.clone()),
-            ..Outside::default()
+    let first = TestApp::spawn_with(settings.clone(), dir, Outside::default()).await;
+    let second_dir = TempDir::new();
+    let second = TestApp::spawn_with(
+        Settings {
+            data_dir: second_dir.0.clone(),
+            ..settings
         },
+        second_dir,
+        Outside::default(),
     )
     .await;
-    (app, clock, stripe, paypal)
+    let now = Utc::now().timestamp();
+    for i in 0..5 {
+        let (token, _) = first.signup_login(&format!("replica{i}@example.com")).await;
+        let account = first.account_id(&token).await;
+        let started = first
+            .post(
+                "/api/subscription/checkout",
+                json!({"plan": "basic", "provider": "stripe"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        let session = started.body["redirect_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let completed = stripe_event(
+            &format!("evt_done_{i}"),
+            "checkout.session.completed",
+            json!({"id": session, "client_reference_id": account, "subscription": format!("sub_r{i}"), "amount_total": 799, "currency": "usd"}),
+        );
+        let a = deliver(&first, &completed, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+        assert_eq!(a.body["recorded"], true, "{i}: {:?}", a.body);
+        // The next event names only the subscription, and reaches the other replica at once.
+        let failed = stripe_event(
+            &format!("evt_fail_{i}"),
+            "invoice.payment_failed",
+            json!({"id": format!("in_{i}"), "subscription": format!("sub_r{i}")}),
+        );
+        let a = deliver(&second, &failed, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+        assert_eq!(
+            (a.status, a.body["recorded"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{i}: {:?}",
+            a.body
+        );
+        let sub = subscription(&second, &token, a.body["position"].as_i64()).await;
+        assert_eq!(sub["status"], "past_due", "{i}");
+    }
+    // A subscription nobody here ever started is answered, and recorded nowhere.
+    let events = second.log_len().await;
+    let stranger = stripe_event(
+        "evt_stranger",
+        "invoice.payment_failed",
+        json!({"id": "in_x", "subscription": "sub_stranger"}),
+    );
+    let a = deliver(&second, &stranger, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    assert_eq!(
+        (a.status, a.body["recorded"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    assert_eq!(second.log_len().await, events);
+    first.stop();
+    second.stop();
 }
 
 /// A Stripe event envelope.
