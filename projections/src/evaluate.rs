@@ -2,8 +2,9 @@
 //! on the rest, and count how many held-out titles the top 10 finds — next to a popularity
 //! baseline measured on the same split.
 //!
-//! Interactions come from a CSV file (`user,item,value,timestamp`; `value` is a rating on any
-//! scale above 1, or a watch fraction from 0 to 1) or from a seeded taste model over the catalog:
+//! Interactions come from a CSV file (`user,item,value,timestamp`; `value` is a watch fraction
+//! from 0 to 1 when every value of the file is, else a rating on the file's scale) or from a
+//! seeded taste model over the catalog:
 //! each synthetic user loves two genres and leans towards one kind and one era; the chance of
 //! engaging with a title grows with how well it fits those tastes and with its popularity.
 
@@ -32,10 +33,11 @@ pub struct Report {
     pub popularity: (f64, f64),
 }
 
-/// Reads `user,item,value,timestamp` lines (a header line is skipped). Ratings above the
-/// scale's midpoint (or watch fractions of at least half) are positive.
+/// Reads `user,item,value,timestamp` lines (a header line is skipped). The scale is the file's:
+/// if every value lies in 0..=1 they are watch fractions, positive from half; otherwise they
+/// are ratings, positive from 70% of the highest value in the file (3.5 of 5, 7 of 10).
 pub fn parse_csv(text: &str) -> Result<Vec<Interaction>, String> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<(Interaction, f64)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || (n == 0 && line.to_lowercase().starts_with("user")) {
@@ -47,7 +49,9 @@ pub fn parse_csv(text: &str) -> Result<Vec<Interaction>, String> {
         };
         let value: f64 = value
             .parse()
-            .map_err(|_| format!("line {}: value {value:?} is not a number", n + 1))?;
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("line {}: value {value:?} is not a number from 0 up", n + 1))?;
         let timestamp: i64 = timestamp
             .parse::<f64>()
             .map(|t| t as i64)
@@ -55,21 +59,28 @@ pub fn parse_csv(text: &str) -> Result<Vec<Interaction>, String> {
         if user.is_empty() || item.is_empty() {
             return Err(format!("line {}: empty user or item", n + 1));
         }
-        rows.push(Interaction {
-            user: user.to_string(),
-            item: item.to_string(),
-            positive: if value <= 1.0 {
-                value >= 0.5
-            } else {
-                value >= 3.5
+        rows.push((
+            Interaction {
+                user: user.to_string(),
+                item: item.to_string(),
+                positive: false,
+                timestamp,
             },
-            timestamp,
-        });
+            value,
+        ));
     }
-    if rows.is_empty() {
+    let top = rows.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
+    if rows.is_empty() || top == 0.0 {
         return Err("no interactions in the file".into());
     }
-    Ok(rows)
+    let threshold = if top <= 1.0 { 0.5 } else { 0.7 * top };
+    Ok(rows
+        .into_iter()
+        .map(|(i, value)| Interaction {
+            positive: value >= threshold,
+            ..i
+        })
+        .collect())
 }
 
 /// Interactions drawn from the taste model over `catalog`, reproducibly from `seed`.
@@ -216,13 +227,40 @@ mod tests {
             parse_csv("user,item,value,timestamp\na,x,5,1\na,y,0.2,2\nb,unknown-item,0.9,3\n")
                 .unwrap();
         assert_eq!(rows.len(), 3);
-        assert!(rows[0].positive && !rows[1].positive && rows[2].positive);
+        // A file with a 5 in it rates on 5 stars: 0.9 of them is no like.
+        assert!(rows[0].positive && !rows[1].positive && !rows[2].positive);
         assert_eq!(
             parse_csv("a,x,5\n").unwrap_err(),
             "line 1: want user,item,value,timestamp"
         );
         assert!(parse_csv("a,x,lots,1").unwrap_err().contains("line 1"));
+        assert!(parse_csv("a,x,-1,1").unwrap_err().contains("line 1"));
+        assert!(parse_csv("a,x,NaN,1").unwrap_err().contains("line 1"));
         assert!(parse_csv("").is_err());
+        // The scale is the file's: on 1 to 5 stars a 1 is not a like.
+        let stars = parse_csv("a,x,1,1\na,y,3,2\na,z,4,3\na,w,5,4\n").unwrap();
+        assert_eq!(
+            stars.iter().map(|i| i.positive).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+        // MovieLens' half stars, up to 5.
+        let half = parse_csv("a,x,0.5,1\na,y,1.0,2\na,z,3.5,3\na,w,5.0,4\n").unwrap();
+        assert_eq!(
+            half.iter().map(|i| i.positive).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+        // Out of 10.
+        let ten = parse_csv("a,x,5,1\na,y,7,2\na,z,10,3\n").unwrap();
+        assert_eq!(
+            ten.iter().map(|i| i.positive).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        // Watch fractions.
+        let watched = parse_csv("a,x,0.2,1\na,y,0.5,2\na,z,1,3\n").unwrap();
+        assert_eq!(
+            watched.iter().map(|i| i.positive).collect::<Vec<_>>(),
+            [false, true, true]
+        );
     }
 
     #[test]
