@@ -3,7 +3,8 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{MaybeCaller, Query};
+use crate::extract::{MaybeCaller, MinPosition, Query};
+use crate::routes::profiles::read_model_at;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -34,6 +35,8 @@ pub struct TitlesParams {
     pub page: Option<i64>,
     /// The viewing profile: only titles its maturity rating allows (needs its account's token).
     pub profile_id: Option<String>,
+    /// Wait until the catalog has applied the event at this global position.
+    pub min_position: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,6 +78,7 @@ pub async fn list(
     caller: MaybeCaller,
     Query(q): Query<TitlesParams>,
 ) -> ApiResult<impl IntoResponse> {
+    catalog_at(&app, q.min_position).await?;
     let max_maturity = ceiling(&app, &caller, q.profile_id.as_deref()).await?;
     let page = q.page.unwrap_or(1).clamp(1, 10_000);
     let query = TitleQuery {
@@ -100,6 +104,16 @@ pub async fn list(
 #[derive(Deserialize, IntoParams)]
 pub struct ProfileParam {
     pub profile_id: Option<String>,
+    /// Wait until the catalog has applied the event at this global position.
+    pub min_position: Option<i64>,
+}
+
+/// Waits for the catalog to reach `min_position` (and, so a profile's new rating counts, the
+/// accounts read model too).
+async fn catalog_at(app: &AppState, min_position: Option<i64>) -> ApiResult<()> {
+    let at = MinPosition { min_position };
+    read_model_at(app, catalog::NAME, &at).await?;
+    read_model_at(app, accounts::NAME, &at).await
 }
 
 #[utoipa::path(get, path = "/api/titles/{id}", tag = "catalog", params(("id" = String, Path), ProfileParam),
@@ -110,6 +124,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<ProfileParam>,
 ) -> ApiResult<impl IntoResponse> {
+    catalog_at(&app, q.min_position).await?;
     let max_maturity = ceiling(&app, &caller, q.profile_id.as_deref()).await?;
     let title: TitleDetails = catalog::details(app.projections.db(), &id, max_maturity)
         .await?

@@ -350,7 +350,7 @@ pub async fn recommendations(
         let picks = model.personal(&history, &exclude, max_rank, RERANK_CANDIDATES);
         let mut ordered: Vec<(String, Option<String>)> =
             picks.into_iter().map(|(id, _)| (id, None)).collect();
-        if let Some(groq) = &app.groq {
+        if let Some(groq) = app.groq.as_ref().filter(|_| ordered.len() > 1) {
             let candidates: Vec<Candidate> = ordered
                 .iter()
                 .filter_map(|(id, _)| model.items.get(id))

@@ -121,6 +121,7 @@ pub async fn me(
     Query(q): Query<MinPosition>,
 ) -> ApiResult<impl IntoResponse> {
     read_your_writes(&app, &q).await?;
+    read_model_at(&app, subscriptions::NAME, &q).await?;
     let db = app.projections.db();
     let user = accounts::user(db, &caller.user_id.to_string())
         .await?

@@ -235,16 +235,30 @@ async fn search_is_full_text_by_word_prefix_with_names_first() {
             .import("winter-apiary", info, &meta)
             .await
             .unwrap();
-        assert!(
-            state
-                .projections
-                .wait_for(
-                    cinelog_projections::catalog::NAME,
-                    position,
-                    std::time::Duration::from_secs(10)
-                )
-                .await
-                .unwrap()
+        // Reads wait for the position a write answered.
+        let renamed = app
+            .get(
+                &format!("/api/titles?query=almanac&min_position={position}"),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&renamed.body), ["winter-apiary"], "{backend:?}");
+        let details = app
+            .get(
+                &format!("/api/titles/winter-apiary?min_position={position}"),
+                None,
+            )
+            .await;
+        assert_eq!(details.body["name"], "The Beekeeper's Almanac");
+        let ahead = app
+            .get(
+                &format!("/api/titles?min_position={}", position + 1_000_000),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (ahead.status, ahead.error_code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_caught_up")
         );
         assert_eq!(
             search(&app, "almanac beekeep").await,
