@@ -162,6 +162,12 @@ impl From<CommandError> for ApiError {
             CommandError::Subscription(SubscriptionError::ChangeThroughProvider) => {
                 (S::CONFLICT, "change_through_provider")
             }
+            CommandError::Subscription(SubscriptionError::NotCanceling) => {
+                (S::CONFLICT, "not_canceling")
+            }
+            CommandError::Subscription(SubscriptionError::CannotResume) => {
+                (S::CONFLICT, "cannot_resume")
+            }
             CommandError::Viewing(ViewingError::StreamLimitReached(_)) => {
                 (S::CONFLICT, "stream_limit_reached")
             }

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         playback::start, playback::heartbeat, playback::stop, playback::continue_watching, playback::history,
         engagement::rate, engagement::unrate, engagement::ratings, engagement::add, engagement::remove, engagement::my_list,
         engagement::recommendations,
-        billing::plans, billing::show, billing::checkout, billing::change, billing::cancel, billing::webhook,
+        billing::plans, billing::show, billing::checkout, billing::change, billing::cancel, billing::resume, billing::webhook,
         audit::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth)

@@ -170,6 +170,39 @@ impl<S: EventStore> BillingService<S> {
         Ok((done.state, done.position))
     }
 
+    /// Keeps a subscription that was to end at the period end, at the provider first.
+    pub async fn resume(
+        &self,
+        account_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<(SubscriptionState, i64), CommandError> {
+        let state = self.state(account_id).await?;
+        if !state.status.is_live() {
+            return Err(SubscriptionError::NotSubscribed.into());
+        }
+        if !state.cancel_at_period_end {
+            return Err(SubscriptionError::NotCanceling.into());
+        }
+        if let (Some(provider), Some(reference)) = (state.provider, &state.provider_ref)
+            && !self
+                .gateway(provider)?
+                .resume(reference)
+                .await
+                .map_err(CommandError::Service)?
+        {
+            return Err(SubscriptionError::CannotResume.into());
+        }
+        let at = self.clock.now();
+        let done = execute::<Subscription, _, CommandError>(
+            &self.store,
+            &account_id.to_string(),
+            meta,
+            |_| Ok(SubscriptionCommand::Resume { at }),
+        )
+        .await?;
+        Ok((done.state, done.position))
+    }
+
     /// Verifies a provider's webhook and records what it says, once per provider event id.
     #[tracing::instrument(skip_all, fields(provider = provider.as_str()))]
     pub async fn receive(
@@ -238,7 +271,8 @@ impl<S: EventStore> BillingService<S> {
             | N::PaymentFailed { provider_ref, .. }
             | N::CancellationScheduled { provider_ref }
             | N::Canceled { provider_ref }
-            | N::PlanChanged { provider_ref, .. } => provider_ref.as_deref().into_iter().collect(),
+            | N::PlanChanged { provider_ref, .. }
+            | N::TermsUpdated { provider_ref, .. } => provider_ref.as_deref().into_iter().collect(),
         };
         for reference in references {
             if let Some(found) = self

@@ -116,6 +116,9 @@ pub trait PaymentGateway: Send + Sync {
     async fn start_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, String>;
     /// Asks the provider to end the subscription at the period end.
     async fn cancel_at_period_end(&self, provider_ref: &str) -> Result<(), String>;
+    /// Asks the provider to keep a subscription it was to end at the period end; `false` if this
+    /// provider cannot take a cancellation back.
+    async fn resume(&self, provider_ref: &str) -> Result<bool, String>;
     /// Checks a delivery's signature and reads it.
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError>;
     /// For providers that bill on Cinelog's schedule (the sandbox): the delivery announcing the

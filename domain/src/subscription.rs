@@ -165,6 +165,13 @@ pub enum Notice {
         provider_ref: Option<String>,
         plan: PlanId,
     },
+    /// The subscription's terms as the provider now states them (Stripe sends them whole on
+    /// every change): its plan, if known, and whether it ends at the period end.
+    TermsUpdated {
+        provider_ref: Option<String>,
+        plan: Option<PlanId>,
+        cancel_at_period_end: bool,
+    },
 }
 
 impl Notice {
@@ -177,6 +184,7 @@ impl Notice {
             Notice::CancellationScheduled { .. } => "cancellation_scheduled",
             Notice::Canceled { .. } => "canceled",
             Notice::PlanChanged { .. } => "plan_changed",
+            Notice::TermsUpdated { .. } => "terms_updated",
         }
     }
 
@@ -187,7 +195,8 @@ impl Notice {
             | Notice::PaymentFailed { provider_ref, .. }
             | Notice::CancellationScheduled { provider_ref }
             | Notice::Canceled { provider_ref }
-            | Notice::PlanChanged { provider_ref, .. } => provider_ref.as_deref(),
+            | Notice::PlanChanged { provider_ref, .. }
+            | Notice::TermsUpdated { provider_ref, .. } => provider_ref.as_deref(),
             Notice::CheckoutDeclined { .. } => None,
         }
     }
@@ -213,6 +222,10 @@ pub enum SubscriptionCommand {
         at: DateTime<Utc>,
     },
     Cancel {
+        at: DateTime<Utc>,
+    },
+    /// Keeps a subscription that was to end at the period end.
+    Resume {
         at: DateTime<Utc>,
     },
     /// Time has passed: end periods and grace periods that are over.
@@ -296,6 +309,11 @@ pub enum SubscriptionEvent {
         access_until: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// The subscription no longer ends at the period end.
+    CancellationWithdrawn {
+        notice_id: Option<String>,
+        at: DateTime<Utc>,
+    },
     SubscriptionCanceled {
         notice_id: Option<String>,
         at: DateTime<Utc>,
@@ -327,6 +345,7 @@ impl EventName for SubscriptionEvent {
             E::DowngradeScheduled { .. } => "DowngradeScheduled",
             E::DowngradeWithdrawn { .. } => "DowngradeWithdrawn",
             E::CancellationScheduled { .. } => "CancellationScheduled",
+            E::CancellationWithdrawn { .. } => "CancellationWithdrawn",
             E::SubscriptionCanceled { .. } => "SubscriptionCanceled",
             E::SubscriptionExpired { .. } => "SubscriptionExpired",
             E::NoticeIgnored { .. } => "NoticeIgnored",
@@ -346,6 +365,10 @@ pub enum SubscriptionError {
     AlreadyCanceling,
     #[error("this subscription's plan is changed through its payment provider")]
     ChangeThroughProvider,
+    #[error("the subscription does not end at the period end")]
+    NotCanceling,
+    #[error("this provider cannot take back a cancellation; subscribe again once it ends")]
+    CannotResume,
 }
 
 fn grace() -> Duration {
@@ -392,7 +415,7 @@ impl Decider for Subscription {
                 provider,
                 notice,
                 at,
-            } => Ok(vec![receive(state, notice_id, provider, notice, at)]),
+            } => Ok(receive(state, notice_id, provider, notice, at)),
             C::ChangePlan { .. } if !state.status.is_live() => {
                 Err(SubscriptionError::NotSubscribed)
             }
@@ -424,6 +447,12 @@ impl Decider for Subscription {
             C::Cancel { at } => Ok(vec![E::CancellationScheduled {
                 notice_id: None,
                 access_until: state.period_end.unwrap_or(at),
+                at,
+            }]),
+            C::Resume { .. } if !state.status.is_live() => Err(SubscriptionError::NotSubscribed),
+            C::Resume { .. } if !state.cancel_at_period_end => Err(SubscriptionError::NotCanceling),
+            C::Resume { at } => Ok(vec![E::CancellationWithdrawn {
+                notice_id: None,
                 at,
             }]),
             C::Tick { at } => Ok(tick(state, at)),
@@ -517,6 +546,10 @@ impl Decider for Subscription {
                 state.seen_notices.extend(notice_id.iter().cloned());
                 state.cancel_at_period_end = true;
             }
+            E::CancellationWithdrawn { notice_id, .. } => {
+                state.seen_notices.extend(notice_id.iter().cloned());
+                state.cancel_at_period_end = false;
+            }
             E::SubscriptionCanceled { notice_id, .. } => {
                 state.seen_notices.extend(notice_id.iter().cloned());
                 state.status = Status::Canceled;
@@ -534,6 +567,68 @@ impl Decider for Subscription {
 
 /// What a verified provider notice means for the subscription as it stands.
 fn receive(
+    state: &SubscriptionState,
+    notice_id: String,
+    provider: Provider,
+    notice: Notice,
+    at: DateTime<Utc>,
+) -> Vec<SubscriptionEvent> {
+    use SubscriptionEvent as E;
+    let Notice::TermsUpdated {
+        plan,
+        cancel_at_period_end,
+        ..
+    } = &notice
+    else {
+        return vec![receive_one(state, notice_id, provider, notice, at)];
+    };
+    let live = state.status.is_live();
+    let ours = state.provider_ref.as_deref();
+    let mut out = Vec::new();
+    if live && (notice.provider_ref().is_none() || notice.provider_ref() == ours) {
+        let id = || Some(notice_id.clone());
+        if *cancel_at_period_end && !state.cancel_at_period_end {
+            out.push(E::CancellationScheduled {
+                notice_id: id(),
+                access_until: state.period_end.unwrap_or(at),
+                at,
+            });
+        }
+        if !*cancel_at_period_end && state.cancel_at_period_end {
+            out.push(E::CancellationWithdrawn {
+                notice_id: id(),
+                at,
+            });
+        }
+        if let (Some(to), Some(from)) = (*plan, state.plan)
+            && to != from
+        {
+            out.push(E::PlanChanged {
+                notice_id: id(),
+                from,
+                to,
+                at,
+            });
+        }
+    }
+    if out.is_empty() {
+        let reason = if live {
+            "nothing_changed"
+        } else {
+            "no_running_subscription"
+        };
+        out.push(E::NoticeIgnored {
+            notice_id,
+            kind: notice.kind().to_string(),
+            reason: reason.to_string(),
+            at,
+        });
+    }
+    out
+}
+
+/// What any other verified notice means for the subscription as it stands.
+fn receive_one(
     state: &SubscriptionState,
     notice_id: String,
     provider: Provider,
@@ -731,6 +826,8 @@ fn receive(
             notice_id: Some(notice_id),
             at,
         },
+        // Read whole by `receive`.
+        Notice::TermsUpdated { .. } => ignored("nothing_changed"),
     }
 }
 
@@ -1078,6 +1175,99 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_cancellation_can_be_taken_back_before_the_period_end() {
+        let mut history = active(PlanId::Standard);
+        let end = replay(&history).period_end.unwrap();
+        assert_eq!(
+            given_when::<Subscription>(&history, C::Resume { at: t(4) }),
+            Err(SubscriptionError::NotCanceling)
+        );
+        history.extend(given_when::<Subscription>(&history, C::Cancel { at: t(5) }).unwrap());
+        history.extend(given_when::<Subscription>(&history, C::Resume { at: t(6) }).unwrap());
+        let state = replay(&history);
+        assert!(!state.cancel_at_period_end);
+        assert_eq!(state.access_until(), Some(end + grace()));
+        // The period end then waits for the renewal instead of ending the subscription.
+        assert!(
+            given_when::<Subscription>(&history, C::Tick { at: end })
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn terms(id: &str, plan: Option<PlanId>, cancel: bool) -> C {
+        C::Receive {
+            notice_id: id.into(),
+            provider: Provider::Stripe,
+            notice: Notice::TermsUpdated {
+                provider_ref: Some("sub_1".into()),
+                plan,
+                cancel_at_period_end: cancel,
+            },
+            at: t(6),
+        }
+    }
+
+    #[test]
+    fn provider_terms_are_compared_whole_with_the_subscription() {
+        let mut history = active(PlanId::Standard);
+        // Canceled at the provider, then renewed there: access runs on.
+        history.extend(
+            given_when::<Subscription>(&history, terms("evt_a", Some(PlanId::Standard), true))
+                .unwrap(),
+        );
+        assert!(replay(&history).cancel_at_period_end);
+        let resumed =
+            given_when::<Subscription>(&history, terms("evt_b", Some(PlanId::Standard), false))
+                .unwrap();
+        assert!(matches!(&resumed[..], [E::CancellationWithdrawn { .. }]));
+        history.extend(resumed);
+        assert!(!replay(&history).cancel_at_period_end);
+        // The same terms again change nothing; a new plan is a plan change.
+        assert!(matches!(
+            &given_when::<Subscription>(&history, terms("evt_c", Some(PlanId::Standard), false))
+                .unwrap()[..],
+            [E::NoticeIgnored { reason, .. }] if reason == "nothing_changed"
+        ));
+        let both =
+            given_when::<Subscription>(&history, terms("evt_d", Some(PlanId::Premium), true))
+                .unwrap();
+        assert!(matches!(
+            &both[..],
+            [
+                E::CancellationScheduled { .. },
+                E::PlanChanged {
+                    to: PlanId::Premium,
+                    ..
+                }
+            ]
+        ));
+        // Redelivered, nothing.
+        history.extend(both);
+        assert!(
+            given_when::<Subscription>(&history, terms("evt_d", Some(PlanId::Premium), true))
+                .unwrap()
+                .is_empty()
+        );
+        // Terms of another provider subscription are not ours.
+        let other = given_when::<Subscription>(
+            &history,
+            C::Receive {
+                notice_id: "evt_e".into(),
+                provider: Provider::Stripe,
+                notice: Notice::TermsUpdated {
+                    provider_ref: Some("sub_other".into()),
+                    plan: Some(PlanId::Basic),
+                    cancel_at_period_end: false,
+                },
+                at: t(6),
+            },
+        )
+        .unwrap();
+        assert!(matches!(&other[..], [E::NoticeIgnored { .. }]));
     }
 
     #[test]

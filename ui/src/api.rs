@@ -48,6 +48,13 @@ impl Failure {
     }
 }
 
+/// What a subscriber asks of a running subscription.
+pub enum SubscriptionChange<'a> {
+    Plan(&'a str),
+    Cancel,
+    Resume,
+}
+
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
@@ -266,15 +273,16 @@ impl Api {
         Ok(v["redirect_url"].as_str().unwrap_or("/").to_string())
     }
 
-    /// Changes plan (`Some(plan)`) or cancels (`None`); answers the position to read back at.
+    /// Changes a running subscription; answers the position to read back at.
     pub async fn change_subscription(
         &self,
         token: &str,
-        plan: Option<&str>,
+        change: SubscriptionChange<'_>,
     ) -> Result<i64, Failure> {
-        let (path, body) = match plan {
-            Some(plan) => ("/api/subscription/change", json!({"plan": plan})),
-            None => ("/api/subscription/cancel", json!({})),
+        let (path, body) = match change {
+            SubscriptionChange::Plan(plan) => ("/api/subscription/change", json!({"plan": plan})),
+            SubscriptionChange::Cancel => ("/api/subscription/cancel", json!({})),
+            SubscriptionChange::Resume => ("/api/subscription/resume", json!({})),
         };
         let v = self
             .call(reqwest::Method::POST, path, Some(token), Some(body))

@@ -1,6 +1,6 @@
 //! Pages: sign in / sign up, the profile picker, and home.
 
-use crate::api::{Api, Failure, Profile, Session};
+use crate::api::{Api, Failure, Profile, Session, SubscriptionChange};
 use crate::catalog::{Browse, MyListPage, PlayerPage, TasteAt, TitlePage};
 use dioxus::prelude::*;
 
@@ -573,6 +573,14 @@ fn money(minor: Option<i64>, currency: &serde_json::Value) -> String {
     }
 }
 
+/// What the account page asks of the subscription.
+#[derive(Clone)]
+enum Act {
+    Choose(String),
+    Cancel,
+    Resume,
+}
+
 /// The subscription: status, plan, next billing date, payments; plans to choose, change, cancel.
 #[component]
 fn AccountPage(
@@ -612,8 +620,8 @@ fn AccountPage(
     });
 
     let act_api = api.clone();
-    // Checkout (`Ok(plan)` with no subscription), plan change, or cancel (`None`).
-    let act = move |plan: Option<String>, subscribed: bool| {
+    // Checkout (a plan with no subscription), plan change, cancel or resume.
+    let act = move |action: Act, subscribed: bool| {
         let api = act_api.clone();
         spawn(async move {
             if busy() {
@@ -623,15 +631,17 @@ fn AccountPage(
             error.set(None);
             let chosen = provider();
             let done = authed(&api, session, screen, |token| {
-                let (api, plan, chosen) = (api.clone(), plan.clone(), chosen.clone());
+                let (api, action, chosen) = (api.clone(), action.clone(), chosen.clone());
                 async move {
-                    match (plan, subscribed) {
-                        (Some(plan), false) => api.checkout(&token, &plan, &chosen).await.map(Err),
-                        (plan, _) => api
-                            .change_subscription(&token, plan.as_deref())
-                            .await
-                            .map(Ok),
-                    }
+                    let change = match &action {
+                        Act::Choose(plan) if !subscribed => {
+                            return api.checkout(&token, plan, &chosen).await.map(Err);
+                        }
+                        Act::Choose(plan) => SubscriptionChange::Plan(plan),
+                        Act::Cancel => SubscriptionChange::Cancel,
+                        Act::Resume => SubscriptionChange::Resume,
+                    };
+                    api.change_subscription(&token, change).await.map(Ok)
                 }
             })
             .await;
@@ -715,6 +725,7 @@ fn AccountPage(
                         p { id: "subscription-status", class: "status", "{label} · {plan_name}" }
                         if canceling {
                             p { id: "access-until", "Canceled: you can watch until {period_end}." }
+                            button { id: "resume-btn", class: "primary", disabled: busy(), onclick: { let act = act.clone(); move |_| act(Act::Resume, true) }, "Keep my subscription" }
                         } else if status == "past_due" {
                             p { id: "past-due", class: "error", "Your last payment failed. Playback continues until {access_until} while we try again." }
                         } else {
@@ -724,7 +735,7 @@ fn AccountPage(
                             p { class: "muted", "Changes to {p} on {period_end}." }
                         }
                         if !canceling {
-                            button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: { let act = act.clone(); move |_| act(None, true) }, "Cancel subscription" }
+                            button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: { let act = act.clone(); move |_| act(Act::Cancel, true) }, "Cancel subscription" }
                         }
                     } else {
                         p { id: "subscription-status", class: "status", "{label}" }
@@ -760,7 +771,7 @@ fn AccountPage(
                                     if is_current {
                                         p { class: "badge", "Your plan" }
                                     } else {
-                                        button { id: "choose-{id}", class: "primary", disabled: busy(), onclick: move |_| act(Some(chosen.clone()), live),
+                                        button { id: "choose-{id}", class: "primary", disabled: busy(), onclick: move |_| act(Act::Choose(chosen.clone()), live),
                                             if live { "Switch to {name}" } else { "Choose {name}" }
                                         }
                                     }

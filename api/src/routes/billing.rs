@@ -1,4 +1,4 @@
-//! Plans, checkout, plan changes, cancellation, the subscription page's data, provider webhooks,
+//! Plans, checkout, plan changes, cancellation and its withdrawal, the subscription page's data, provider webhooks,
 //! and the sandbox provider's checkout page.
 
 use crate::app::AppState;
@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/subscription/checkout", post(checkout))
         .route("/api/subscription/change", post(change))
         .route("/api/subscription/cancel", post(cancel))
+        .route("/api/subscription/resume", post(resume))
         .route("/webhooks/{provider}", post(webhook))
         .route(CHECKOUT_PATH, get(sandbox_page))
         .route("/sandbox/checkout/{answer}", post(sandbox_answer))
@@ -200,6 +201,13 @@ pub async fn change(
     responses((status = 200, body = Changed), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn cancel(State(app): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     let (state, position) = app.billing.cancel(caller.account_id, &caller.meta).await?;
+    Ok(axum::Json(changed(&state, position)))
+}
+
+#[utoipa::path(post, path = "/api/subscription/resume", tag = "subscriptions",
+    responses((status = 200, body = Changed), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resume(State(app): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    let (state, position) = app.billing.resume(caller.account_id, &caller.meta).await?;
     Ok(axum::Json(changed(&state, position)))
 }
 

@@ -170,6 +170,11 @@ impl PaymentGateway for PaypalGateway {
         }
     }
 
+    async fn resume(&self, _provider_ref: &str) -> Result<bool, String> {
+        // A subscription canceled at PayPal stays canceled.
+        Ok(false)
+    }
+
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
         let event: Value = serde_json::from_slice(&request.body)
             .map_err(|e| WebhookError::Malformed(e.to_string()))?;

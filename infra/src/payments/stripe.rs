@@ -36,6 +36,30 @@ impl StripeGateway {
     fn key(&self) -> &Secret {
         &self.settings.secret_key
     }
+
+    /// Sets whether the subscription ends at the period end (`POST /v1/subscriptions/{id}`).
+    async fn set_cancel_at_period_end(
+        &self,
+        provider_ref: &str,
+        cancel: bool,
+    ) -> Result<(), String> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/subscriptions/{provider_ref}")))
+            .bearer_auth(self.key().expose())
+            .form(&[(
+                "cancel_at_period_end",
+                if cancel { "true" } else { "false" },
+            )])
+            .send()
+            .await
+            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(failure("Stripe", response).await)
+        }
+    }
 }
 
 #[async_trait]
@@ -96,19 +120,13 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn cancel_at_period_end(&self, provider_ref: &str) -> Result<(), String> {
-        let response = self
-            .http
-            .post(self.url(&format!("/v1/subscriptions/{provider_ref}")))
-            .bearer_auth(self.key().expose())
-            .form(&[("cancel_at_period_end", "true")])
-            .send()
+        self.set_cancel_at_period_end(provider_ref, true).await
+    }
+
+    async fn resume(&self, provider_ref: &str) -> Result<bool, String> {
+        self.set_cancel_at_period_end(provider_ref, false)
             .await
-            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(failure("Stripe", response).await)
-        }
+            .map(|()| true)
     }
 
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
@@ -210,15 +228,12 @@ pub fn read_event(
                 .and_then(|i| i.get("data"))
                 .and_then(|d| d.get(0))
                 .and_then(|item| str_at(item, &["price", "id"]));
-            let cancel = object.get("cancel_at_period_end").and_then(Value::as_bool) == Some(true);
-            match price.and_then(&plan_of_price) {
-                Some(plan) if !cancel => Some(Notice::PlanChanged {
-                    provider_ref: id(),
-                    plan,
-                }),
-                _ if cancel => Some(Notice::CancellationScheduled { provider_ref: id() }),
-                _ => None,
-            }
+            Some(Notice::TermsUpdated {
+                provider_ref: id(),
+                plan: price.and_then(&plan_of_price),
+                cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool)
+                    == Some(true),
+            })
         }
         "customer.subscription.deleted" => Some(Notice::Canceled { provider_ref: id() }),
         _ => None,

@@ -547,11 +547,53 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
         "customer.subscription.updated",
         json!({"id": "sub_1", "object": "subscription", "cancel_at_period_end": true, "metadata": {"account_id": account}}),
     );
+    let a = deliver(&app, &updated, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        subscription(&app, &token, a.body["position"].as_i64()).await["cancel_at_period_end"]
+            == true
+    );
+
+    // Kept after all: here, which tells Stripe, or at Stripe (its portal), which tells us.
+    let a = app
+        .post("/api/subscription/resume", json!({}), Some(&token))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["cancel_at_period_end"], false);
     assert_eq!(
-        deliver(&app, &updated, fakes::STRIPE_WEBHOOK_SECRET, now)
-            .await
-            .status,
-        StatusCode::OK
+        stripe.seen("/v1/subscriptions/sub_1")[1].body,
+        "cancel_at_period_end=false"
+    );
+    let again = app
+        .post("/api/subscription/resume", json!({}), Some(&token))
+        .await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (StatusCode::CONFLICT, "not_canceling")
+    );
+    let canceled_there = stripe_event(
+        "evt_5b",
+        "customer.subscription.updated",
+        json!({"id": "sub_1", "object": "subscription", "cancel_at_period_end": true, "items": {"data": [{"price": {"id": "price_standard"}}]}}),
+    );
+    let a = deliver(&app, &canceled_there, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    assert_eq!(
+        subscription(&app, &token, a.body["position"].as_i64()).await["cancel_at_period_end"],
+        true
+    );
+    let renewed_there = stripe_event(
+        "evt_5c",
+        "customer.subscription.updated",
+        json!({"id": "sub_1", "object": "subscription", "cancel_at_period_end": false, "items": {"data": [{"price": {"id": "price_standard"}}]}}),
+    );
+    let a = deliver(&app, &renewed_there, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (
+            sub["cancel_at_period_end"].as_bool(),
+            sub["status"].as_str()
+        ),
+        (Some(false), Some("active"))
     );
     let deleted = stripe_event(
         "evt_6",
@@ -799,6 +841,16 @@ async fn paypal_checkout_verified_webhooks_and_cancel() {
         (again.status, again.error_code()),
         (StatusCode::CONFLICT, "already_canceling")
     );
+    // PayPal cannot take a cancellation back: it stays, and nothing is recorded.
+    let events = app.log_len().await;
+    let resume = app
+        .post("/api/subscription/resume", json!({}), Some(&token))
+        .await;
+    assert_eq!(
+        (resume.status, resume.error_code()),
+        (StatusCode::CONFLICT, "cannot_resume")
+    );
+    assert_eq!(app.log_len().await, events);
     app.stop();
 }
 

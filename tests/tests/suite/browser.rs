@@ -204,7 +204,7 @@ async fn chromium_carries_on_after_the_access_token_expires() {
 }
 
 /// Account page → choose Standard → approve in the sandbox checkout → "Active · Standard" →
-/// cancel → access until the period end.
+/// cancel → access until the period end → keep it after all.
 #[tokio::test]
 async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -269,6 +269,13 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     browser
         .wait_for_text(&format!("you can watch until {period_end}"))
         .await;
+    // Changed their mind: the subscription runs on, and bills on the period end again.
+    browser.click("#resume-btn:not([disabled])").await;
+    let page = browser
+        .wait_for_text(&format!("Next billing date: {period_end}"))
+        .await;
+    assert!(page.contains("Cancel subscription"), "{page}");
+    assert!(!page.contains("you can watch until"), "{page}");
     browser.close().await;
     app.stop();
 }
