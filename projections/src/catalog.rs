@@ -25,7 +25,7 @@ const TEXT: TextIndex = TextIndex {
     name: "titles_text",
     table: "titles",
     key: "title_id",
-    columns: &["name", "search"],
+    columns: &["name_words", "search"],
 };
 
 fn rank(m: Maturity) -> i64 {
@@ -48,7 +48,7 @@ impl Projection for CatalogProjection {
             "title_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, year BIGINT NOT NULL, genres TEXT NOT NULL,
              maturity TEXT NOT NULL, maturity_rank BIGINT NOT NULL, runtime_mins BIGINT NOT NULL, synopsis TEXT NOT NULL,
              tagline TEXT NOT NULL, popularity DOUBLE PRECISION NOT NULL, poster TEXT, seasons TEXT NOT NULL, media TEXT,
-             published BIGINT NOT NULL, search TEXT NOT NULL, updated_position BIGINT NOT NULL",
+             published BIGINT NOT NULL, name_words TEXT NOT NULL, search TEXT NOT NULL, updated_position BIGINT NOT NULL",
         )]
     }
 
@@ -113,21 +113,20 @@ async fn upsert(
     info: &TitleInfo,
     position: i64,
 ) -> anyhow::Result<()> {
-    let search = format!(
+    let search = text::fold(&format!(
         "{} {} {} {}",
         info.name,
         info.genres.join(" "),
         info.tagline,
         info.synopsis
-    )
-    .to_lowercase();
+    ));
     sqlx::query(&format!(
-        "INSERT INTO {table} (title_id, kind, name, year, genres, maturity, maturity_rank, runtime_mins, synopsis, tagline, popularity, poster, seasons, media, published, search, updated_position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 0, $14, $15)
+        "INSERT INTO {table} (title_id, kind, name, year, genres, maturity, maturity_rank, runtime_mins, synopsis, tagline, popularity, poster, seasons, media, published, name_words, search, updated_position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 0, $14, $15, $16)
          ON CONFLICT (title_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, year = excluded.year, genres = excluded.genres,
            maturity = excluded.maturity, maturity_rank = excluded.maturity_rank, runtime_mins = excluded.runtime_mins,
            synopsis = excluded.synopsis, tagline = excluded.tagline, popularity = excluded.popularity, poster = excluded.poster,
-           seasons = excluded.seasons, search = excluded.search, updated_position = excluded.updated_position"
+           seasons = excluded.seasons, name_words = excluded.name_words, search = excluded.search, updated_position = excluded.updated_position"
     ))
     .bind(id.to_string())
     .bind(info.kind.as_str())
@@ -142,6 +141,7 @@ async fn upsert(
     .bind(info.popularity)
     .bind(info.poster.clone())
     .bind(serde_json::to_string(&info.seasons)?)
+    .bind(text::fold(&info.name))
     .bind(search)
     .bind(position)
     .execute(&mut *conn)
@@ -237,7 +237,7 @@ fn filter(db: &ReadDb, q: &TitleQuery) -> (String, Vec<String>, Option<(String, 
     if !words.is_empty() {
         let (clause, value) = TEXT.matches(db.sqlite, "search", &words);
         arg(&mut sql, &format!(" AND {clause}"), value);
-        name_first = Some(TEXT.matches(db.sqlite, "name", &words));
+        name_first = Some(TEXT.matches(db.sqlite, "name_words", &words));
     } else if !text.trim().is_empty() {
         // Typed, but nothing in it can be a word of a title (only symbols or emoji).
         sql.push_str(" AND 1 = 0");
