@@ -76,10 +76,13 @@ fn Card(
     profile: Profile,
     screen: Signal<Screen>,
     note: Option<String>,
+    /// Where the card leads; the title's page unless given (continue watching plays).
+    opens: Option<Screen>,
 ) -> Element {
     let id = text(&title, "id");
     let (name, poster) = (text(&title, "name"), text(&title, "poster"));
     let open = (profile.clone(), id.clone());
+    let opens = opens.unwrap_or_else(|| Screen::Title(profile.clone(), id.clone()));
     let mut rated = use_signal(|| None::<String>);
     let rate = move |rating: &'static str| {
         let (api, pid, id) = (api.clone(), profile.profile_id.clone(), id.clone());
@@ -112,7 +115,7 @@ fn Card(
     };
     rsx! {
         div { class: "card-title", "data-title": "{open.1}",
-            button { class: "card-open", onclick: move |_| screen.set(Screen::Title(open.0.clone(), open.1.clone())),
+            button { class: "card-open", onclick: move |_| screen.set(opens.clone()),
                 img { src: "{poster}", alt: "{name}", loading: "lazy" }
                 span { class: "card-name", "{name}" }
                 if let Some(n) = note {
@@ -252,6 +255,7 @@ pub fn Browse(
                 div { class: "strip",
                     for c in continuing {
                         Card { key: "{c[\"title\"][\"id\"]}", api: api.clone(), session, title: c["title"].clone(), profile: profile.clone(), screen,
+                            opens: Screen::Player(profile.clone(), text(&c["title"], "id"), c["episode_id"].as_str().map(str::to_string)),
                             note: Some(match c["episode_id"].as_str() {
                                 Some(e) => format!("{} · {}", e.to_uppercase(), clock(c["position_secs"].as_f64().unwrap_or(0.0))),
                                 None => format!("Resume at {}", clock(c["position_secs"].as_f64().unwrap_or(0.0))),
