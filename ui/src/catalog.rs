@@ -499,6 +499,7 @@ pub fn TitlePage(
 
 fn playback_problem(f: &Failure) -> String {
     match f.code.as_str() {
+        "subscription_ended" => "Your subscription has ended, so playback stopped. Open Account to subscribe again.".into(),
         "subscription_required" => "Subscribe to a plan to watch. Open Account to choose one.".into(),
         "stream_limit_reached" => "You're already watching on as many screens as your plan allows. Stop playback on another screen, or upgrade your plan.".into(),
         "maturity_blocked" => "This title is not available for this profile.".into(),
@@ -573,11 +574,25 @@ pub fn PlayerPage(
                     playing_at.set(format!("{h}p"));
                 }
                 let at = now["at"].as_f64().unwrap_or(0.0);
-                let _ = authed(&api, session, screen, |t| {
+                let beat = authed(&api, session, screen, |t| {
                     let (api, sid) = (api.clone(), sid.clone());
                     async move { api.playback_progress(&t, &sid, at, false).await }
                 })
                 .await;
+                // The session ended on the server (say the subscription did): stop here too.
+                if let Err(f) = beat
+                    && f.code == "subscription_ended"
+                {
+                    let _ = document::eval(
+                        "const v = document.getElementById('player'); if (v) v.pause();
+                         if (window.cinelogHls) { window.cinelogHls.destroy(); window.cinelogHls = null; }
+                         return true;",
+                    )
+                    .join::<bool>()
+                    .await;
+                    problem.set(Some(playback_problem(&f)));
+                    return;
+                }
             }
         }
     });

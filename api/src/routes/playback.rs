@@ -254,14 +254,30 @@ fn parse_session(sid: &str) -> ApiResult<Uuid> {
 }
 
 #[utoipa::path(post, path = "/api/playback/{sid}/heartbeat", tag = "playback", request_body = ProgressBody, params(("sid" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn heartbeat(
     State(app): State<AppState>,
     caller: Caller,
     Path(sid): Path<String>,
     Json(body): Json<ProgressBody>,
 ) -> ApiResult<impl IntoResponse> {
-    report(&app, &caller, &sid, body.position_secs, false).await?;
+    // A subscription that has ended since the session started ends the session: the position is
+    // kept, and its stream URLs stop working.
+    let entitled = subscriptions::entitlement(
+        app.projections.db(),
+        &caller.account_id.to_string(),
+        app.clock.now(),
+    )
+    .await?
+    .entitled;
+    report(&app, &caller, &sid, body.position_secs, !entitled).await?;
+    if !entitled {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "subscription_ended",
+            "your subscription has ended; subscribe again to keep watching",
+        ));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -703,6 +703,47 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
         .status,
         StatusCode::NOT_FOUND
     );
+
+    // A subscription that ends while a session plays ends the session at its next heartbeat:
+    // the position is kept and the stream stops.
+    let canceled = app
+        .post("/api/subscription/cancel", json!({}), Some(&token))
+        .await;
+    assert_eq!(canceled.status, StatusCode::OK, "{:?}", canceled.body);
+    let until =
+        chrono::DateTime::parse_from_rfc3339(canceled.body["access_until"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    clock.set(until - Duration::minutes(10));
+    let last = play(&app, &token, &pid, &movie, None).await;
+    assert_eq!(last.status, StatusCode::CREATED, "{:?}", last.body);
+    let sid = last.body["session_id"].as_str().unwrap();
+    let heartbeat = format!("/api/playback/{sid}/heartbeat");
+    let beat = |at: f64| app.post(&heartbeat, json!({"position_secs": at}), Some(&token));
+    assert_eq!(beat(2.0).await.status, StatusCode::NO_CONTENT);
+    clock.set(until + Duration::seconds(1));
+    let ended = beat(4.0).await;
+    assert_eq!(
+        (ended.status, ended.error_code()),
+        (StatusCode::PAYMENT_REQUIRED, "subscription_ended")
+    );
+    let refused = fetch(
+        &app,
+        last.body["master_playlist_url"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"],
+        "session_ended"
+    );
+    let stopped = app.log().await;
+    assert!(
+        matches!(stopped.last(), Some(e) if e.event_type == "PlaybackStopped"),
+        "{:?}",
+        stopped.last().map(|e| &e.event_type)
+    );
     app.stop();
 }
 
