@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use cinelog_domain::values::Maturity;
 use cinelog_projections::accounts;
-use cinelog_projections::catalog::{self, PAGE_SIZE, TitleCard, TitleDetails, TitleQuery};
+use cinelog_projections::catalog::{self, PAGE_SIZE, TitleCard, TitleQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -126,7 +126,9 @@ pub async fn show(
 ) -> ApiResult<impl IntoResponse> {
     catalog_at(&app, q.min_position).await?;
     let max_maturity = ceiling(&app, &caller, q.profile_id.as_deref()).await?;
-    let title: TitleDetails = catalog::details(app.projections.db(), &id, max_maturity)
+    let title = app
+        .catalog_cache
+        .details(app.projections.db(), &id, max_maturity)
         .await?
         .ok_or_else(|| ApiError::not_found("title"))?;
     Ok(axum::Json(title))
@@ -134,7 +136,9 @@ pub async fn show(
 
 #[utoipa::path(get, path = "/api/genres", tag = "catalog", responses((status = 200, body = Vec<String>)))]
 pub async fn genres(State(app): State<AppState>) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(catalog::genres(app.projections.db()).await?))
+    Ok(axum::Json(
+        app.catalog_cache.genres(app.projections.db()).await?,
+    ))
 }
 
 /// A poster drawn from the title's name and genre, so the catalog needs no images.

@@ -856,21 +856,39 @@ async fn continue_watching_resumes_and_offers_the_next_episode() {
 #[tokio::test]
 async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
     let dir = TempDir::new();
+    let prefix = format!("cinelog-test-{}", uuid::Uuid::now_v7().simple());
     let settings = cinelog_infra::Settings {
         redis_url: Some("redis://127.0.0.1:6379".into()),
-        redis_prefix: format!("cinelog-test-{}", uuid::Uuid::now_v7().simple()),
+        redis_prefix: prefix.clone(),
         ..settings_for(Backend::Postgres, &dir).await
     };
     let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
     let state = &app.running.state;
     let search = || app.get("/api/titles?query=brackwater", None);
+    let details = || app.get("/api/titles/the-lantern-keeper-of-brackwater", None);
     let before = search().await;
     assert_eq!(
         before.body["items"][0]["name"],
         "The Lantern Keeper of Brackwater"
     );
+    let page = details().await;
+    assert_eq!(page.body["name"], "The Lantern Keeper of Brackwater");
+    let genres = app.get("/api/genres", None).await.body;
     // Served again (from the cache now), identical.
     assert_eq!(search().await.body, before.body);
+    assert_eq!(details().await.body, page.body);
+    assert_eq!(app.get("/api/genres", None).await.body, genres);
+    let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let cached: Vec<String> = redis::AsyncCommands::keys(&mut conn, format!("{prefix}:catalog:*"))
+        .await
+        .unwrap();
+    for kind in ["browse", "details", "genres"] {
+        assert!(
+            cached.iter().any(|k| k.contains(&format!(":{kind}:"))),
+            "{kind}: {cached:?}"
+        );
+    }
 
     // The title is renamed: once the read model has the event, no cached answer shows the old name.
     let mut info = cinelog_infra::media::bundled_catalog()
@@ -901,6 +919,10 @@ async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
         search().await.body["items"][0]["name"],
         "The Lamplighter of Brackwater"
     );
+    assert_eq!(
+        details().await.body["name"],
+        "The Lamplighter of Brackwater"
+    );
     // Withdrawn, it is gone from every cached list at once.
     let position = state
         .catalog
@@ -919,6 +941,7 @@ async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
             .unwrap()
     );
     assert_eq!(search().await.body["total"], 0);
+    assert_eq!(details().await.status, StatusCode::NOT_FOUND);
     app.stop();
 }
 
