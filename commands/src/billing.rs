@@ -6,11 +6,11 @@ use crate::execute::execute;
 use crate::meta::CommandMeta;
 use crate::ports::{CheckoutRequest, Clock, PaymentGateway, SubscriptionDirectory, WebhookRequest};
 use crate::store::EventStore;
-use cinelog_domain::Actor;
 use cinelog_domain::plan::PlanId;
 use cinelog_domain::subscription::{
     Provider, Status, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionState,
 };
+use cinelog_domain::{Actor, Decider};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -121,23 +121,43 @@ impl<S: EventStore> BillingService<S> {
         plan: PlanId,
         meta: &CommandMeta,
     ) -> Result<(SubscriptionState, i64), CommandError> {
-        // Real providers bill the plan they know; until plan changes are sent to them, they are
-        // made there (their webhooks then bring them here).
-        if matches!(
-            self.state(account_id).await?.provider,
-            Some(Provider::Stripe | Provider::Paypal)
-        ) {
-            return Err(SubscriptionError::ChangeThroughProvider.into());
-        }
         let at = self.clock.now();
+        let state = self.state(account_id).await?;
+        // Decided here first, so the provider is only asked for a change the rules allow.
+        Subscription::decide(&state, SubscriptionCommand::ChangePlan { plan, at })?;
+        // The provider bills the plan it knows: it is told first.
+        if let Some(provider) = state.provider {
+            let told = match &state.provider_ref {
+                Some(reference) => self
+                    .gateway(provider)?
+                    .change_plan(reference, plan)
+                    .await
+                    .map_err(CommandError::Service)?,
+                None => provider == Provider::Sandbox,
+            };
+            if !told {
+                return Err(SubscriptionError::ChangeThroughProvider.into());
+            }
+        }
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
             meta,
             |_| Ok(SubscriptionCommand::ChangePlan { plan, at }),
         )
-        .await?;
-        Ok((done.state, done.position))
+        .await;
+        match done {
+            Ok(done) => Ok((done.state, done.position)),
+            // The provider's own notice of the change came in first and applied it.
+            Err(CommandError::Subscription(SubscriptionError::PlanUnchanged)) => {
+                let now = self
+                    .store
+                    .load::<Subscription>(&account_id.to_string())
+                    .await?;
+                Ok((now.state, now.head.position))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Ends the subscription at the period end; it plays until then.

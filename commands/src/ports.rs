@@ -119,6 +119,10 @@ pub trait PaymentGateway: Send + Sync {
     /// Asks the provider to keep a subscription it was to end at the period end; `false` if this
     /// provider cannot take a cancellation back.
     async fn resume(&self, provider_ref: &str) -> Result<bool, String>;
+    /// Asks the provider to bill `plan` from the next invoice on, with no proration (an upgrade
+    /// plays at once and is billed from the next period; a downgrade starts with it); `false` if
+    /// plan changes are made at this provider only.
+    async fn change_plan(&self, provider_ref: &str, plan: PlanId) -> Result<bool, String>;
     /// Checks a delivery's signature and reads it.
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError>;
     /// For providers that bill on Cinelog's schedule (the sandbox): the delivery announcing the

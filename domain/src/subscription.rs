@@ -600,8 +600,11 @@ fn receive(
                 at,
             });
         }
+        // The provider's echo of a downgrade scheduled here is no change yet: it starts with
+        // the next period's invoice.
         if let (Some(to), Some(from)) = (*plan, state.plan)
             && to != from
+            && state.pending_plan != Some(to)
         {
             out.push(E::PlanChanged {
                 notice_id: id(),
@@ -1268,6 +1271,38 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(&other[..], [E::NoticeIgnored { .. }]));
+    }
+
+    #[test]
+    fn a_downgrade_told_to_the_provider_still_waits_for_the_next_period() {
+        let mut history = active(PlanId::Standard);
+        history.extend(
+            given_when::<Subscription>(
+                &history,
+                C::ChangePlan {
+                    plan: PlanId::Basic,
+                    at: t(3),
+                },
+            )
+            .unwrap(),
+        );
+        // The provider's echo of the new price is no change yet...
+        let echo = given_when::<Subscription>(&history, terms("evt_x", Some(PlanId::Basic), false))
+            .unwrap();
+        assert!(
+            matches!(&echo[..], [E::NoticeIgnored { reason, .. }] if reason == "nothing_changed")
+        );
+        history.extend(echo);
+        let state = replay(&history);
+        assert_eq!(
+            (state.plan, state.pending_plan),
+            (Some(PlanId::Standard), Some(PlanId::Basic))
+        );
+        // ...the next period's invoice at that price is.
+        history.extend(
+            given_when::<Subscription>(&history, paid("evt_y", "in_y", 799, None)).unwrap(),
+        );
+        assert_eq!(replay(&history).plan, Some(PlanId::Basic));
     }
 
     #[test]

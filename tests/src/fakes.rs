@@ -55,6 +55,8 @@ pub struct Seen {
 struct Inner {
     seen: Vec<Seen>,
     sessions: usize,
+    /// Stripe subscriptions by id: their price and whether they end at the period end.
+    subscriptions: HashMap<String, (String, bool)>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -173,7 +175,31 @@ pub async fn fake_stripe() -> Fake {
             })),
         )
     }
-    async fn subscription(
+    /// A subscription as Stripe answers it: one item, whose price the last update set.
+    fn subscription_object(shared: &Shared, id: &str) -> Value {
+        let inner = shared.lock().expect("fake state");
+        let (price, cancel) = inner
+            .subscriptions
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ("price_standard".into(), false));
+        json!({
+            "id": id,
+            "object": "subscription",
+            "status": "active",
+            "cancel_at_period_end": cancel,
+            "items": {"object": "list", "data": [{"id": format!("si_{id}"), "object": "subscription_item", "price": {"id": price}}]},
+        })
+    }
+    async fn show_subscription(
+        State(shared): State<Shared>,
+        Path(id): Path<String>,
+        headers: HeaderMap,
+    ) -> (StatusCode, Json<Value>) {
+        remember(&shared, format!("GET /v1/subscriptions/{id}"), &headers, "");
+        (StatusCode::OK, Json(subscription_object(&shared, &id)))
+    }
+    async fn update_subscription(
         State(shared): State<Shared>,
         Path(id): Path<String>,
         headers: HeaderMap,
@@ -181,20 +207,33 @@ pub async fn fake_stripe() -> Fake {
     ) -> (StatusCode, Json<Value>) {
         remember(&shared, format!("/v1/subscriptions/{id}"), &headers, &body);
         let form = url_form(&body);
-        (
-            StatusCode::OK,
-            Json(json!({
-                "id": id,
-                "object": "subscription",
-                "status": "active",
-                "cancel_at_period_end": form.get("cancel_at_period_end").map(|v| v == "true"),
-            })),
-        )
+        if form.contains_key("items[0][price]")
+            && form.get("items[0][id]") != Some(&format!("si_{id}"))
+        {
+            return stripe_error(StatusCode::BAD_REQUEST, "No such subscription item");
+        }
+        {
+            let mut inner = shared.lock().expect("fake state");
+            let entry = inner
+                .subscriptions
+                .entry(id.clone())
+                .or_insert_with(|| ("price_standard".into(), false));
+            if let Some(price) = form.get("items[0][price]") {
+                entry.0 = price.clone();
+            }
+            if let Some(cancel) = form.get("cancel_at_period_end") {
+                entry.1 = cancel == "true";
+            }
+        }
+        (StatusCode::OK, Json(subscription_object(&shared, &id)))
     }
     Fake::serve(
         Router::new()
             .route("/v1/checkout/sessions", post(sessions))
-            .route("/v1/subscriptions/{id}", post(subscription)),
+            .route(
+                "/v1/subscriptions/{id}",
+                post(update_subscription).get(show_subscription),
+            ),
     )
     .await
 }

@@ -175,6 +175,12 @@ impl PaymentGateway for PaypalGateway {
         Ok(false)
     }
 
+    async fn change_plan(&self, _provider_ref: &str, _plan: PlanId) -> Result<bool, String> {
+        // A PayPal plan revision needs the subscriber's approval at PayPal; its UPDATED webhook
+        // then brings the change here.
+        Ok(false)
+    }
+
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
         let event: Value = serde_json::from_slice(&request.body)
             .map_err(|e| WebhookError::Malformed(e.to_string()))?;

@@ -150,6 +150,11 @@ impl PaymentGateway for SandboxGateway {
         Ok(true)
     }
 
+    async fn change_plan(&self, _provider_ref: &str, _plan: PlanId) -> Result<bool, String> {
+        // Its renewals are priced from the recorded plan.
+        Ok(true)
+    }
+
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
         stripe::verify_and_read(&self.key, request, self.clock.now(), |_| None)
     }

@@ -129,6 +129,52 @@ impl PaymentGateway for StripeGateway {
             .map(|()| true)
     }
 
+    async fn change_plan(&self, provider_ref: &str, plan: PlanId) -> Result<bool, String> {
+        let price = self
+            .settings
+            .price_for(plan)
+            .ok_or_else(|| format!("no Stripe price is set for the {} plan", plan.as_str()))?;
+        // The subscription's one item is given the new price.
+        let url = self.url(&format!("/v1/subscriptions/{provider_ref}"));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.key().expose())
+            .send()
+            .await
+            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
+        if !response.status().is_success() {
+            return Err(failure("Stripe", response).await);
+        }
+        let subscription: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("Stripe's subscription is not JSON: {e}"))?;
+        let item = subscription
+            .get("items")
+            .and_then(|i| i.get("data"))
+            .and_then(|d| d.get(0))
+            .and_then(|item| str_at(item, &["id"]))
+            .ok_or("Stripe's subscription has no item")?;
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(self.key().expose())
+            .form(&[
+                ("items[0][id]", item),
+                ("items[0][price]", price),
+                ("proration_behavior", "none"),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
+        if response.status().is_success() {
+            Ok(true)
+        } else {
+            Err(failure("Stripe", response).await)
+        }
+    }
+
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {
         verify_and_read(
             self.settings.webhook_secret.expose().as_bytes(),

@@ -427,18 +427,6 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
         (Some("active"), Some("standard"))
     );
     let first_end = sub["period_end"].as_str().unwrap().to_string();
-    // Stripe bills the plan it knows: the plan is changed there, not here.
-    let change = app
-        .post(
-            "/api/subscription/change",
-            json!({"plan": "premium"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(
-        (change.status, change.error_code()),
-        (StatusCode::CONFLICT, "change_through_provider")
-    );
 
     // A correctly signed invoice.paid for the next period extends it.
     let next_end = next_period_end(next_period_end(clock.now_time()));
@@ -533,13 +521,94 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
     assert_eq!(sub["payments"][0]["outcome"], "rejected");
     assert_eq!(sub["payments"][0]["amount"], 100);
 
+    // Plan changes are sent to Stripe, priced from the next invoice with no proration: an upgrade
+    // plays at once, a downgrade starts with the next period. Stripe's echo of each changes nothing.
+    let change = |plan: &'static str| {
+        app.post(
+            "/api/subscription/change",
+            json!({"plan": plan}),
+            Some(&token),
+        )
+    };
+    let echo = |id: &str, price: &str| {
+        stripe_event(
+            id,
+            "customer.subscription.updated",
+            json!({"id": "sub_1", "object": "subscription", "cancel_at_period_end": false, "items": {"data": [{"id": "si_sub_1", "price": {"id": price}}]}}),
+        )
+    };
+    let up = change("premium").await;
+    assert_eq!(up.status, StatusCode::OK, "{:?}", up.body);
+    let told = stripe.seen("/v1/subscriptions/sub_1").pop().unwrap();
+    let form = form_pairs(&told.body);
+    for pair in [
+        ("items[0][id]", "si_sub_1"),
+        ("items[0][price]", "price_premium"),
+        ("proration_behavior", "none"),
+    ] {
+        assert!(
+            form.contains(&(pair.0.to_string(), pair.1.to_string())),
+            "{form:?}"
+        );
+    }
+    let a = deliver(
+        &app,
+        &echo("evt_p1", "price_premium"),
+        fakes::STRIPE_WEBHOOK_SECRET,
+        now,
+    )
+    .await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["max_quality"].as_i64()),
+        (Some("premium"), Some(2160))
+    );
+    let down = change("basic").await;
+    assert_eq!(down.status, StatusCode::OK, "{:?}", down.body);
+    let a = deliver(
+        &app,
+        &echo("evt_p2", "price_basic"),
+        fakes::STRIPE_WEBHOOK_SECRET,
+        now,
+    )
+    .await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["pending_plan"].as_str()),
+        (Some("premium"), Some("basic")),
+        "the downgrade waits for the next period"
+    );
+    // Staying on Premium after all tells Stripe too.
+    let stay = change("premium").await;
+    assert_eq!(stay.status, StatusCode::OK, "{:?}", stay.body);
+    assert!(
+        stripe
+            .seen("/v1/subscriptions/sub_1")
+            .pop()
+            .unwrap()
+            .body
+            .contains("price_premium")
+    );
+    let a = deliver(
+        &app,
+        &echo("evt_p3", "price_premium"),
+        fakes::STRIPE_WEBHOOK_SECRET,
+        now,
+    )
+    .await;
+    let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["pending_plan"].as_str()),
+        (Some("premium"), None)
+    );
+
     // Cancelling asks Stripe to end at the period end; access stays until then.
     let a = app
         .post("/api/subscription/cancel", json!({}), Some(&token))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["access_until"], extended.as_str());
-    let cancel = &stripe.seen("/v1/subscriptions/sub_1")[0];
+    let cancel = stripe.seen("/v1/subscriptions/sub_1").pop().unwrap();
     assert_eq!(cancel.body, "cancel_at_period_end=true");
     // Stripe's own confirmation of it is a no-op; its deletion ends the subscription.
     let updated = stripe_event(
@@ -561,7 +630,7 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["cancel_at_period_end"], false);
     assert_eq!(
-        stripe.seen("/v1/subscriptions/sub_1")[1].body,
+        stripe.seen("/v1/subscriptions/sub_1").pop().unwrap().body,
         "cancel_at_period_end=false"
     );
     let again = app
@@ -841,8 +910,20 @@ async fn paypal_checkout_verified_webhooks_and_cancel() {
         (again.status, again.error_code()),
         (StatusCode::CONFLICT, "already_canceling")
     );
-    // PayPal cannot take a cancellation back: it stays, and nothing is recorded.
+    // PayPal cannot take a cancellation back, and revises plans only with the subscriber's
+    // approval at PayPal: both are refused clearly, and nothing is recorded.
     let events = app.log_len().await;
+    let change = app
+        .post(
+            "/api/subscription/change",
+            json!({"plan": "premium"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (change.status, change.error_code()),
+        (StatusCode::CONFLICT, "change_through_provider")
+    );
     let resume = app
         .post("/api/subscription/resume", json!({}), Some(&token))
         .await;
