@@ -23,10 +23,8 @@ impl<S: EventStore> AccountService<S> {
         account_id: Uuid,
         profile_id: Uuid,
     ) -> Result<Option<Profile>, CommandError> {
-        let loaded = self
-            .store
-            .load_for_append::<Account>(&account_id.to_string())
-            .await?;
+        // `load`, not `load_for_append`: another replica may have changed the account.
+        let loaded = self.store.load::<Account>(&account_id.to_string()).await?;
         Ok(loaded.state.profiles.get(&profile_id).cloned())
     }
 

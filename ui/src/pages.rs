@@ -573,6 +573,21 @@ fn money(minor: Option<i64>, currency: &serde_json::Value) -> String {
     }
 }
 
+/// The provider to pay with: the one chosen if it is on offer, else the first offered (the
+/// sandbox is not offered once a real provider is configured).
+fn offered(plans: &Option<serde_json::Value>, chosen: &str) -> String {
+    let offered: Vec<&str> = plans
+        .as_ref()
+        .and_then(|p| p["providers"].as_array())
+        .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    if offered.contains(&chosen) || offered.is_empty() {
+        chosen.to_string()
+    } else {
+        offered[0].to_string()
+    }
+}
+
 /// What the account page asks of the subscription.
 #[derive(Clone)]
 enum Act {
@@ -629,7 +644,7 @@ fn AccountPage(
             }
             busy.set(true);
             error.set(None);
-            let chosen = provider();
+            let chosen = offered(&plans().flatten(), &provider());
             let done = authed(&api, session, screen, |token| {
                 let (api, action, chosen) = (api.clone(), action.clone(), chosen.clone());
                 async move {
@@ -748,7 +763,7 @@ fn AccountPage(
                     span { class: "muted", "Pay with " }
                     for p in providers.clone() {
                         label { class: "check",
-                            input { r#type: "radio", name: "provider", value: "{p}", checked: provider() == p, onchange: { let p = p.clone(); move |_| provider.set(p.clone()) } }
+                            input { r#type: "radio", name: "provider", value: "{p}", checked: offered(&catalog, &provider()) == p, onchange: { let p = p.clone(); move |_| provider.set(p.clone()) } }
                             " {p}"
                         }
                     }
@@ -803,5 +818,29 @@ fn AccountPage(
                 p { class: "error", role: "alert", "{msg}" }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offered;
+    use serde_json::json;
+
+    #[test]
+    fn checkout_uses_a_provider_on_offer() {
+        let plans = |providers: serde_json::Value| Some(json!({ "providers": providers }));
+        assert_eq!(offered(&plans(json!(["sandbox"])), "sandbox"), "sandbox");
+        // With a real provider configured the sandbox is not offered.
+        assert_eq!(offered(&plans(json!(["stripe"])), "sandbox"), "stripe");
+        assert_eq!(
+            offered(&plans(json!(["stripe", "paypal"])), "sandbox"),
+            "stripe"
+        );
+        assert_eq!(
+            offered(&plans(json!(["stripe", "paypal"])), "paypal"),
+            "paypal"
+        );
+        // Plans not loaded yet: the choice stands.
+        assert_eq!(offered(&None, "sandbox"), "sandbox");
     }
 }
