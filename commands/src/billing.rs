@@ -26,7 +26,6 @@ pub struct BillingService<S> {
 /// What became of a verified webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
-    pub notice_id: String,
     /// Whether the delivery added to the log (false for duplicates and for facts about nothing
     /// Cinelog knows).
     pub recorded: bool,
@@ -126,18 +125,14 @@ impl<S: EventStore> BillingService<S> {
         // Decided here first, so the provider is only asked for a change the rules allow.
         Subscription::decide(&state, SubscriptionCommand::ChangePlan { plan, at })?;
         // The provider bills the plan it knows: it is told first.
-        if let Some(provider) = state.provider {
-            let told = match &state.provider_ref {
-                Some(reference) => self
-                    .gateway(provider)?
-                    .change_plan(reference, plan)
-                    .await
-                    .map_err(CommandError::Service)?,
-                None => provider == Provider::Sandbox,
-            };
-            if !told {
-                return Err(SubscriptionError::ChangeThroughProvider.into());
-            }
+        if let Some(provider) = state.provider
+            && !self
+                .gateway(provider)?
+                .change_plan(state.provider_ref.as_deref(), plan)
+                .await
+                .map_err(CommandError::Service)?
+        {
+            return Err(SubscriptionError::ChangeThroughProvider.into());
         }
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
@@ -166,20 +161,16 @@ impl<S: EventStore> BillingService<S> {
         account_id: Uuid,
         meta: &CommandMeta,
     ) -> Result<(SubscriptionState, i64), CommandError> {
+        let at = self.clock.now();
         let state = self.state(account_id).await?;
-        if !state.status.is_live() {
-            return Err(SubscriptionError::NotSubscribed.into());
-        }
-        if state.cancel_at_period_end {
-            return Err(SubscriptionError::AlreadyCanceling.into());
-        }
+        // Decided here first, so the provider is only asked for what the rules allow.
+        Subscription::decide(&state, SubscriptionCommand::Cancel { at })?;
         if let (Some(provider), Some(reference)) = (state.provider, &state.provider_ref) {
             self.gateway(provider)?
                 .cancel_at_period_end(reference)
                 .await
                 .map_err(CommandError::Service)?;
         }
-        let at = self.clock.now();
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
@@ -196,13 +187,9 @@ impl<S: EventStore> BillingService<S> {
         account_id: Uuid,
         meta: &CommandMeta,
     ) -> Result<(SubscriptionState, i64), CommandError> {
+        let at = self.clock.now();
         let state = self.state(account_id).await?;
-        if !state.status.is_live() {
-            return Err(SubscriptionError::NotSubscribed.into());
-        }
-        if !state.cancel_at_period_end {
-            return Err(SubscriptionError::NotCanceling.into());
-        }
+        Subscription::decide(&state, SubscriptionCommand::Resume { at })?;
         if let (Some(provider), Some(reference)) = (state.provider, &state.provider_ref)
             && !self
                 .gateway(provider)?
@@ -212,7 +199,6 @@ impl<S: EventStore> BillingService<S> {
         {
             return Err(SubscriptionError::CannotResume.into());
         }
-        let at = self.clock.now();
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
@@ -231,14 +217,13 @@ impl<S: EventStore> BillingService<S> {
         request: &WebhookRequest,
     ) -> Result<Received, CommandError> {
         let verified = self.gateway(provider)?.verify(request).await?;
-        let not_recorded = |position| Received {
-            notice_id: verified.notice_id.clone(),
+        let not_recorded = Received {
             recorded: false,
-            position,
+            position: None,
         };
         let Some(notice) = verified.notice.clone() else {
             tracing::info!(event_type = %verified.event_type, "webhook type not acted on");
-            return Ok(not_recorded(None));
+            return Ok(not_recorded);
         };
         let account_id = match verified.account_id {
             Some(id) => Some(id),
@@ -246,7 +231,7 @@ impl<S: EventStore> BillingService<S> {
         };
         let Some(account_id) = account_id else {
             tracing::warn!(notice_id = %verified.notice_id, event_type = %verified.event_type, "webhook names no known subscription");
-            return Ok(not_recorded(None));
+            return Ok(not_recorded);
         };
         let at = self.clock.now();
         let meta = CommandMeta::new(Actor::Provider(provider.as_str().to_string()));
@@ -265,7 +250,6 @@ impl<S: EventStore> BillingService<S> {
         )
         .await?;
         Ok(Received {
-            notice_id: verified.notice_id,
             recorded: !done.events.is_empty(),
             position: Some(done.position),
         })

@@ -121,8 +121,8 @@ pub trait PaymentGateway: Send + Sync {
     async fn resume(&self, provider_ref: &str) -> Result<bool, String>;
     /// Asks the provider to bill `plan` from the next invoice on, with no proration (an upgrade
     /// plays at once and is billed from the next period; a downgrade starts with it); `false` if
-    /// plan changes are made at this provider only.
-    async fn change_plan(&self, provider_ref: &str, plan: PlanId) -> Result<bool, String>;
+    /// plan changes are made at this provider only, or it has no reference to change.
+    async fn change_plan(&self, provider_ref: Option<&str>, plan: PlanId) -> Result<bool, String>;
     /// Checks a delivery's signature and reads it.
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError>;
     /// For providers that bill on Cinelog's schedule (the sandbox): the delivery announcing the

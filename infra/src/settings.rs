@@ -53,6 +53,11 @@ pub struct PlanIds {
 }
 
 impl PlanIds {
+    /// The plan the provider's id sells.
+    pub fn plan_of(&self, id: &str) -> Option<PlanId> {
+        PlanId::ALL.into_iter().find(|p| self.get(*p) == Some(id))
+    }
+
     pub fn get(&self, plan: PlanId) -> Option<&str> {
         match plan {
             PlanId::Basic => self.basic.as_deref(),

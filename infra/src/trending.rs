@@ -11,7 +11,7 @@ use cinelog_domain::taste::{Rating, TasteEvent};
 use cinelog_domain::viewing::ViewingEvent;
 use cinelog_projections::{Checkpoint, EventLog};
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,6 +22,8 @@ const KEEP_DAYS: i64 = 30;
 
 pub struct RedisTrending {
     client: redis::Client,
+    /// For reads: one connection, made on first use and kept (it reconnects by itself).
+    reads: tokio::sync::OnceCell<ConnectionManager>,
     prefix: String,
     log: Arc<dyn EventLog>,
 }
@@ -74,6 +76,7 @@ impl RedisTrending {
     pub fn new(url: &str, prefix: &str, log: Arc<dyn EventLog>) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
+            reads: tokio::sync::OnceCell::new(),
             prefix: prefix.to_string(),
             log,
         })
@@ -90,10 +93,6 @@ impl RedisTrending {
 
     fn day_key(&self, day: &str) -> String {
         format!("{}:trending:{day}", self.prefix)
-    }
-
-    async fn connection(&self) -> anyhow::Result<MultiplexedConnection> {
-        Ok(self.client.get_multiplexed_async_connection().await?)
     }
 
     /// Applies one batch; answers how many events it passed, or `None` if another replica
@@ -207,16 +206,21 @@ impl RedisTrending {
 
     /// Titles by plays and likes over the week up to `now`, most first.
     pub async fn top(&self, now: DateTime<Utc>, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
-        let mut conn = self.connection().await?;
-        let mut sums: HashMap<String, f64> = HashMap::new();
+        let mut conn = self
+            .reads
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await?
+            .clone();
+        // The week's seven days in one round trip.
+        let mut pipe = redis::pipe();
         for back in 0..7 {
             let day = (now - Duration::days(back)).format("%Y-%m-%d").to_string();
-            let day_top: Vec<(String, f64)> = conn
-                .zrevrange_withscores(self.day_key(&day), 0, 199)
-                .await?;
-            for (title, score) in day_top {
-                *sums.entry(title).or_default() += score;
-            }
+            pipe.zrevrange_withscores(self.day_key(&day), 0, 199);
+        }
+        let days: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
+        let mut sums: HashMap<String, f64> = HashMap::new();
+        for (title, score) in days.into_iter().flatten() {
+            *sums.entry(title).or_default() += score;
         }
         let mut ranked: Vec<(String, i64)> = sums
             .into_iter()

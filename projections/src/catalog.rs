@@ -28,7 +28,8 @@ const TEXT: TextIndex = TextIndex {
     columns: &["name_words", "search"],
 };
 
-fn rank(m: Maturity) -> i64 {
+/// A maturity rating's place in order, as stored in `maturity_rank`.
+pub fn rank(m: Maturity) -> i64 {
     Maturity::ALL.iter().position(|x| *x == m).unwrap_or(0) as i64
 }
 
@@ -87,11 +88,8 @@ impl Projection for CatalogProjection {
                 .execute(&mut *conn)
                 .await?;
             }
-            TitleEvent::TitlePublished | TitleEvent::TitleWithdrawn => {
-                let published = matches!(
-                    serde_json::from_value::<TitleEvent>(e.payload.clone())?,
-                    TitleEvent::TitlePublished
-                );
+            event @ (TitleEvent::TitlePublished | TitleEvent::TitleWithdrawn) => {
+                let published = matches!(event, TitleEvent::TitlePublished);
                 sqlx::query(&format!(
                     "UPDATE {table} SET published = $1, updated_position = $2 WHERE title_id = $3"
                 ))

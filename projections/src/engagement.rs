@@ -336,15 +336,26 @@ pub async fn model(db: &ReadDb, seeds: &[String]) -> anyhow::Result<Model> {
         model.counts.insert(r.get(0), r.get::<i64, _>(1) as f64);
     }
     for seed in seeds {
-        let neighbours: HashMap<String, f64> =
-            sqlx::query("SELECT title_b, n FROM co_counts WHERE title_a = $1 AND n > 0")
-                .bind(seed.clone())
-                .fetch_all(&db.pool)
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get::<i64, _>(1) as f64))
-                .collect();
-        model.co.insert(seed.clone(), neighbours);
+        model.co.insert(seed.clone(), HashMap::new());
+    }
+    if seeds.is_empty() {
+        return Ok(model);
+    }
+    let params = (1..=seeds.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql =
+        format!("SELECT title_a, title_b, n FROM co_counts WHERE title_a IN ({params}) AND n > 0");
+    let mut query = sqlx::query(&sql);
+    for seed in seeds {
+        query = query.bind(seed.clone());
+    }
+    for r in query.fetch_all(&db.pool).await? {
+        let seed: String = r.get(0);
+        if let Some(neighbours) = model.co.get_mut(&seed) {
+            neighbours.insert(r.get(1), r.get::<i64, _>(2) as f64);
+        }
     }
     Ok(model)
 }

@@ -83,6 +83,19 @@ pub fn parse_csv(text: &str) -> Result<Vec<Interaction>, String> {
         .collect())
 }
 
+/// An item the catalog does not know: it still takes part, without content.
+fn unknown_item(id: &str) -> Item {
+    Item {
+        id: id.to_string(),
+        name: id.to_string(),
+        genres: vec![],
+        kind: String::new(),
+        year: 0,
+        maturity_rank: 0,
+        popularity: 0.0,
+    }
+}
+
 /// Interactions drawn from the taste model over `catalog`, reproducibly from `seed`.
 pub fn generate(catalog: &[Item], users: usize, per_user: usize, seed: u64) -> Vec<Interaction> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -162,30 +175,19 @@ pub fn evaluate(catalog: &[Item], interactions: &[Interaction], holdout: f64) ->
         let test: HashSet<String> = test.iter().map(|i| i.item.clone()).collect();
         for t in &train {
             *train_counts.entry(t.clone()).or_default() += 1.0;
-            // Items the catalog does not know still take part, without content.
-            model.items.entry(t.clone()).or_insert_with(|| Item {
-                id: t.clone(),
-                name: t.clone(),
-                genres: vec![],
-                kind: String::new(),
-                year: 0,
-                maturity_rank: 0,
-                popularity: 0.0,
-            });
+            model
+                .items
+                .entry(t.clone())
+                .or_insert_with(|| unknown_item(t));
         }
         model.add_profile(&train);
         splits.push((train, test));
     }
     for t in splits.iter().flat_map(|(_, test)| test) {
-        model.items.entry(t.clone()).or_insert_with(|| Item {
-            id: t.clone(),
-            name: t.clone(),
-            genres: vec![],
-            kind: String::new(),
-            year: 0,
-            maturity_rank: 0,
-            popularity: 0.0,
-        });
+        model
+            .items
+            .entry(t.clone())
+            .or_insert_with(|| unknown_item(t));
     }
     // The baseline ranks by popularity among the training interactions.
     let mut baseline = model.clone();

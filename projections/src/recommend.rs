@@ -99,14 +99,13 @@ impl Model {
         self.co_similarity(a, b) + CONTENT * self.content_similarity(a, b)
     }
 
-    fn popularity(&self, id: &str) -> f64 {
-        let max = self
-            .items
+    /// The highest popularity of any title (at least 1), to scale popularity to 0..1.
+    fn max_popularity(&self) -> f64 {
+        self.items
             .values()
             .map(|i| i.popularity)
             .fold(0.0_f64, f64::max)
-            .max(1.0);
-        self.items.get(id).map_or(0.0, |i| i.popularity / max)
+            .max(1.0)
     }
 
     /// Titles a viewer may be offered: known, within the rating, not excluded.
@@ -129,6 +128,7 @@ impl Model {
         max_rank: i64,
         n: usize,
     ) -> Vec<(String, f64)> {
+        let max_popularity = self.max_popularity();
         let mut scored: Vec<(String, f64)> = self
             .candidates(exclude, max_rank)
             .map(|item| {
@@ -138,7 +138,7 @@ impl Model {
                     .sum();
                 (
                     item.id.clone(),
-                    taste + POPULARITY * self.popularity(&item.id),
+                    taste + POPULARITY * item.popularity / max_popularity,
                 )
             })
             .collect();

@@ -81,7 +81,7 @@ fn Card(
 ) -> Element {
     let id = text(&title, "id");
     let (name, poster) = (text(&title, "name"), text(&title, "poster"));
-    let open = (profile.clone(), id.clone());
+    let card_id = id.clone();
     let opens = opens.unwrap_or_else(|| Screen::Title(profile.clone(), id.clone()));
     let mut rated = use_signal(|| None::<String>);
     let rate = move |rating: &'static str| {
@@ -114,7 +114,7 @@ fn Card(
         }
     };
     rsx! {
-        div { class: "card-title", "data-title": "{open.1}",
+        div { class: "card-title", "data-title": "{card_id}",
             button { class: "card-open", onclick: move |_| screen.set(opens.clone()),
                 img { src: "{poster}", alt: "{name}", loading: "lazy" }
                 span { class: "card-name", "{name}" }

@@ -99,17 +99,6 @@ fn provider_named(raw: Option<&str>) -> ApiResult<Provider> {
         .ok_or_else(|| ApiError::invalid("provider", "must be one of sandbox, stripe, paypal"))
 }
 
-fn not_offered(e: CommandError) -> ApiError {
-    match e {
-        CommandError::ProviderNotOffered(p) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "provider_not_offered",
-            format!("payments through {p} are not offered here"),
-        ),
-        other => other.into(),
-    }
-}
-
 #[utoipa::path(post, path = "/api/subscription/checkout", tag = "subscriptions", request_body = CheckoutBody,
     responses((status = 200, body = CheckoutStarted), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn checkout(
@@ -134,8 +123,7 @@ pub async fn checkout(
             &format!("{base}/"),
             &caller.meta,
         )
-        .await
-        .map_err(not_offered)?;
+        .await?;
     let redirect_url = if redirect_url.starts_with('/') {
         format!("{base}{redirect_url}")
     } else {

@@ -275,10 +275,6 @@ fn plain(items: Vec<TitleCard>) -> Vec<RecommendedTitle> {
         .collect()
 }
 
-fn rank_of(m: Maturity) -> i64 {
-    Maturity::ALL.iter().position(|x| *x == m).unwrap_or(0) as i64
-}
-
 #[utoipa::path(get, path = "/api/profiles/{pid}/recommendations", tag = "engagement", params(("pid" = String, Path), MinPosition),
     responses((status = 200, body = Recommendations), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn recommendations(
@@ -320,7 +316,7 @@ pub async fn recommendations(
         .map(|(t, _, _)| t.clone())
         .chain(finished)
         .collect();
-    let max_rank = rank_of(ceiling);
+    let max_rank = catalog::rank(ceiling);
     let mut rows = Vec::new();
     let mut reranked = false;
 

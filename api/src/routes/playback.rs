@@ -391,16 +391,13 @@ pub async fn history(
     read_model_at(&app, watching::NAME, &q).await?;
     let (profile_id, ceiling) = own_profile(&app, &caller, &pid).await?;
     let db = app.projections.db();
-    let mut entries: Vec<WatchEntry> = Vec::new();
-    for entry in watching::history(db, &profile_id.to_string()).await? {
-        // Only titles the profile may see (its rating may have been lowered since).
-        if catalog::details(db, &entry.title_id, Some(ceiling))
-            .await?
-            .is_some()
-        {
-            entries.push(entry);
-        }
-    }
+    let mut entries: Vec<WatchEntry> = watching::history(db, &profile_id.to_string()).await?;
+    // Only titles the profile may see (its rating may have been lowered since).
+    let mut ids: Vec<String> = entries.iter().map(|e| e.title_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let visible = catalog::cards(db, &ids, Some(ceiling)).await?;
+    entries.retain(|e| visible.contains_key(&e.title_id));
     Ok(axum::Json(entries))
 }
 

@@ -175,7 +175,11 @@ impl PaymentGateway for PaypalGateway {
         Ok(false)
     }
 
-    async fn change_plan(&self, _provider_ref: &str, _plan: PlanId) -> Result<bool, String> {
+    async fn change_plan(
+        &self,
+        _provider_ref: Option<&str>,
+        _plan: PlanId,
+    ) -> Result<bool, String> {
         // A PayPal plan revision needs the subscriber's approval at PayPal; its UPDATED webhook
         // then brings the change here.
         Ok(false)
@@ -226,11 +230,7 @@ impl PaymentGateway for PaypalGateway {
             .await
             .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
         match str_at(&answer, &["verification_status"]) {
-            Some("SUCCESS") => read_event(&event, |plan_id| {
-                PlanId::ALL
-                    .into_iter()
-                    .find(|p| self.settings.plan_for(*p) == Some(plan_id))
-            }),
+            Some("SUCCESS") => read_event(&event, |plan_id| self.settings.plans.plan_of(plan_id)),
             other => Err(WebhookError::BadSignature(format!(
                 "PayPal says the signature is {}",
                 other.unwrap_or("unknown")

@@ -150,7 +150,11 @@ impl PaymentGateway for SandboxGateway {
         Ok(true)
     }
 
-    async fn change_plan(&self, _provider_ref: &str, _plan: PlanId) -> Result<bool, String> {
+    async fn change_plan(
+        &self,
+        _provider_ref: Option<&str>,
+        _plan: PlanId,
+    ) -> Result<bool, String> {
         // Its renewals are priced from the recorded plan.
         Ok(true)
     }

@@ -129,7 +129,10 @@ impl PaymentGateway for StripeGateway {
             .map(|()| true)
     }
 
-    async fn change_plan(&self, provider_ref: &str, plan: PlanId) -> Result<bool, String> {
+    async fn change_plan(&self, provider_ref: Option<&str>, plan: PlanId) -> Result<bool, String> {
+        let Some(provider_ref) = provider_ref else {
+            return Ok(false);
+        };
         let price = self
             .settings
             .price_for(plan)
@@ -180,11 +183,7 @@ impl PaymentGateway for StripeGateway {
             self.settings.webhook_secret.expose().as_bytes(),
             request,
             self.clock.now(),
-            |price| {
-                PlanId::ALL
-                    .into_iter()
-                    .find(|p| self.settings.price_for(*p) == Some(price))
-            },
+            |price| self.settings.prices.plan_of(price),
         )
     }
 }

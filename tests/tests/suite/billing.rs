@@ -166,10 +166,6 @@ async fn subscription(app: &TestApp, token: &str, position: Option<i64>) -> Valu
     a.body
 }
 
-async fn answer_sandbox(app: &TestApp, redirect_url: &str, answer: &str) -> String {
-    app.answer_sandbox(redirect_url, answer).await
-}
-
 fn position_in(url: &str) -> Option<i64> {
     url.split("position=")
         .nth(1)?
@@ -206,12 +202,9 @@ async fn a_sandbox_checkout_activates_standard_with_the_provider_as_actor() {
         )
         .await;
     assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
-    let back = answer_sandbox(
-        &app,
-        started.body["redirect_url"].as_str().unwrap(),
-        "decline",
-    )
-    .await;
+    let back = app
+        .answer_sandbox(started.body["redirect_url"].as_str().unwrap(), "decline")
+        .await;
     assert!(back.contains("checkout=canceled"), "{back}");
     assert_eq!(
         subscription(&app, &token, position_in(&back)).await["entitled"],
@@ -230,7 +223,7 @@ async fn a_sandbox_checkout_activates_standard_with_the_provider_as_actor() {
         redirect.starts_with(&app.url("/sandbox/checkout?session=")),
         "{redirect}"
     );
-    let back = answer_sandbox(&app, redirect, "approve").await;
+    let back = app.answer_sandbox(redirect, "approve").await;
     assert!(back.contains("checkout=success"), "{back}");
     let sub = subscription(&app, &token, position_in(&back)).await;
     assert_eq!(sub["status"], "active");
@@ -949,12 +942,9 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
             Some(&token),
         )
         .await;
-    let back = answer_sandbox(
-        &app,
-        started.body["redirect_url"].as_str().unwrap(),
-        "approve",
-    )
-    .await;
+    let back = app
+        .answer_sandbox(started.body["redirect_url"].as_str().unwrap(), "approve")
+        .await;
     let sub = subscription(&app, &token, position_in(&back)).await;
     let end = chrono::DateTime::parse_from_rfc3339(sub["period_end"].as_str().unwrap())
         .unwrap()
@@ -1147,8 +1137,7 @@ async fn racing_checkouts_for_one_account_leave_one_live_subscription() {
             .collect();
         // The subscriber approves every one of them at once.
         let backs =
-            futures::future::join_all(links.iter().map(|l| answer_sandbox(&app, l, "approve")))
-                .await;
+            futures::future::join_all(links.iter().map(|l| app.answer_sandbox(l, "approve"))).await;
         let latest = backs.iter().filter_map(|b| position_in(b)).max();
         let sub = subscription(&app, &token, latest).await;
         assert_eq!(sub["status"], "active");

@@ -67,14 +67,7 @@ async fn ratings_and_my_list_are_idempotent_and_refusals_record_nothing() {
         let a = rate(&app, &token, &pid, title, rating.clone()).await;
         assert_eq!(a.status.as_u16(), status, "{title} {rating}: {:?}", a.body);
     }
-    let theirs = app
-        .call(
-            Method::PUT,
-            &format!("/api/profiles/{pid}/ratings/marmalade-station"),
-            Some(json!({"rating": "dislike"})),
-            Some(&other),
-        )
-        .await;
+    let theirs = rate(&app, &other, &pid, "marmalade-station", json!("dislike")).await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND);
     assert_eq!(
         app.call(
@@ -195,14 +188,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
         let (t, _) = app.signup_login(&format!("crowd{i}@example.com")).await;
         let p = app.profile(&t, json!({"name": "Crowd"})).await;
         for title in ["tin-foxes", "ironbark-pass"] {
-            let a = app
-                .call(
-                    Method::PUT,
-                    &format!("/api/profiles/{p}/ratings/{title}"),
-                    Some(json!({"rating": "like"})),
-                    Some(&t),
-                )
-                .await;
+            let a = rate(&app, &t, &p, title, json!("like")).await;
             assert_eq!(a.status, StatusCode::OK, "{title}: {:?}", a.body);
         }
     }
@@ -231,14 +217,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
     assert!(row(&fresh.body, "because_you_liked").is_none());
 
     // One like, and the very next read (at the like's position) changes and says why.
-    let liked = app
-        .call(
-            Method::PUT,
-            &format!("/api/profiles/{pid}/ratings/tin-foxes"),
-            Some(json!({"rating": "love"})),
-            Some(&token),
-        )
-        .await;
+    let liked = rate(&app, &token, &pid, "tin-foxes", json!("love")).await;
     let at = liked.body["position"].as_i64().unwrap();
     let recs = app
         .get(
@@ -265,14 +244,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
         );
     }
     // Disliking a recommended title removes it.
-    let disliked = app
-        .call(
-            Method::PUT,
-            &format!("/api/profiles/{pid}/ratings/ironbark-pass"),
-            Some(json!({"rating": "dislike"})),
-            Some(&token),
-        )
-        .await;
+    let disliked = rate(&app, &token, &pid, "ironbark-pass", json!("dislike")).await;
     let at = disliked.body["position"].as_i64().unwrap();
     let recs = app
         .get(
@@ -285,14 +257,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
     }
 
     // A kids profile is never recommended a title above its rating, whatever it liked.
-    let liked = app
-        .call(
-            Method::PUT,
-            &format!("/api/profiles/{kid}/ratings/tin-foxes"),
-            Some(json!({"rating": "like"})),
-            Some(&token),
-        )
-        .await;
+    let liked = rate(&app, &token, &kid, "tin-foxes", json!("like")).await;
     let at = liked.body["position"].as_i64().unwrap();
     let recs = app
         .get(
@@ -342,14 +307,7 @@ async fn groq_reorders_top_picks_and_anything_wrong_falls_back_to_the_local_orde
     let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
     let (token, _) = app.signup_login("llm@example.com").await;
     let pid = app.profile(&token, json!({"name": "Robin"})).await;
-    let liked = app
-        .call(
-            Method::PUT,
-            &format!("/api/profiles/{pid}/ratings/tin-foxes"),
-            Some(json!({"rating": "like"})),
-            Some(&token),
-        )
-        .await;
+    let liked = rate(&app, &token, &pid, "tin-foxes", json!("like")).await;
     let at = liked.body["position"].as_i64().unwrap();
     let path = format!("/api/profiles/{pid}/recommendations?min_position={at}");
 
