@@ -47,6 +47,9 @@ use uuid::Uuid;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// How long a start waits for its read models to reach the log's head before serving.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 pub struct Services {
     pub settings: Settings,
     pub store: Store,
@@ -99,32 +102,41 @@ pub struct Outside {
 }
 
 /// Answers the billing service's lookups from the subscriptions read model.
-struct ReadDirectory(Projections);
+struct ReadDirectory {
+    projections: Projections,
+    /// How long a lookup waits for the read model to reach the log's head.
+    wait: Duration,
+}
 
 #[async_trait::async_trait]
 impl SubscriptionDirectory for ReadDirectory {
     /// A reference the read model does not know yet may belong to a checkout it has not applied:
-    /// it catches up with the log and looks again, so a webhook arriving right after its checkout
-    /// is never taken for a stranger's.
+    /// it waits until the read model holds everything committed so far and looks again, so a
+    /// webhook arriving right after its checkout is never taken for a stranger's.
     async fn account_for(
         &self,
         provider: Provider,
         reference: &str,
     ) -> Result<Option<Uuid>, String> {
-        let find = || subscriptions::account_for(self.0.db(), provider.as_str(), reference);
+        let find =
+            || subscriptions::account_for(self.projections.db(), provider.as_str(), reference);
         let mut found = find().await.map_err(|e| e.to_string())?;
         if found.is_none() {
-            self.0
-                .catch_up(subscriptions::NAME)
+            let caught_up = self
+                .projections
+                .catch_up_with_log(subscriptions::NAME, self.wait)
                 .await
                 .map_err(|e| e.to_string())?;
+            if !caught_up {
+                return Err("the subscriptions read model is behind the log".into());
+            }
             found = find().await.map_err(|e| e.to_string())?;
         }
         Ok(found.and_then(|id| Uuid::parse_str(&id).ok()))
     }
 
     async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, String> {
-        let due = subscriptions::due(self.0.db(), now)
+        let due = subscriptions::due(self.projections.db(), now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(due
@@ -265,7 +277,11 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         }
         gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
     }
-    let directory = Arc::new(ReadDirectory(projections.clone()));
+    let read_wait = Duration::from_secs(3);
+    let directory = Arc::new(ReadDirectory {
+        projections: projections.clone(),
+        wait: read_wait,
+    });
     let catalog_cache = match &settings.redis_url {
         Some(url) => CatalogCache::redis(url, &settings.redis_prefix).await?,
         None => CatalogCache::Off,
@@ -304,7 +320,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         jwt,
         limiter,
         metrics: Metrics::default(),
-        read_wait: Duration::from_secs(3),
+        read_wait,
         api_base: OnceLock::new(),
         settings,
     }))
@@ -370,7 +386,7 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     let state = build(settings, outside).await?;
     let _ = state.api_base.set(format!("http://{addr}"));
     seed_catalog(&state).await?;
-    state.projections.catch_up_all().await?;
+    state.projections.catch_up_all(STARTUP_WAIT).await?;
     let mut followers = state.projections.spawn_followers();
     followers.push(spawn_billing_scheduler(state.clone()));
     if let Some(trending) = &state.trending {

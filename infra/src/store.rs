@@ -469,6 +469,14 @@ impl EventLog for Store {
         })
     }
 
+    async fn head(&self) -> anyhow::Result<i64> {
+        let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query_scalar(sql).fetch_one(pool).await?,
+            Backend::Postgres { pool, .. } => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        })
+    }
+
     async fn backlog(&self, after: Checkpoint) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
         let (count, oldest_epoch): (i64, Option<f64>) = match &self.0.backend {
             Backend::Sqlite { pool, .. } => sqlx::query_as(

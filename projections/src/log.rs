@@ -33,6 +33,8 @@ pub trait EventLog: Send + Sync {
     -> anyhow::Result<Vec<RecordedEvent>>;
     /// Where the event at a global position sits in log order, once it is readable.
     async fn checkpoint_of(&self, position: i64) -> anyhow::Result<Option<Checkpoint>>;
+    /// The highest global position among committed events.
+    async fn head(&self) -> anyhow::Result<i64>;
     /// How many events lie after `after` (counted up to a cap) and when the oldest was recorded.
     async fn backlog(&self, after: Checkpoint) -> anyhow::Result<(i64, Option<DateTime<Utc>>)>;
     /// Notified whenever this process appends, so followers need not wait for their next poll.

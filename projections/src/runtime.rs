@@ -287,10 +287,15 @@ impl Projections {
         }
     }
 
-    /// Catches every projection up once.
-    pub async fn catch_up_all(&self) -> anyhow::Result<()> {
+    /// Catches every projection up with the log as it stands now, waiting at most `wait` in all
+    /// for commits still in flight. A projection still behind then is left to its follower.
+    pub async fn catch_up_all(&self, wait: Duration) -> anyhow::Result<()> {
+        let head = self.log.head().await?;
+        let deadline = tokio::time::Instant::now() + wait;
         for name in self.names() {
-            self.catch_up(name).await?;
+            if !self.reach(name, head, deadline).await? {
+                tracing::warn!(projection = name, head, "still behind the log");
+            }
         }
         Ok(())
     }
@@ -452,6 +457,34 @@ impl Projections {
             if let (Some(target), Some((_, _, ck))) = (target, self.active(name).await?)
                 && ck >= target
             {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits (bounded) until the named projection has applied every event committed before
+    /// this call, stepping it here rather than waiting for its follower. Returns whether it got
+    /// there in time: on Postgres a transaction still running elsewhere can hold the log back.
+    pub async fn catch_up_with_log(&self, name: &str, timeout: Duration) -> anyhow::Result<bool> {
+        let head = self.log.head().await?;
+        self.reach(name, head, tokio::time::Instant::now() + timeout)
+            .await
+    }
+
+    /// Steps the named projection until it has applied `head`, or the deadline passes.
+    async fn reach(
+        &self,
+        name: &str,
+        head: i64,
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<bool> {
+        loop {
+            self.catch_up(name).await?;
+            if self.wait_for(name, head, Duration::ZERO).await? {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {

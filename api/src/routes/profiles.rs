@@ -123,16 +123,24 @@ pub async fn me(
     read_your_writes(&app, &q).await?;
     read_model_at(&app, subscriptions::NAME, &q).await?;
     let db = app.projections.db();
-    let user = accounts::user(db, &caller.user_id.to_string())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_caught_up",
-                "your account is still being set up",
-            )
-            .retry_after(1)
-        })?;
+    let mut user = accounts::user(db, &caller.user_id.to_string()).await?;
+    // A signed-in user is in the log: a read model without them has not applied it yet.
+    if user.is_none()
+        && app
+            .projections
+            .catch_up_with_log(accounts::NAME, app.read_wait)
+            .await?
+    {
+        user = accounts::user(db, &caller.user_id.to_string()).await?;
+    }
+    let user = user.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_caught_up",
+            "your account is still being set up",
+        )
+        .retry_after(1)
+    })?;
     let profiles = accounts::profiles_of(db, &caller.account_id.to_string()).await?;
     Ok(axum::Json(Me {
         account: serde_json::json!({ "account_id": caller.account_id, "profile_count": profiles.len(), "max_profiles": cinelog_domain::account::MAX_PROFILES }),

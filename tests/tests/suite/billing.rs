@@ -86,9 +86,23 @@ async fn a_webhook_right_after_its_checkout_on_another_replica_is_not_lost() {
     )
     .await;
     let now = Utc::now().timestamp();
-    for i in 0..5 {
+    let server = sqlx::PgPool::connect(first.settings.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    for i in 0..6 {
         let (token, _) = first.signup_login(&format!("replica{i}@example.com")).await;
         let account = first.account_id(&token).await;
+        // The last round holds a transaction open on the server from before the checkout until
+        // after the webhook arrives: the log holds the checkout back, and the webhook waits.
+        let mut blocker = None;
+        if i == 5 {
+            let mut tx = server.begin().await.unwrap();
+            sqlx::query("SELECT pg_current_xact_id()")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            blocker = Some(tx);
+        }
         let started = first
             .post(
                 "/api/subscription/checkout",
@@ -116,7 +130,16 @@ async fn a_webhook_right_after_its_checkout_on_another_replica_is_not_lost() {
             "invoice.payment_failed",
             json!({"id": format!("in_{i}"), "subscription": format!("sub_r{i}")}),
         );
-        let a = deliver(&second, &failed, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+        let release = async {
+            if let Some(tx) = blocker {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                tx.commit().await.unwrap();
+            }
+        };
+        let (a, ()) = tokio::join!(
+            deliver(&second, &failed, fakes::STRIPE_WEBHOOK_SECRET, now),
+            release
+        );
         assert_eq!(
             (a.status, a.body["recorded"].as_bool()),
             (StatusCode::OK, Some(true)),

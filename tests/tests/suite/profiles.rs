@@ -320,6 +320,24 @@ async fn queries_wait_for_min_position_and_say_when_they_cannot() {
             .status,
         400
     );
+    // A transaction running on the server since before a signup holds the log back; the new
+    // user's first look at their account waits for it instead of finding nobody.
+    let server = sqlx::PgPool::connect(app.settings.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut blocker = server.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let (late, _) = app.signup_login("late@example.com").await;
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        blocker.commit().await.unwrap();
+    };
+    let (me, ()) = tokio::join!(app.get("/api/me", Some(&late)), release);
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["user"]["email"], "late@example.com");
     app.stop();
 }
 

@@ -73,7 +73,10 @@ async fn rebuild_from_zero_equals_the_live_read_model() {
                 .await
                 .unwrap()
         );
-        projections.catch_up_all().await.unwrap();
+        projections
+            .catch_up_all(std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
         let live = accounts::dump(projections.db()).await.unwrap();
         assert!(live.len() > 10, "{backend:?}: the model has content");
         assert!(
