@@ -4,14 +4,13 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{MaybeCaller, MinPosition, Query};
-use crate::routes::profiles::read_model_at;
+use crate::routes::profiles::{own_profile, read_model_at};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cinelog_domain::values::Maturity;
-use cinelog_projections::accounts;
 use cinelog_projections::catalog::{self, PAGE_SIZE, TitleCard, TitleQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -51,7 +50,8 @@ pub struct TitlePage {
 }
 
 /// The maturity ceiling of the caller's profile, if one is named. A profile of another account,
-/// or without a token, is not found.
+/// or without a token, is not found. The profile is read from its account's events, so a rating
+/// just changed counts at once.
 pub async fn ceiling(
     app: &AppState,
     caller: &MaybeCaller,
@@ -61,14 +61,8 @@ pub async fn ceiling(
         return Ok(None);
     };
     let caller = caller.0.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let pid = uuid::Uuid::parse_str(pid)
-        .map_err(|_| ApiError::not_found("profile"))?
-        .to_string();
-    let pid = pid.as_str();
-    let profile = accounts::profile(app.projections.db(), &caller.account_id.to_string(), pid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
-    Ok(Some(Maturity::parse(&profile.maturity_rating)?))
+    let (_, profile) = own_profile(app, caller, pid).await?;
+    Ok(Some(profile.maturity_rating))
 }
 
 #[utoipa::path(get, path = "/api/titles", tag = "catalog", params(TitlesParams),
@@ -108,12 +102,9 @@ pub struct ProfileParam {
     pub min_position: Option<i64>,
 }
 
-/// Waits for the catalog to reach `min_position` (and, so a profile's new rating counts, the
-/// accounts read model too).
+/// Waits for the catalog to reach `min_position`.
 async fn catalog_at(app: &AppState, min_position: Option<i64>) -> ApiResult<()> {
-    let at = MinPosition { min_position };
-    read_model_at(app, catalog::NAME, &at).await?;
-    read_model_at(app, accounts::NAME, &at).await
+    read_model_at(app, catalog::NAME, &MinPosition { min_position }).await
 }
 
 #[utoipa::path(get, path = "/api/titles/{id}", tag = "catalog", params(("id" = String, Path), ProfileParam),

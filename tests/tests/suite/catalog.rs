@@ -710,6 +710,16 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
         .post("/api/subscription/cancel", json!({}), Some(&token))
         .await;
     assert_eq!(canceled.status, StatusCode::OK, "{:?}", canceled.body);
+    let seen = app
+        .get(
+            &format!(
+                "/api/subscription?min_position={}",
+                canceled.body["position"].as_i64().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(seen.body["cancel_at_period_end"], true, "{:?}", seen.body);
     let until =
         chrono::DateTime::parse_from_rfc3339(canceled.body["access_until"].as_str().unwrap())
             .unwrap()

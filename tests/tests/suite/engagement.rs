@@ -4,6 +4,7 @@
 use cinelog_api::Outside;
 use cinelog_infra::Secret;
 use cinelog_infra::settings::GroqSettings;
+use cinelog_projections::Checkpoint;
 use cinelog_tests::fakes::{GroqMode, fake_groq};
 use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
 use reqwest::{Method, StatusCode};
@@ -422,20 +423,27 @@ async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
         }
     }
     // Both replicas' followers race over the same log and the same Redis.
-    let head = first.log().await.last().unwrap().position;
+    let head = Checkpoint::of(first.log().await.last().unwrap());
     let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let ck_key = format!("{prefix}:trending:checkpoint");
+    let mut reached = false;
     for _ in 0..200 {
         let ck: Option<String> = redis::AsyncCommands::get(&mut conn, &ck_key).await.unwrap();
-        if ck
-            .and_then(|c| c.split(':').nth(1).and_then(|p| p.parse::<i64>().ok()))
-            .is_some_and(|p| p >= head)
-        {
+        let ck = ck
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .map(|(tx, p)| Checkpoint {
+                tx: tx.parse().unwrap(),
+                position: p.parse().unwrap(),
+            });
+        if ck.is_some_and(|ck| ck >= head) {
+            reached = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert!(reached, "trending in Redis reaches the log's head");
     let trending = first.running.state.trending.as_ref().unwrap();
     let top = trending.top(chrono::Utc::now(), 10).await.unwrap();
     assert_eq!(
@@ -450,7 +458,11 @@ async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
     assert!(
         state
             .projections
-            .wait_for("engagement", head, std::time::Duration::from_secs(10))
+            .wait_for(
+                "engagement",
+                head.position,
+                std::time::Duration::from_secs(10)
+            )
             .await
             .unwrap()
     );
