@@ -101,13 +101,16 @@ impl EventName for ViewingEvent {
     }
 }
 
+/// The furthest a playback position may be: no title runs for a day.
+pub const MAX_POSITION_SECS: f64 = 86_400.0;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewingError {
     #[error("this account is already playing on as many screens as its plan allows ({0})")]
     StreamLimitReached(u32),
     #[error("no such playback session")]
     SessionNotFound,
-    #[error("position_secs must be a number of seconds from 0")]
+    #[error("position_secs must be a number of seconds from 0 to {MAX_POSITION_SECS}")]
     BadPosition,
 }
 
@@ -148,7 +151,7 @@ impl Decider for Viewing {
             }
             ViewingCommand::Heartbeat { position_secs, .. }
             | ViewingCommand::Stop { position_secs, .. }
-                if !position_secs.is_finite() || position_secs < 0.0 =>
+                if !(0.0..=MAX_POSITION_SECS).contains(&position_secs) =>
             {
                 Err(ViewingError::BadPosition)
             }
@@ -295,10 +298,13 @@ mod tests {
             given_when::<Viewing>(&history, stop(-1.0)),
             Err(ViewingError::BadPosition)
         );
-        assert_eq!(
-            given_when::<Viewing>(&history, stop(f64::NAN)),
-            Err(ViewingError::BadPosition)
-        );
+        for bad in [f64::NAN, f64::INFINITY, MAX_POSITION_SECS + 1.0, 1e308] {
+            assert_eq!(
+                given_when::<Viewing>(&history, stop(bad)),
+                Err(ViewingError::BadPosition),
+                "{bad}"
+            );
+        }
         let stopped = given_when::<Viewing>(&history, stop(500.0)).unwrap();
         assert!(
             matches!(&stopped[..], [ViewingEvent::PlaybackStopped { position_secs, .. }] if *position_secs == 100.0)

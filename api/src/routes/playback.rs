@@ -512,52 +512,82 @@ pub async fn media_file(
 /// The body, or the part of it a `Range: bytes=…` header asks for.
 pub fn ranged(bytes: Vec<u8>, content_type: &'static str, range: Option<&HeaderValue>) -> Response {
     let size = bytes.len() as u64;
-    let base = |status: StatusCode| {
-        let mut r = Response::builder()
-            .status(status)
+    let ask = range.map_or(RangeAsk::Whole, |r| {
+        parse_range(r.to_str().unwrap_or(""), size)
+    });
+    let base = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "private, max-age=3600");
+    match ask {
+        RangeAsk::Whole => base
+            .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
-            .header(header::ACCEPT_RANGES, "bytes")
-            .header(header::CACHE_CONTROL, "private, max-age=3600");
-        if status == StatusCode::RANGE_NOT_SATISFIABLE {
-            r = r.header(header::CONTENT_RANGE, format!("bytes */{size}"));
-        }
-        r
-    };
-    let Some(range) = range else {
-        return base(StatusCode::OK)
             .body(Body::from(bytes))
-            .expect("valid response");
-    };
-    match parse_range(range.to_str().unwrap_or(""), size) {
-        Some((start, end)) => base(StatusCode::PARTIAL_CONTENT)
+            .expect("valid response"),
+        RangeAsk::Part(start, end) => base
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_TYPE, content_type)
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
             .body(Body::from(bytes[start as usize..=end as usize].to_vec()))
             .expect("valid response"),
-        None => base(StatusCode::RANGE_NOT_SATISFIABLE)
-            .body(Body::empty())
-            .expect("valid response"),
+        RangeAsk::Unsatisfiable => {
+            let mut refused = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the range lies outside the file's {size} bytes"),
+            )
+            .into_response();
+            refused.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            refused
+        }
     }
 }
 
-/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`, as inclusive offsets.
-pub fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            if n == 0 {
-                return None;
-            }
-            (size.saturating_sub(n), size - 1)
-        }
-        (a, "") => (a.parse().ok()?, size - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+/// What a `Range` header asks of a body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeAsk {
+    /// The whole body: no range, or one this server ignores as HTTP allows (another unit,
+    /// several ranges, or text that is not a range).
+    Whole,
+    /// The bytes between two inclusive offsets.
+    Part(u64, u64),
+    /// A well-formed range that selects nothing of the body.
+    Unsatisfiable,
+}
+
+/// Reads one `bytes=a-b`, `bytes=a-` or `bytes=-n` range against a body of `size` bytes.
+pub fn parse_range(header: &str, size: u64) -> RangeAsk {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
     };
-    (start <= end && start < size).then_some((start, end))
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let number = |s: &str| {
+        let digits = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        // A number too long for u64 lies past the end of any body.
+        digits.then(|| s.parse().unwrap_or(u64::MAX))
+    };
+    let (start, end) = match (number(a), number(b)) {
+        (None, Some(n)) if a.is_empty() => (
+            size.saturating_sub(n),
+            (size > 0 && n > 0).then(|| size - 1),
+        ),
+        (Some(start), None) if b.is_empty() => (start, size.checked_sub(1)),
+        (Some(start), Some(end)) if start <= end => {
+            (start, size.checked_sub(1).map(|last| end.min(last)))
+        }
+        (Some(_), Some(_)) => return RangeAsk::Unsatisfiable,
+        _ => return RangeAsk::Whole,
+    };
+    match end {
+        Some(end) if start <= end => RangeAsk::Part(start, end),
+        _ => RangeAsk::Unsatisfiable,
+    }
 }
 
 #[cfg(test)]
@@ -566,22 +596,31 @@ mod tests {
 
     #[test]
     fn ranges_read_as_http_says() {
-        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 99)));
-        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 999)));
-        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 999)));
-        assert_eq!(parse_range("bytes=-5000", 1000), Some((0, 999)));
-        assert_eq!(parse_range("bytes=990-2000", 1000), Some((990, 999)));
-        for bad in [
-            "bytes=1000-",
-            "bytes=5-4",
-            "bytes=-0",
-            "bytes=a-b",
-            "items=0-1",
-            "bytes=0-1,3-4",
-            "",
+        use RangeAsk::{Part, Unsatisfiable, Whole};
+        for (header, ask) in [
+            ("bytes=0-99", Part(0, 99)),
+            ("bytes=900-", Part(900, 999)),
+            ("bytes=-100", Part(900, 999)),
+            ("bytes=-5000", Part(0, 999)),
+            ("bytes=990-2000", Part(990, 999)),
+            ("bytes=0-99999999999999999999", Part(0, 999)),
+            ("bytes=-99999999999999999999", Part(0, 999)),
+            ("bytes=1000-", Unsatisfiable),
+            ("bytes=99999999999999999999-", Unsatisfiable),
+            ("bytes=5-4", Unsatisfiable),
+            ("bytes=-0", Unsatisfiable),
+            ("bytes=a-b", Whole),
+            ("bytes=", Whole),
+            ("bytes=--1", Whole),
+            ("bytes=+1-2", Whole),
+            ("items=0-1", Whole),
+            ("bytes=0-1,3-4", Whole),
+            ("", Whole),
         ] {
-            assert_eq!(parse_range(bad, 1000), None, "{bad}");
+            assert_eq!(parse_range(header, 1000), ask, "{header}");
         }
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-1", 0), Unsatisfiable);
     }
 
     #[test]

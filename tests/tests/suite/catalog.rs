@@ -583,7 +583,7 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
             .is_client_error()
     );
 
-    // Whole segment, a range, an open range, a suffix, and one past the end.
+    // Whole segment, a range, an open range, a suffix, one past the end, and ignored ones.
     let seg_url = format!("{base}720p/{segment}");
     let whole = fetch(&app, &seg_url, None).await;
     assert_eq!(whole.status(), StatusCode::OK);
@@ -606,6 +606,14 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
         beyond.headers()["content-range"],
         format!("bytes */{size}").as_str()
     );
+    let refused: Value = beyond.json().await.unwrap();
+    assert_eq!(refused["error"], "range_not_satisfiable");
+    // Ranges this server does not serve (several at once, another unit) get the whole segment.
+    for ignored in ["bytes=0-1,4-5", "items=0-1"] {
+        let all = fetch(&app, &seg_url, Some(ignored)).await;
+        assert_eq!(all.status(), StatusCode::OK, "{ignored}");
+        assert_eq!(all.bytes().await.unwrap(), bytes, "{ignored}");
+    }
 
     // Basic plays on one screen: a second session is refused until the first stops or goes quiet.
     let second = play(&app, &token, &pid, &movie, None).await;
@@ -622,16 +630,19 @@ async fn playback_is_entitled_plan_capped_signed_and_ranged() {
         )
         .await;
     assert_eq!(beat.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.post(
-            &format!("/api/playback/{sid}/heartbeat"),
-            json!({"position_secs": -1}),
-            Some(&token)
-        )
-        .await
-        .status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    for beyond in [json!(-1), json!(1e9), json!(1e308)] {
+        assert_eq!(
+            app.post(
+                &format!("/api/playback/{sid}/heartbeat"),
+                json!({ "position_secs": beyond }),
+                Some(&token)
+            )
+            .await
+            .error_code(),
+            "invalid_field",
+            "{beyond}"
+        );
+    }
     assert_eq!(
         app.post(
             "/api/playback/not-a-session/heartbeat",
