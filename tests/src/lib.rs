@@ -302,6 +302,23 @@ impl TestApp {
 
     /// Approves or declines a sandbox checkout as the subscriber would on its page; answers where
     /// the page sends them back to.
+    /// Starts a checkout of `plan` (with the default provider unless one is named); answers
+    /// the URL the user is sent to.
+    pub async fn start_checkout(&self, token: &str, plan: &str, provider: Option<&str>) -> String {
+        let mut body = serde_json::json!({ "plan": plan });
+        if let Some(provider) = provider {
+            body["provider"] = provider.into();
+        }
+        let started = self
+            .post("/api/subscription/checkout", body, Some(token))
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        started.body["redirect_url"]
+            .as_str()
+            .expect("redirect url")
+            .to_string()
+    }
+
     pub async fn answer_sandbox(&self, redirect_url: &str, answer: &str) -> String {
         let page = self
             .http
@@ -336,20 +353,8 @@ impl TestApp {
     /// Subscribes the caller's account to `plan` through the sandbox and waits until the
     /// entitlement shows it.
     pub async fn subscribe(&self, token: &str, plan: &str) {
-        let started = self
-            .post(
-                "/api/subscription/checkout",
-                serde_json::json!({"plan": plan}),
-                Some(token),
-            )
-            .await;
-        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
-        let back = self
-            .answer_sandbox(
-                started.body["redirect_url"].as_str().expect("url"),
-                "approve",
-            )
-            .await;
+        let redirect = self.start_checkout(token, plan, None).await;
+        let back = self.answer_sandbox(&redirect, "approve").await;
         let position = back
             .split("position=")
             .nth(1)

@@ -103,20 +103,8 @@ async fn a_webhook_right_after_its_checkout_on_another_replica_is_not_lost() {
                 .unwrap();
             blocker = Some(tx);
         }
-        let started = first
-            .post(
-                "/api/subscription/checkout",
-                json!({"plan": "basic", "provider": "stripe"}),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
-        let session = started.body["redirect_url"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap();
+        let redirect = first.start_checkout(&token, "basic", Some("stripe")).await;
+        let session = redirect.rsplit('/').next().unwrap();
         let completed = stripe_event(
             &format!("evt_done_{i}"),
             "checkout.session.completed",
@@ -217,36 +205,22 @@ async fn a_sandbox_checkout_activates_standard_with_the_provider_as_actor() {
     let (token, _) = app.signup_login("sub@example.com").await;
     assert_eq!(subscription(&app, &token, None).await["status"], "none");
     // Declining leaves no subscription.
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "standard", "provider": "sandbox"}),
-            Some(&token),
-        )
+    let redirect = app
+        .start_checkout(&token, "standard", Some("sandbox"))
         .await;
-    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
-    let back = app
-        .answer_sandbox(started.body["redirect_url"].as_str().unwrap(), "decline")
-        .await;
+    let back = app.answer_sandbox(&redirect, "decline").await;
     assert!(back.contains("checkout=canceled"), "{back}");
     assert_eq!(
         subscription(&app, &token, position_in(&back)).await["entitled"],
         false
     );
 
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "standard"}),
-            Some(&token),
-        )
-        .await;
-    let redirect = started.body["redirect_url"].as_str().unwrap();
+    let redirect = app.start_checkout(&token, "standard", None).await;
     assert!(
         redirect.starts_with(&app.url("/sandbox/checkout?session=")),
         "{redirect}"
     );
-    let back = app.answer_sandbox(redirect, "approve").await;
+    let back = app.answer_sandbox(&redirect, "approve").await;
     assert!(back.contains("checkout=success"), "{back}");
     let sub = subscription(&app, &token, position_in(&back)).await;
     assert_eq!(sub["status"], "active");
@@ -405,16 +379,8 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
     );
     let (token, _) = app.signup_login("stripe@example.com").await;
     let account = app.account_id(&token).await;
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "standard", "provider": "stripe"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
     assert_eq!(
-        started.body["redirect_url"],
+        app.start_checkout(&token, "standard", Some("stripe")).await,
         "https://checkout.stripe.test/c/pay/cs_test_0001"
     );
     let sent = &stripe.seen("/v1/checkout/sessions")[0];
@@ -705,14 +671,7 @@ async fn webhooks_out_of_order_end_in_the_right_state() {
     let (app, clock, _stripe, _paypal) = app_with_providers(Backend::Sqlite).await;
     let (token, _) = app.signup_login("early@example.com").await;
     let account = app.account_id(&token).await;
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "premium", "provider": "stripe"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::OK);
+    app.start_checkout(&token, "premium", Some("stripe")).await;
     let now = clock.now_ts();
     let end = clock.now_time() + Duration::days(31);
     // invoice.paid arrives before checkout.session.completed.
@@ -795,18 +754,9 @@ async fn paypal_checkout_verified_webhooks_and_cancel() {
     let (app, clock, _stripe, paypal) = app_with_providers(Backend::Sqlite).await;
     let (token, _) = app.signup_login("pal@example.com").await;
     let account = app.account_id(&token).await;
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "basic", "provider": "paypal"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
     assert!(
-        started.body["redirect_url"]
-            .as_str()
-            .unwrap()
+        app.start_checkout(&token, "basic", Some("paypal"))
+            .await
             .starts_with("https://www.sandbox.paypal.test/")
     );
     let created: Value =
@@ -958,16 +908,8 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
 
     // Sandbox: the sandbox bills each renewal itself, through the webhook path.
     let (token, _) = app.signup_login("sandboxed@example.com").await;
-    let started = app
-        .post(
-            "/api/subscription/checkout",
-            json!({"plan": "basic"}),
-            Some(&token),
-        )
-        .await;
-    let back = app
-        .answer_sandbox(started.body["redirect_url"].as_str().unwrap(), "approve")
-        .await;
+    let redirect = app.start_checkout(&token, "basic", None).await;
+    let back = app.answer_sandbox(&redirect, "approve").await;
     let sub = subscription(&app, &token, position_in(&back)).await;
     let end = chrono::DateTime::parse_from_rfc3339(sub["period_end"].as_str().unwrap())
         .unwrap()
@@ -1015,12 +957,8 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
     // Stripe: a subscription whose renewals stop coming.
     let (stoken, _) = app.signup_login("lapsing@example.com").await;
     let account = app.account_id(&stoken).await;
-    app.post(
-        "/api/subscription/checkout",
-        json!({"plan": "standard", "provider": "stripe"}),
-        Some(&stoken),
-    )
-    .await;
+    app.start_checkout(&stoken, "standard", Some("stripe"))
+        .await;
     let completed = stripe_event(
         "evt_l1",
         "checkout.session.completed",
