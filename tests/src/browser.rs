@@ -129,10 +129,23 @@ impl Browser {
         }
     }
 
-    pub async fn screenshot(&self, path: &std::path::Path) {
+    /// Saves a screenshot as `name` in the folder `CINELOG_SCREENSHOTS` names, if it names one.
+    pub async fn shot(&self, name: &str) {
+        let Ok(dir) = std::env::var("CINELOG_SCREENSHOTS") else {
+            return;
+        };
         if let Ok(png) = self.client.screenshot().await {
-            let _ = std::fs::write(path, png);
+            let _ = std::fs::write(std::path::Path::new(&dir).join(name), png);
         }
+    }
+
+    /// Opens the app at `url` and signs in from its sign-in form.
+    pub async fn sign_in(&self, url: &str, email: &str, password: &str) {
+        self.client.goto(url).await.expect("open page");
+        self.wait_for_text("Sign in").await;
+        self.type_into("#email", email).await;
+        self.type_into("#password", password).await;
+        self.click("#submit-btn").await;
     }
 
     pub async fn close(self) {

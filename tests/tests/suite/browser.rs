@@ -6,17 +6,12 @@ use cinelog_tests::{Backend, TestApp};
 async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let browser = Browser::start().await;
-    let shots = std::env::var("CINELOG_SCREENSHOTS")
-        .ok()
-        .map(std::path::PathBuf::from);
 
     browser.client.goto(&app.url("/")).await.expect("open page");
     browser.wait_for_text("Sign in").await;
     browser.click("#switch-mode").await;
     browser.wait_for_text("Create your account").await;
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("signup.png")).await;
-    }
+    browser.shot("signup.png").await;
     browser.type_into("#email", "ui@example.com").await;
     browser
         .type_into("#password", "Corr3ct-horse-battery")
@@ -33,9 +28,7 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
     let page = browser.wait_for_text("Little one").await;
     assert!(page.contains("Kids"), "kids badge missing:\n{page}");
     assert!(page.contains("2 of 5 profiles"), "count missing:\n{page}");
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("profiles.png")).await;
-    }
+    browser.shot("profiles.png").await;
 
     // Up to the limit, then a clear message instead of the form.
     for name in ["Third", "Fourth", "Fifth"] {
@@ -50,9 +43,7 @@ async fn chromium_signs_up_creates_profiles_and_keeps_them_after_reload() {
         !page.contains("Add a profile"),
         "the add form is still offered at the limit:\n{page}"
     );
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("limit.png")).await;
-    }
+    browser.shot("limit.png").await;
 
     browser.client.refresh().await.expect("reload");
     browser.wait_for_text("Who's watching?").await;
@@ -127,13 +118,9 @@ async fn chromium_verifies_a_phone() {
     )
     .await;
     let browser = Browser::start().await;
-    browser.client.goto(&app.url("/")).await.expect("open page");
-    browser.wait_for_text("Sign in").await;
-    browser.type_into("#email", "phoney@example.com").await;
     browser
-        .type_into("#password", "Corr3ct-horse-battery")
+        .sign_in(&app.url("/"), "phoney@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("#submit-btn").await;
     browser.click(".profile-card").await;
     browser.wait_for_text("Hi, Me").await;
     browser.type_into("#phone", "+14155550177").await;
@@ -164,11 +151,7 @@ async fn chromium_verifies_a_phone() {
     browser.client.refresh().await.expect("reload");
     browser.click(".profile-card").await;
     browser.wait_for_text("Verified: +14155550177").await;
-    if let Ok(dir) = std::env::var("CINELOG_SCREENSHOTS") {
-        browser
-            .screenshot(&std::path::Path::new(&dir).join("home.png"))
-            .await;
-    }
+    browser.shot("phone-verified.png").await;
     browser.close().await;
     app.stop();
 }
@@ -182,13 +165,9 @@ async fn chromium_carries_on_after_the_access_token_expires() {
     let app = TestApp::spawn_with(settings, dir, Default::default()).await;
     app.signup_login("sleepy@example.com").await;
     let browser = Browser::start().await;
-    browser.client.goto(&app.url("/")).await.expect("open page");
-    browser.wait_for_text("Sign in").await;
-    browser.type_into("#email", "sleepy@example.com").await;
     browser
-        .type_into("#password", "Corr3ct-horse-battery")
+        .sign_in(&app.url("/"), "sleepy@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("#submit-btn").await;
     browser.wait_for_text("Who's watching?").await;
 
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
@@ -209,9 +188,6 @@ async fn chromium_carries_on_after_the_access_token_expires() {
 async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let browser = Browser::start().await;
-    let shots = std::env::var("CINELOG_SCREENSHOTS")
-        .ok()
-        .map(std::path::PathBuf::from);
     browser.client.goto(&app.url("/")).await.expect("open page");
     browser.wait_for_text("Sign in").await;
     browser.click("#switch-mode").await;
@@ -229,9 +205,7 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     browser.click("#choose-standard:not([disabled])").await;
     let page = browser.wait_for_text("Sandbox checkout").await;
     assert!(page.contains("Standard plan"), "{page}");
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("sandbox-checkout.png")).await;
-    }
+    browser.shot("sandbox-checkout.png").await;
     browser.click("#approve").await;
 
     let page = browser.wait_for_text("Active · Standard").await;
@@ -240,9 +214,7 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
         page.contains("15.49 USD"),
         "payment history missing:\n{page}"
     );
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("account-active.png")).await;
-    }
+    browser.shot("account-active.png").await;
     let (token, _) = app
         .login("payer@example.com", "Corr3ct-horse-battery")
         .await;
@@ -260,9 +232,7 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
         .await;
     assert!(page.contains("Active · Standard"), "{page}");
     assert!(!page.contains("Cancel subscription"), "{page}");
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("account-canceled.png")).await;
-    }
+    browser.shot("account-canceled.png").await;
     // Still so after a reload.
     browser.client.refresh().await.expect("reload");
     browser.click("#account-link").await;
@@ -297,23 +267,18 @@ async fn chromium_plays_a_title_switches_quality_and_resumes() {
     .await;
     app.subscribe(&token, "standard").await;
     let browser = Browser::start().await;
-    let shots = std::env::var("CINELOG_SCREENSHOTS")
-        .ok()
-        .map(std::path::PathBuf::from);
-    browser.client.goto(&app.url("/")).await.expect("open page");
-    browser.wait_for_text("Sign in").await;
-    browser.type_into("#email", "watcher@example.com").await;
     browser
-        .type_into("#password", "Corr3ct-horse-battery")
+        .sign_in(
+            &app.url("/"),
+            "watcher@example.com",
+            "Corr3ct-horse-battery",
+        )
         .await;
-    browser.click("#submit-btn").await;
     browser.wait_for_text("Who's watching?").await;
     browser.click("[data-profile='Viewer']").await;
     browser.wait_for_text("Hi, Viewer").await;
     browser.wait_for_text("Science Fiction").await;
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("home.png")).await;
-    }
+    browser.shot("home.png").await;
 
     browser.type_into("#search", "lantern keeper").await;
     browser.click("#search-btn").await;
@@ -346,13 +311,12 @@ async fn chromium_plays_a_title_switches_quality_and_resumes() {
         .expect("choose 480p");
     browser
         .wait_until(
-            "hls.js switches to 480p",
-            "const h = window.cinelogHls; return !!h && h.currentLevel >= 0 && h.levels[h.currentLevel].height === 480;",
+            "the player shows 480p pictures",
+            "const h = window.cinelogHls; const v = document.getElementById('player');
+             return !!h && h.currentLevel >= 0 && h.levels[h.currentLevel].height === 480 && v.videoHeight === 480;",
         )
         .await;
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("player.png")).await;
-    }
+    browser.shot("player.png").await;
     browser.click("#leave-player").await;
     browser
         .wait_for_text("Someone has to keep the light.")
@@ -405,9 +369,7 @@ async fn chromium_plays_a_title_switches_quality_and_resumes() {
     browser
         .wait_for_text("You're already watching on as many screens as your plan allows.")
         .await;
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("stream-limit.png")).await;
-    }
+    browser.shot("stream-limit.png").await;
 
     // The kids profile finds no adult title.
     browser.click("#leave-player").await;
@@ -459,16 +421,9 @@ async fn chromium_likes_titles_and_sees_why_recommendations_change() {
     app.profile(&token, serde_json::json!({"name": "Fan"}))
         .await;
     let browser = Browser::start().await;
-    let shots = std::env::var("CINELOG_SCREENSHOTS")
-        .ok()
-        .map(std::path::PathBuf::from);
-    browser.client.goto(&app.url("/")).await.expect("open page");
-    browser.wait_for_text("Sign in").await;
-    browser.type_into("#email", "fan@example.com").await;
     browser
-        .type_into("#password", "Corr3ct-horse-battery")
+        .sign_in(&app.url("/"), "fan@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("#submit-btn").await;
     browser.click("[data-profile='Fan']").await;
     let page = browser.wait_for_text("Popular on Cinelog").await;
     assert!(!page.contains("Because you liked"), "{page}");
@@ -504,9 +459,7 @@ async fn chromium_likes_titles_and_sees_why_recommendations_change() {
     );
     assert!(page.contains("Top picks for Fan"), "{page}");
     assert!(page.contains("My List"), "{page}");
-    if let Some(dir) = &shots {
-        browser.screenshot(&dir.join("recommendations.png")).await;
-    }
+    browser.shot("recommendations.png").await;
     browser.click("#my-list-link").await;
     browser.wait_for_text("My List").await;
     assert_eq!(
