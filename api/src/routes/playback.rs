@@ -354,23 +354,33 @@ pub async fn continue_watching(
     read_model_at(&app, watching::NAME, &q).await?;
     let (profile_id, ceiling) = own_profile(&app, &caller, &pid).await?;
     let db = app.projections.db();
+    let entries = watching::latest_per_title(db, &profile_id.to_string()).await?;
+    let ids: Vec<String> = entries.iter().map(|e| e.title_id.clone()).collect();
+    // Only titles the profile may see (its rating may have been lowered since).
+    let mut cards = catalog::cards(db, &ids, Some(ceiling)).await?;
     let mut items = Vec::new();
-    for entry in watching::latest_per_title(db, &profile_id.to_string()).await? {
-        let Some(title) = catalog::details(db, &entry.title_id, Some(ceiling)).await? else {
+    for entry in entries {
+        let Some(card) = cards.remove(&entry.title_id) else {
             continue;
         };
         let (episode_id, position) = match (&entry.episode_id, entry.finished) {
             (_, false) if entry.position_secs > 0.0 => {
                 (entry.episode_id.clone(), entry.position_secs)
             }
-            (Some(done), true) => match next_episode(&title, done) {
-                Some(next) => (Some(next), 0.0),
-                None => continue,
-            },
+            // Only a finished episode needs the seasons, to find the next one.
+            (Some(done), true) => {
+                let next = catalog::details(db, &entry.title_id, Some(ceiling))
+                    .await?
+                    .and_then(|title| next_episode(&title, done));
+                match next {
+                    Some(next) => (Some(next), 0.0),
+                    None => continue,
+                }
+            }
             _ => continue,
         };
         items.push(ContinueItem {
-            title: title.card,
+            title: card,
             episode_id,
             position_secs: position,
             duration_secs: entry.duration_secs,
