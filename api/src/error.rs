@@ -186,11 +186,11 @@ impl From<CommandError> for ApiError {
             CommandError::WrongCode => (S::UNPROCESSABLE_ENTITY, "wrong_code"),
             CommandError::Contention => (S::CONFLICT, "concurrent_change"),
             CommandError::Service(_) => {
-                tracing::warn!(error = %message, "outside service failed");
+                tracing::warn!(error = %message, "a service this request depends on failed");
                 return ApiError::new(
                     S::BAD_GATEWAY,
                     "service_unavailable",
-                    "an outside service did not answer; try again later",
+                    "a service this request depends on did not answer in time; try again later",
                 );
             }
             CommandError::Store(_) => return ApiError::internal(e),
