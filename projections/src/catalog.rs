@@ -16,7 +16,7 @@ pub struct CatalogProjection;
 
 pub const NAME: &str = "catalog";
 /// The read model's shape; answers cached under one version are never read under another.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Titles per page.
 pub const PAGE_SIZE: i64 = 24;
@@ -111,7 +111,7 @@ async fn upsert(
     info: &TitleInfo,
     position: i64,
 ) -> anyhow::Result<()> {
-    let search = text::fold(&format!(
+    let search = text::indexed(&format!(
         "{} {} {} {}",
         info.name,
         info.genres.join(" "),
@@ -139,7 +139,7 @@ async fn upsert(
     .bind(info.popularity)
     .bind(info.poster.clone())
     .bind(serde_json::to_string(&info.seasons)?)
-    .bind(text::fold(&info.name))
+    .bind(text::indexed(&info.name))
     .bind(search)
     .bind(position)
     .execute(&mut *conn)

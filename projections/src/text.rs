@@ -1,11 +1,16 @@
 //! Full-text search over read-model columns: an FTS5 table kept by triggers on SQLite, GIN indexes
-//! over `to_tsvector` on Postgres. Both match every word of a search as a prefix, after the same
-//! tokenising, and indexed text is written [`fold`]ed, so a query answers the same on either
-//! backend.
+//! over `to_tsvector` on Postgres. Words are found, folded and stemmed here in Rust, both in the
+//! text that is indexed ([`indexed`]) and in what a person types ([`words`]), so a query answers
+//! the same on either backend. Every word of a search must start a word of the text, or its
+//! English stem must start a word's stem: "lighth" finds "lighthouse", "foxes" finds "fox".
 
 use crate::runtime::Tables;
+use rust_stemmers::{Algorithm, Stemmer};
+use std::sync::LazyLock;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+static ENGLISH: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 
 /// Words of a search that count; the rest are ignored.
 const MAX_WORDS: usize = 8;
@@ -24,34 +29,50 @@ pub struct TextIndex {
     pub columns: &'static [&'static str],
 }
 
-/// Text as it is indexed and searched: lowercase, without accents ("Noël" is "noel").
-pub fn fold(text: &str) -> String {
+/// Lowercase, without accents ("Noël" is "noel").
+fn fold(text: &str) -> String {
     text.nfd()
         .filter(|c| !is_combining_mark(*c))
         .collect::<String>()
         .to_lowercase()
 }
 
-/// The words of what a person typed: runs of letters and digits, [`fold`]ed. Quotes, operators,
-/// punctuation and emoji separate words and are never part of one.
-pub fn words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
+/// The words in a text: runs of letters and digits, folded, each cut to
+/// [`MAX_WORD_CHARS`]. Quotes, operators, punctuation and emoji separate words and are never
+/// part of one.
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-    {
-        let word: String = fold(&word.chars().take(MAX_WORD_CHARS).collect::<String>())
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .collect();
-        if !word.is_empty() {
-            words.push(word);
-        }
-        if words.len() == MAX_WORDS {
-            break;
-        }
+        .map(|word| {
+            fold(&word.chars().take(MAX_WORD_CHARS).collect::<String>())
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+}
+
+/// A word's English stem, when it differs from the word.
+fn stem(word: &str) -> Option<String> {
+    let stem = ENGLISH.stem(word);
+    (stem != word && !stem.is_empty()).then(|| stem.into_owned())
+}
+
+/// Text as it is written into an indexed column: its words, each followed by its stem where
+/// that differs ("The Foxes" is "the foxes fox").
+pub fn indexed(text: &str) -> String {
+    let mut out = Vec::new();
+    for word in tokens(text) {
+        let stem = stem(&word);
+        out.push(word);
+        out.extend(stem);
     }
-    words
+    out.join(" ")
+}
+
+/// The words of what a person typed (at most [`MAX_WORDS`]).
+pub fn words(text: &str) -> Vec<String> {
+    tokens(text).take(MAX_WORDS).collect()
 }
 
 impl TextIndex {
@@ -95,27 +116,30 @@ impl TextIndex {
         ]
     }
 
-    /// A condition that `column` of the indexed table holds every word, each as a prefix, with
-    /// its one parameter written `?`, and the value to bind there. `words` must not be empty.
+    /// A condition that `column` of the indexed table holds every word (or its stem) as a
+    /// prefix, with its one parameter written `?`, and the value to bind there. `words` must not
+    /// be empty.
     pub fn matches(&self, sqlite: bool, column: &str, words: &[String]) -> (String, String) {
         debug_assert!(self.columns.contains(&column));
+        // Each word, or each word and its stem as alternatives.
+        let each = |prefix: &dyn Fn(&str) -> String, or: &str| {
+            words
+                .iter()
+                .map(|w| match stem(w) {
+                    Some(s) => format!("({} {or} {})", prefix(w), prefix(&s)),
+                    None => prefix(w),
+                })
+                .collect::<Vec<_>>()
+        };
         if sqlite {
             let (key, name) = (self.key, self.name);
-            let query = words
-                .iter()
-                .map(|w| format!("\"{w}\"*"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let query = each(&|w| format!("\"{w}\"*"), "OR").join(" AND ");
             (
                 format!("{key} IN (SELECT {key} FROM {name} WHERE {column} MATCH ?)"),
                 query,
             )
         } else {
-            let query = words
-                .iter()
-                .map(|w| format!("{w}:*"))
-                .collect::<Vec<_>>()
-                .join(" & ");
+            let query = each(&|w| format!("{w}:*"), "|").join(" & ");
             (
                 format!("to_tsvector('simple', {column}) @@ to_tsquery('simple', ?)"),
                 query,
@@ -164,9 +188,23 @@ mod tests {
             ix.matches(true, "search", &w),
             (
                 "title_id IN (SELECT title_id FROM titles_text WHERE search MATCH ?)".into(),
-                "\"tin\"* \"fox\"*".into()
+                "\"tin\"* AND \"fox\"*".into()
             )
         );
         assert_eq!(ix.matches(false, "name", &w).1, "tin:* & fox:*");
+        // A word whose stem differs may match either.
+        let w = words("tin foxes");
+        assert_eq!(
+            ix.matches(true, "search", &w).1,
+            "\"tin\"* AND (\"foxes\"* OR \"fox\"*)"
+        );
+        assert_eq!(ix.matches(false, "name", &w).1, "tin:* & (foxes:* | fox:*)");
+    }
+
+    #[test]
+    fn indexed_text_keeps_each_word_and_its_stem() {
+        assert_eq!(indexed("The Foxes, RUNNING!"), "the foxes fox running run");
+        assert_eq!(indexed("Café — 2049"), "cafe 2049");
+        assert_eq!(indexed("🎬"), "");
     }
 }

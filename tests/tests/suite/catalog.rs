@@ -197,6 +197,12 @@ async fn search_is_full_text_by_word_prefix_with_names_first() {
             search(&app, "lighthouse zebra").await.is_empty(),
             "{backend:?}"
         );
+        // A word may also match by its stem: a plural finds the singular.
+        assert_eq!(
+            search(&app, "keepers brackwater").await,
+            ["the-lantern-keeper-of-brackwater"],
+            "{backend:?}"
+        );
         // Titles named by the words come before those that only mention them, even more popular ones.
         assert_eq!(
             search(&app, "station").await,
