@@ -482,12 +482,16 @@ impl Projections {
         head: i64,
         deadline: tokio::time::Instant,
     ) -> anyhow::Result<bool> {
+        let version = self.find(name)?.version();
         loop {
             self.catch_up(name).await?;
             if self.wait_for(name, head, Duration::ZERO).await? {
                 return Ok(true);
             }
-            if tokio::time::Instant::now() >= deadline {
+            // A live generation of another version is not stepped here (its rebuild takes over),
+            // so waiting for it would only spend the deadline.
+            let live_version = self.active(name).await?.map(|(_, v, _)| v);
+            if tokio::time::Instant::now() >= deadline || live_version != Some(version) {
                 return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -306,8 +306,17 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
 
     // The next release ships version 2: its follower rebuilds beside version 1, then swaps.
     let v2 = Projections::new(read.clone(), log, vec![Arc::new(Counter { version: 2 })]);
+    // Until its rebuild runs, version 2 leaves version 1's tables alone, and a wait for them to
+    // reach the log's head answers at once that they will not, however long it may wait.
+    open_accounts(&store, 10).await;
+    assert!(
+        !v2.catch_up_with_log("counter", std::time::Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(count().await, 300);
     let followers = v2.spawn_followers();
-    open_accounts(&store, 20).await;
+    open_accounts(&store, 10).await;
     let generations = || async {
         sqlx::query_scalar::<_, i64>(
             "SELECT generation FROM projection_state WHERE name = 'counter'",
