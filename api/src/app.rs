@@ -48,7 +48,7 @@ use uuid::Uuid;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// How long a start waits for its read models to reach the log's head before serving.
-const STARTUP_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Services {
     pub settings: Settings,

@@ -283,10 +283,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .erase_personal_data(&email, &CommandMeta::new(Actor::System))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            state
-                .projections
-                .catch_up_all(std::time::Duration::from_secs(30))
-                .await?;
+            state.projections.catch_up_all(app::STARTUP_WAIT).await?;
             println!("erased the personal data of user {user_id}");
             Ok(())
         }

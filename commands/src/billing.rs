@@ -96,21 +96,31 @@ impl<S: EventStore> BillingService<S> {
             .await
             .map_err(CommandError::Service)?;
         let at = self.clock.now();
+        let command = SubscriptionCommand::StartCheckout {
+            checkout_ref: session.checkout_ref.clone(),
+            provider,
+            plan,
+            at,
+        };
+        let (_, position) = self.record(account_id, meta, command).await?;
+        Ok((session.redirect_url, position))
+    }
+
+    /// Records a command on the account's subscription; answers its state and position after.
+    async fn record(
+        &self,
+        account_id: Uuid,
+        meta: &CommandMeta,
+        command: SubscriptionCommand,
+    ) -> Result<(SubscriptionState, i64), CommandError> {
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
             meta,
-            |_| {
-                Ok(SubscriptionCommand::StartCheckout {
-                    checkout_ref: session.checkout_ref.clone(),
-                    provider,
-                    plan,
-                    at,
-                })
-            },
+            |_| Ok(command.clone()),
         )
         .await?;
-        Ok((session.redirect_url, done.position))
+        Ok((done.state, done.position))
     }
 
     /// Upgrades at once, or schedules a downgrade for the period end.
@@ -134,15 +144,8 @@ impl<S: EventStore> BillingService<S> {
         {
             return Err(SubscriptionError::ChangeThroughProvider.into());
         }
-        let done = execute::<Subscription, _, CommandError>(
-            &self.store,
-            &account_id.to_string(),
-            meta,
-            |_| Ok(SubscriptionCommand::ChangePlan { plan, at }),
-        )
-        .await;
-        match done {
-            Ok(done) => Ok((done.state, done.position)),
+        let command = SubscriptionCommand::ChangePlan { plan, at };
+        match self.record(account_id, meta, command).await {
             // The provider's own notice of the change came in first and applied it.
             Err(CommandError::Subscription(SubscriptionError::PlanUnchanged)) => {
                 let now = self
@@ -151,7 +154,7 @@ impl<S: EventStore> BillingService<S> {
                     .await?;
                 Ok((now.state, now.head.position))
             }
-            Err(e) => Err(e),
+            done => done,
         }
     }
 
@@ -171,14 +174,8 @@ impl<S: EventStore> BillingService<S> {
                 .await
                 .map_err(CommandError::Service)?;
         }
-        let done = execute::<Subscription, _, CommandError>(
-            &self.store,
-            &account_id.to_string(),
-            meta,
-            |_| Ok(SubscriptionCommand::Cancel { at }),
-        )
-        .await?;
-        Ok((done.state, done.position))
+        self.record(account_id, meta, SubscriptionCommand::Cancel { at })
+            .await
     }
 
     /// Keeps a subscription that was to end at the period end, at the provider first.
@@ -199,14 +196,8 @@ impl<S: EventStore> BillingService<S> {
         {
             return Err(SubscriptionError::CannotResume.into());
         }
-        let done = execute::<Subscription, _, CommandError>(
-            &self.store,
-            &account_id.to_string(),
-            meta,
-            |_| Ok(SubscriptionCommand::Resume { at }),
-        )
-        .await?;
-        Ok((done.state, done.position))
+        self.record(account_id, meta, SubscriptionCommand::Resume { at })
+            .await
     }
 
     /// Verifies a provider's webhook and records what it says, once per provider event id.

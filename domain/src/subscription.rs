@@ -202,7 +202,7 @@ impl Notice {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SubscriptionCommand {
     StartCheckout {
         checkout_ref: String,

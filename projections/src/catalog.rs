@@ -349,10 +349,7 @@ pub async fn cards(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let params = (1..=ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let params = crate::db::placeholders(ids.len());
     let ceiling = max_maturity.map_or(i64::MAX, rank);
     let sql = format!(
         "SELECT {CARD_COLUMNS} FROM titles WHERE published = 1 AND maturity_rank <= {ceiling} AND title_id IN ({params})"

@@ -341,10 +341,7 @@ pub async fn model(db: &ReadDb, seeds: &[String]) -> anyhow::Result<Model> {
     if seeds.is_empty() {
         return Ok(model);
     }
-    let params = (1..=seeds.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let params = crate::db::placeholders(seeds.len());
     let sql =
         format!("SELECT title_a, title_b, n FROM co_counts WHERE title_a IN ({params}) AND n > 0");
     let mut query = sqlx::query(&sql);

@@ -482,15 +482,25 @@ impl Projections {
         head: i64,
         deadline: tokio::time::Instant,
     ) -> anyhow::Result<bool> {
+        if head <= 0 {
+            return Ok(true);
+        }
         let version = self.find(name)?.version();
+        let mut target = None;
         loop {
             self.catch_up(name).await?;
-            if self.wait_for(name, head, Duration::ZERO).await? {
+            if target.is_none() {
+                target = self.log.checkpoint_of(head).await?;
+            }
+            let live = self.active(name).await?;
+            if let (Some(target), Some((_, _, ck))) = (target, live)
+                && ck >= target
+            {
                 return Ok(true);
             }
             // A live generation of another version is not stepped here (its rebuild takes over),
             // so waiting for it would only spend the deadline.
-            let live_version = self.active(name).await?.map(|(_, v, _)| v);
+            let live_version = live.map(|(_, v, _)| v);
             if tokio::time::Instant::now() >= deadline || live_version != Some(version) {
                 return Ok(false);
             }

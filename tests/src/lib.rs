@@ -163,6 +163,19 @@ impl TestApp {
         Self::spawn_with(settings, dir, Outside::default()).await
     }
 
+    /// An app on a clock the test moves.
+    pub async fn spawn_on_clock(
+        settings: Settings,
+        dir: TempDir,
+    ) -> (TestApp, Arc<fakes::ManualClock>) {
+        let clock = fakes::ManualClock::new();
+        let outside = Outside {
+            clock: Some(clock.clone()),
+            ..Outside::default()
+        };
+        (Self::spawn_with(settings, dir, outside).await, clock)
+    }
+
     pub async fn spawn_with(settings: Settings, dir: TempDir, outside: Outside) -> TestApp {
         let mailer = Arc::new(RecordingMailer::default());
         let phone = Arc::new(ConsoleVerifier::default());
@@ -300,8 +313,6 @@ impl TestApp {
         }
     }
 
-    /// Approves or declines a sandbox checkout as the subscriber would on its page; answers where
-    /// the page sends them back to.
     /// Starts a checkout of `plan` (with the default provider unless one is named); answers
     /// the URL the user is sent to.
     pub async fn start_checkout(&self, token: &str, plan: &str, provider: Option<&str>) -> String {
@@ -319,6 +330,8 @@ impl TestApp {
             .to_string()
     }
 
+    /// Approves or declines a sandbox checkout as the subscriber would on its page; answers where
+    /// the page sends them back to.
     pub async fn answer_sandbox(&self, redirect_url: &str, answer: &str) -> String {
         let page = self
             .http

@@ -21,7 +21,7 @@ use cinelog_projections::catalog::{self, TitleCard};
 use cinelog_projections::engagement;
 use cinelog_projections::watching;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -371,16 +371,16 @@ pub async fn recommendations(
             }
         }
         ordered.truncate(ROW_LEN);
-        let ids: Vec<String> = ordered.iter().map(|(id, _)| id.clone()).collect();
-        let mut found = catalog::cards(db, &ids, Some(ceiling)).await?;
-        let items: Vec<RecommendedTitle> = ordered
-            .into_iter()
-            .filter_map(|(id, reason)| {
-                found
-                    .remove(&id)
-                    .map(|title| RecommendedTitle { title, reason })
-            })
-            .collect();
+        let mut reasons: HashMap<String, Option<String>> = ordered.iter().cloned().collect();
+        let items: Vec<RecommendedTitle> =
+            cards(&app, ordered.into_iter().map(|(id, _)| id), ceiling)
+                .await?
+                .into_iter()
+                .map(|title| RecommendedTitle {
+                    reason: reasons.remove(&title.id).flatten(),
+                    title,
+                })
+                .collect();
         rows.push(RecommendationRow {
             kind: "top_picks".into(),
             reason: format!("Top picks for {name}"),

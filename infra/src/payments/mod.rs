@@ -30,10 +30,33 @@ pub(crate) fn http_client() -> reqwest::Client {
         .expect("an HTTP client with a timeout builds")
 }
 
-/// A provider's error answer as one line.
-pub(crate) async fn failure(what: &str, response: reqwest::Response) -> String {
+/// Sends a request to a provider (`what` names it in errors): its answer when it succeeded,
+/// otherwise why not, as one line.
+pub(crate) async fn send(
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("{what} is unreachable: {e}"))?;
     let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
     let body = response.text().await.unwrap_or_default();
     let body: String = body.chars().take(300).collect();
-    format!("{what} answered {status}: {body}")
+    Err(format!("{what} answered {status}: {body}"))
+}
+
+/// [`send`], reading the answer as JSON.
+pub(crate) async fn send_json(
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Value, String> {
+    send(what, request)
+        .await?
+        .json()
+        .await
+        .map_err(|e| format!("{what}'s answer is not JSON: {e}"))
 }

@@ -1,7 +1,7 @@
 //! PayPal subscriptions: client-credentials token, subscription create and cancel, and webhooks
 //! vouched for by PayPal's verify-webhook-signature API.
 
-use super::{failure, str_at};
+use super::{send, send_json, str_at};
 use crate::settings::PaypalSettings;
 use async_trait::async_trait;
 use cinelog_commands::ports::{
@@ -41,24 +41,15 @@ impl PaypalGateway {
         {
             return Ok(token.clone());
         }
-        let response = self
+        let request = self
             .http
             .post(self.url("/v1/oauth2/token"))
             .basic_auth(
                 &self.settings.client_id,
                 Some(self.settings.client_secret.expose()),
             )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .map_err(|e| format!("PayPal is unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(failure("PayPal's token endpoint", response).await);
-        }
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|e| format!("PayPal's token is unreadable: {e}"))?;
+            .form(&[("grant_type", "client_credentials")]);
+        let answer = send_json("PayPal's token endpoint", request).await?;
         let token = str_at(&answer, &["access_token"])
             .ok_or("PayPal's token answer has no access_token")?
             .to_string();
@@ -68,6 +59,7 @@ impl PaypalGateway {
         Ok(token)
     }
 
+    /// Posts JSON with a fresh token; answers PayPal's answer when it succeeded.
     async fn post(
         &self,
         path: &str,
@@ -79,25 +71,19 @@ impl PaypalGateway {
         if let Some(id) = request_id {
             request = request.header("PayPal-Request-Id", id);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| format!("PayPal is unreachable: {e}"))
+        send("PayPal", request).await
     }
-}
 
-impl PaypalGateway {
-    /// Posts a JSON body exactly as given.
-    async fn post_raw(&self, path: &str, body: String) -> Result<reqwest::Response, String> {
+    /// Posts a JSON body exactly as given; answers PayPal's JSON answer.
+    async fn post_raw(&self, what: &str, path: &str, body: String) -> Result<Value, String> {
         let token = self.access_token().await?;
-        self.http
+        let request = self
+            .http
             .post(self.url(path))
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("PayPal is unreachable: {e}"))
+            .body(body);
+        send_json(what, request).await
     }
 }
 
@@ -133,9 +119,6 @@ impl PaymentGateway for PaypalGateway {
                 Some(&request.checkout_id.to_string()),
             )
             .await?;
-        if !response.status().is_success() {
-            return Err(failure("PayPal", response).await);
-        }
         let created: Value = response
             .json()
             .await
@@ -156,18 +139,13 @@ impl PaymentGateway for PaypalGateway {
     }
 
     async fn cancel_at_period_end(&self, provider_ref: &str) -> Result<(), String> {
-        let response = self
-            .post(
-                &format!("/v1/billing/subscriptions/{provider_ref}/cancel"),
-                &json!({"reason": "Canceled by the subscriber"}),
-                None,
-            )
-            .await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(failure("PayPal", response).await)
-        }
+        self.post(
+            &format!("/v1/billing/subscriptions/{provider_ref}/cancel"),
+            &json!({"reason": "Canceled by the subscriber"}),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     async fn resume(&self, _provider_ref: &str) -> Result<bool, String> {
@@ -216,19 +194,14 @@ impl PaymentGateway for PaypalGateway {
             "{},\"webhook_event\":{raw}}}",
             prefix.strip_suffix('}').expect("an object ends with }")
         );
-        let response = self
-            .post_raw("/v1/notifications/verify-webhook-signature", body)
+        let answer = self
+            .post_raw(
+                "PayPal's verification",
+                "/v1/notifications/verify-webhook-signature",
+                body,
+            )
             .await
             .map_err(WebhookError::Unavailable)?;
-        if !response.status().is_success() {
-            return Err(WebhookError::Unavailable(
-                failure("PayPal's verification", response).await,
-            ));
-        }
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
         match str_at(&answer, &["verification_status"]) {
             Some("SUCCESS") => read_event(&event, |plan_id| self.settings.plans.plan_of(plan_id)),
             other => Err(WebhookError::BadSignature(format!(

@@ -1,6 +1,6 @@
 //! Stripe: Checkout Sessions over HTTP, and webhooks checked with `Stripe-Signature`.
 
-use super::{failure, i64_at, signature, str_at};
+use super::{i64_at, send, send_json, signature, str_at};
 use crate::settings::{Secret, StripeSettings};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,22 +43,15 @@ impl StripeGateway {
         provider_ref: &str,
         cancel: bool,
     ) -> Result<(), String> {
-        let response = self
+        let request = self
             .http
             .post(self.url(&format!("/v1/subscriptions/{provider_ref}")))
             .bearer_auth(self.key().expose())
             .form(&[(
                 "cancel_at_period_end",
                 if cancel { "true" } else { "false" },
-            )])
-            .send()
-            .await
-            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(failure("Stripe", response).await)
-        }
+            )]);
+        send("Stripe", request).await.map(drop)
     }
 }
 
@@ -94,22 +87,15 @@ impl PaymentGateway for StripeGateway {
         if let Some(email) = &request.email {
             form.push(("customer_email", email.clone()));
         }
-        let response = self
-            .http
-            .post(self.url("/v1/checkout/sessions"))
-            .bearer_auth(self.key().expose())
-            .header("Idempotency-Key", request.checkout_id.to_string())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(failure("Stripe", response).await);
-        }
-        let session: Value = response
-            .json()
-            .await
-            .map_err(|e| format!("Stripe's checkout session is unreadable: {e}"))?;
+        let session = send_json(
+            "Stripe",
+            self.http
+                .post(self.url("/v1/checkout/sessions"))
+                .bearer_auth(self.key().expose())
+                .header("Idempotency-Key", request.checkout_id.to_string())
+                .form(&form),
+        )
+        .await?;
         match (str_at(&session, &["id"]), str_at(&session, &["url"])) {
             (Some(id), Some(url)) => Ok(CheckoutSession {
                 checkout_ref: id.to_string(),
@@ -139,27 +125,18 @@ impl PaymentGateway for StripeGateway {
             .ok_or_else(|| format!("no Stripe price is set for the {} plan", plan.as_str()))?;
         // The subscription's one item is given the new price.
         let url = self.url(&format!("/v1/subscriptions/{provider_ref}"));
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(self.key().expose())
-            .send()
-            .await
-            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(failure("Stripe", response).await);
-        }
-        let subscription: Value = response
-            .json()
-            .await
-            .map_err(|e| format!("Stripe's subscription is not JSON: {e}"))?;
+        let subscription = send_json(
+            "Stripe",
+            self.http.get(&url).bearer_auth(self.key().expose()),
+        )
+        .await?;
         let item = subscription
             .get("items")
             .and_then(|i| i.get("data"))
             .and_then(|d| d.get(0))
             .and_then(|item| str_at(item, &["id"]))
             .ok_or("Stripe's subscription has no item")?;
-        let response = self
+        let request = self
             .http
             .post(&url)
             .bearer_auth(self.key().expose())
@@ -167,15 +144,8 @@ impl PaymentGateway for StripeGateway {
                 ("items[0][id]", item),
                 ("items[0][price]", price),
                 ("proration_behavior", "none"),
-            ])
-            .send()
-            .await
-            .map_err(|e| format!("Stripe is unreachable: {e}"))?;
-        if response.status().is_success() {
-            Ok(true)
-        } else {
-            Err(failure("Stripe", response).await)
-        }
+            ]);
+        send("Stripe", request).await.map(|_| true)
     }
 
     async fn verify(&self, request: &WebhookRequest) -> Result<VerifiedNotice, WebhookError> {

@@ -27,16 +27,7 @@ async fn app_with_providers(backend: Backend) -> (TestApp, Arc<ManualClock>, Fak
     let (stripe, paypal) = (fakes::fake_stripe().await, fakes::fake_paypal().await);
     let dir = TempDir::new();
     let settings = provider_settings(backend, &dir, &stripe, &paypal).await;
-    let clock = ManualClock::new();
-    let app = TestApp::spawn_with(
-        settings,
-        dir,
-        Outside {
-            clock: Some(clock.clone()),
-            ..Outside::default()
-        },
-    )
-    .await;
+    let (app, clock) = TestApp::spawn_on_clock(settings, dir).await;
     (app, clock, stripe, paypal)
 }
 

@@ -3,7 +3,6 @@
 
 use chrono::Duration;
 use cinelog_api::Outside;
-use cinelog_tests::fakes::ManualClock;
 use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -494,16 +493,7 @@ async fn fetch(app: &TestApp, url: &str, range: Option<&str>) -> reqwest::Respon
 async fn playback_is_entitled_plan_capped_signed_and_ranged() {
     let dir = TempDir::new();
     let settings = settings_for(Backend::Sqlite, &dir).await;
-    let clock = ManualClock::new();
-    let app = TestApp::spawn_with(
-        settings,
-        dir,
-        Outside {
-            clock: Some(clock.clone()),
-            ..Outside::default()
-        },
-    )
-    .await;
+    let (app, clock) = TestApp::spawn_on_clock(settings, dir).await;
     let (token, _) = app.signup_login("viewer@example.com").await;
     let pid = app.profile(&token, json!({"name": "Me"})).await;
     let movie = ids(&app.get("/api/titles?kind=movie", None).await.body)[0].clone();
