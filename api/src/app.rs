@@ -12,18 +12,18 @@ use chrono::{DateTime, Utc};
 use cinelog_commands::accounts::AccountService;
 use cinelog_commands::billing::BillingService;
 use cinelog_commands::catalog::CatalogService;
-use cinelog_commands::identity::IdentityService;
+use cinelog_commands::identity::{IdentityPorts, IdentityService};
 use cinelog_commands::meta::CommandMeta;
 use cinelog_commands::playback::PlaybackService;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
-use cinelog_commands::ports::{PaymentGateway, SubscriptionDirectory};
+use cinelog_commands::ports::{PaymentGateway, SessionRegistry, SubscriptionDirectory};
 use cinelog_commands::store::EventStore;
 use cinelog_commands::taste::TasteService;
 use cinelog_domain::Actor;
 use cinelog_domain::subscription::Provider;
 use cinelog_infra::catalog_cache::CatalogCache;
-use cinelog_infra::limits::LoginLimiter;
-use cinelog_infra::mail::ConsoleMailer;
+use cinelog_infra::limits::Throttle;
+use cinelog_infra::mail::{OutboxMailer, SmtpMailer};
 use cinelog_infra::media::{MediaLibrary, bundled_catalog};
 use cinelog_infra::payments::paypal::PaypalGateway;
 use cinelog_infra::payments::sandbox::SandboxGateway;
@@ -34,6 +34,7 @@ use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
 use cinelog_projections::catalog::CatalogProjection;
 use cinelog_projections::engagement::EngagementProjection;
+use cinelog_projections::sessions::{self, SessionGuard, SessionsProjection};
 use cinelog_projections::subscriptions::{self, SubscriptionsProjection};
 use cinelog_projections::watching::WatchingProjection;
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
@@ -72,8 +73,13 @@ pub struct Services {
     pub sandbox: Option<Arc<SandboxGateway>>,
     pub clock: Arc<dyn Clock>,
     pub jwt: JwtKeys,
-    pub limiter: LoginLimiter,
+    /// Ended sessions whose access tokens this replica refuses.
+    pub sessions: Arc<SessionGuard>,
+    /// Limits on login guessing, signups, reset requests and phone codes.
+    pub throttle: Throttle,
     pub metrics: Metrics,
+    /// Open UI sockets per client.
+    pub sockets: Arc<crate::web::SocketCounts>,
     /// How long a query waits for `min_position`.
     pub read_wait: Duration,
     /// The API's own base URL, known once the listener is bound; the UI calls it.
@@ -146,6 +152,36 @@ impl SubscriptionDirectory for ReadDirectory {
     }
 }
 
+/// Lists open sessions from the sessions read model and tells this replica's guard of ends.
+struct ReadSessions {
+    projections: Projections,
+    guard: Arc<SessionGuard>,
+    wait: Duration,
+}
+
+#[async_trait::async_trait]
+impl SessionRegistry for ReadSessions {
+    /// Waits (bounded) for the read model to hold every session started so far, so a session
+    /// begun a moment ago is listed too; the read model ends any it still misses on its own.
+    async fn open_sessions(&self, user_id: Uuid) -> Result<Vec<Uuid>, String> {
+        self.projections
+            .catch_up_with_log(sessions::NAME, self.wait)
+            .await
+            .map_err(|e| e.to_string())?;
+        let open = sessions::open_sessions_of(self.projections.db(), &user_id.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(open
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
+    }
+
+    fn ended(&self, sessions: &[Uuid]) {
+        self.guard.end(sessions);
+    }
+}
+
 /// Every projection the process runs.
 pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
     vec![
@@ -154,6 +190,7 @@ pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
         Arc::new(CatalogProjection),
         Arc::new(WatchingProjection),
         Arc::new(EngagementProjection),
+        Arc::new(SessionsProjection),
     ]
 }
 
@@ -247,13 +284,22 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
             &t.account_sid,
             t.auth_token.clone(),
         )),
-        (None, None) => Arc::new(ConsoleVerifier::default()),
+        (None, None) => Arc::new(ConsoleVerifier::with_outbox(
+            settings.data_dir.join("outbox"),
+        )),
     };
-    let mailer = outside.mailer.unwrap_or_else(|| {
-        Arc::new(ConsoleMailer {
-            public_url: settings.public_url(),
-        })
-    });
+    let mailer: Arc<dyn Mailer> = match (outside.mailer, &settings.smtp) {
+        (Some(m), _) => m,
+        (None, Some(smtp)) => Arc::new(SmtpMailer::new(smtp, &settings.public_url())?),
+        (None, None) => {
+            let dir = settings.data_dir.join("outbox");
+            tracing::info!(outbox = %dir.display(), "no [smtp] configured: mail is written to the outbox folder, not sent");
+            Arc::new(OutboxMailer {
+                dir,
+                public_url: settings.public_url(),
+            })
+        }
+    };
     let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let secret = jwt_secret(&settings)?;
     let jwt = JwtKeys::new(&secret, settings.access_token_ttl_secs);
@@ -286,13 +332,32 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         Some(url) => CatalogCache::redis(url, &settings.redis_prefix).await?,
         None => CatalogCache::Off,
     };
-    let (max_failures, window) = (5, Duration::from_secs(15 * 60));
-    let limiter = match &settings.redis_url {
-        Some(url) => LoginLimiter::redis(url, &settings.redis_prefix, max_failures, window).await?,
-        None => LoginLimiter::in_memory(max_failures, window),
+    let throttle = match &settings.redis_url {
+        Some(url) => Throttle::redis(url, &settings.redis_prefix, settings.limits.clone()).await?,
+        None => Throttle::in_memory(settings.limits.clone()),
     };
+    let guard = Arc::new(SessionGuard::new(Duration::from_secs(
+        settings.access_token_ttl_secs.max(0) as u64,
+    )));
+    let registry = Arc::new(ReadSessions {
+        projections: projections.clone(),
+        guard: guard.clone(),
+        wait: read_wait,
+    });
+    let identity = IdentityService::new(
+        store.clone(),
+        IdentityPorts {
+            phone,
+            mailer,
+            clock: clock.clone(),
+            vault,
+            sessions: registry,
+            claim_key: derive_key(&secret, "email-claims"),
+        },
+    );
     Ok(Arc::new(Services {
-        identity: IdentityService::new(store.clone(), phone, mailer, clock.clone(), vault),
+        identity,
+        sessions: guard,
         accounts: AccountService::new(store.clone()),
         billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
         sandbox: settings.sandbox_offered().then_some(sandbox),
@@ -318,8 +383,9 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         store,
         projections,
         jwt,
-        limiter,
+        throttle,
         metrics: Metrics::default(),
+        sockets: Arc::default(),
         read_wait,
         api_base: OnceLock::new(),
         settings,
@@ -329,7 +395,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     let ui = dioxus_liveview::LiveViewPool::new();
-    Router::new()
+    let routes = Router::new()
         .merge(routes::auth::router())
         .merge(routes::profiles::router())
         .merge(routes::billing::router())
@@ -355,7 +421,8 @@ pub fn app(state: AppState) -> Router {
             crate::metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::headers::no_store_for_api));
+    crate::headers::secure(routes, &state.settings).with_state(state)
 }
 
 /// A running server: where it listens and its services.
@@ -389,12 +456,14 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     state.projections.catch_up_all(STARTUP_WAIT).await?;
     let mut followers = state.projections.spawn_followers();
     followers.push(spawn_billing_scheduler(state.clone()));
+    followers.push(spawn_session_guard(state.clone()).await?);
     if let Some(trending) = &state.trending {
         followers.push(trending.clone().spawn());
     }
     let router = app(state.clone());
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = ?e, "server stopped");
         }
     });
@@ -534,6 +603,32 @@ pub fn report_table(r: &cinelog_projections::evaluate::Report) -> String {
         r.popularity.0,
         r.popularity.1
     )
+}
+
+/// How often a replica reads the sessions other processes ended.
+const SESSION_GUARD_TICK: Duration = Duration::from_millis(200);
+
+/// Loads the recently ended sessions before serving, then keeps reading them: the sessions
+/// projection's follower brings other processes' ends into the read model.
+async fn spawn_session_guard(state: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    state
+        .sessions
+        .refresh(state.projections.db(), state.clock.now())
+        .await?;
+    Ok(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(SESSION_GUARD_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = state
+                .sessions
+                .refresh(state.projections.db(), state.clock.now())
+                .await
+            {
+                tracing::warn!(error = %e, "could not read ended sessions; trying again");
+            }
+        }
+    }))
 }
 
 /// Ends periods and grace periods as their moment passes, and bills sandbox renewals.

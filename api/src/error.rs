@@ -65,6 +65,27 @@ impl ApiError {
             format!("{field}: {message}"),
         )
     }
+    /// 429 for a request over one of the abuse limits.
+    pub fn throttled(t: cinelog_infra::limits::Throttled) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many attempts; try again later",
+        )
+        .retry_after(t.retry_after)
+    }
+
+    /// 503 when the limits' store does not answer: limits are never skipped.
+    pub fn limits_down(e: anyhow::Error) -> Self {
+        tracing::error!(error = ?e, "abuse limits unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "this is briefly unavailable; try again",
+        )
+        .retry_after(5)
+    }
+
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -144,6 +165,7 @@ impl From<CommandError> for ApiError {
             }
             CommandError::User(UserError::NotRegistered) => (S::UNAUTHORIZED, "unauthenticated"),
             CommandError::User(UserError::AlreadyRegistered) => (S::CONFLICT, "conflict"),
+            CommandError::User(UserError::Erased) => (S::UNAUTHORIZED, "account_erased"),
             CommandError::Session(SessionError::Invalid | SessionError::AlreadyStarted) => {
                 (S::UNAUTHORIZED, "invalid_refresh_token")
             }
@@ -200,3 +222,12 @@ impl From<CommandError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A limit's verdict as an answer: 429 when over, 503 when the limits cannot be counted.
+pub fn within_limit(
+    verdict: anyhow::Result<Result<(), cinelog_infra::limits::Throttled>>,
+) -> ApiResult<()> {
+    verdict
+        .map_err(ApiError::limits_down)?
+        .map_err(ApiError::throttled)
+}

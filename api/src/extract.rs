@@ -12,6 +12,7 @@ use cinelog_commands::CommandMeta;
 use cinelog_domain::Actor;
 use cinelog_domain::values::Role;
 use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use uuid::Uuid;
 
 /// A JSON body. Malformed JSON → 400, wrong types or missing fields → 422, wrong content type
@@ -61,19 +62,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        r.status(),
-                        "body_too_large",
-                        "the request body is larger than 1 MiB",
-                    )
-                } else {
-                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
-                }
-            })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
@@ -86,6 +75,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
                     e.to_string(),
                 ),
                 _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+            })
+    }
+}
+
+/// The body as bytes (webhooks verify signatures over them), with rejections in our format.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        r.status(),
+                        "body_too_large",
+                        "the request body is larger than 1 MiB",
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+                }
             })
     }
 }
@@ -148,6 +161,13 @@ impl FromRequestParts<AppState> for Caller {
                 "the access token is invalid or expired",
             )
         })?;
+        if state.sessions.is_ended(claims.sid) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_ended",
+                "this session has ended; sign in again",
+            ));
+        }
         let meta = CommandMeta {
             actor: Actor::User(claims.sub),
             correlation_id: correlation_id(parts),
@@ -217,4 +237,77 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 pub struct MinPosition {
     /// Wait until the read model has applied the event at this global position.
     pub min_position: Option<i64>,
+}
+
+/// The client's address: the connection's peer, or, when that peer is a configured trusted
+/// proxy, the nearest address in `X-Forwarded-For` that is not one. Limits count per client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.settings.trusted_proxies,
+        )))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hop that added an entry is trusted.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.0.0.2".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+    }
 }

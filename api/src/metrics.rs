@@ -4,7 +4,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::app::AppState;
@@ -14,9 +15,31 @@ pub struct Metrics {
     /// Responses by status class 1xx..5xx.
     by_class: [AtomicU64; 5],
     latency_micros_sum: AtomicU64,
+    /// UI (LiveView) sessions whose socket is open.
+    ui_sessions: Arc<AtomicI64>,
+}
+
+/// Counts one live UI session until dropped.
+pub struct LiveSession(Arc<AtomicI64>);
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
+    /// A UI session started; it counts as live until the returned guard is dropped.
+    pub fn ui_session(&self) -> LiveSession {
+        self.ui_sessions.fetch_add(1, Ordering::Relaxed);
+        LiveSession(self.ui_sessions.clone())
+    }
+
+    /// UI sessions whose socket is open.
+    pub fn live_ui_sessions(&self) -> i64 {
+        self.ui_sessions.load(Ordering::Relaxed)
+    }
+
     pub fn record(&self, status: u16, micros: u64) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
@@ -51,6 +74,12 @@ impl Metrics {
             self.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "cinelog_http_request_duration_seconds_count {total}");
+        let _ = writeln!(
+            out,
+            "# HELP cinelog_ui_sessions_live UI sessions whose socket is open."
+        );
+        let _ = writeln!(out, "# TYPE cinelog_ui_sessions_live gauge");
+        let _ = writeln!(out, "cinelog_ui_sessions_live {}", self.live_ui_sessions());
         out
     }
 }

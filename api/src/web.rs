@@ -1,12 +1,19 @@
 //! The Dioxus LiveView UI, served by the same axum app: `/` is the page, `/ws` its socket.
 
 use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::ClientIp;
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
 use dioxus_liveview::{LiveViewPool, axum_socket, interpreter_glue};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 pub fn router(pool: LiveViewPool) -> Router<AppState> {
     Router::new()
@@ -29,27 +36,144 @@ pub fn router(pool: LiveViewPool) -> Router<AppState> {
         )
         .route(
             "/ws",
-            get(move |State(app): State<AppState>, ws: WebSocketUpgrade| {
-                let pool = pool.clone();
-                async move {
-                    ws.on_upgrade(move |socket| async move {
-                        let props = cinelog_ui::AppProps {
-                            api_base: app.api_base.get().cloned().unwrap_or_default(),
-                        };
-                        if let Err(e) = pool
-                            .launch_with_props(axum_socket(socket), cinelog_ui::App, props)
-                            .await
-                        {
-                            tracing::debug!(error = ?e, "ui session ended");
-                        }
-                    })
-                }
-            }),
+            get(
+                move |State(app): State<AppState>,
+                      ClientIp(client): ClientIp,
+                      headers: HeaderMap,
+                      ws: WebSocketUpgrade| {
+                    let pool = pool.clone();
+                    async move { socket(app, pool, client, &headers, ws) }
+                },
+            ),
         )
 }
 
-async fn page() -> impl IntoResponse {
-    Html(format!(
+/// Whether a socket's `Origin` is this site: the public URL when one is configured; else this
+/// server's own address or a loopback name on its port (the embedded default, opened as
+/// `localhost` or `127.0.0.1`).
+fn origin_allowed(app: &AppState, origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if origin == app.public_base() {
+        return true;
+    }
+    if app.settings.public_url.is_some() {
+        return false;
+    }
+    let Some(port) = app.api_base.get().and_then(|b| b.rsplit(':').next()) else {
+        return false;
+    };
+    ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+        .iter()
+        .any(|host| origin == format!("{host}:{port}"))
+}
+
+/// Open UI sockets per client, so one client cannot hold the server's memory hostage.
+#[derive(Default)]
+pub struct SocketCounts(Mutex<HashMap<IpAddr, u32>>);
+
+/// One client's hold on a socket slot; gives it back when dropped.
+struct SocketSlot {
+    counts: Arc<SocketCounts>,
+    client: IpAddr,
+}
+
+impl SocketCounts {
+    fn take(self: &Arc<Self>, client: IpAddr, max: u32) -> Option<SocketSlot> {
+        let mut counts = self.0.lock().ok()?;
+        let n = counts.entry(client).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            counts: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.0.lock()
+            && let Some(n) = counts.get_mut(&self.client)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Upgrades to a LiveView session: a foreign Origin gets 403, a client over its socket limit
+/// 429. The session's VirtualDom lives exactly as long as its socket: a close, or any error
+/// from it, ends the session and frees its memory.
+fn socket(
+    app: AppState,
+    pool: LiveViewPool,
+    client: IpAddr,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("");
+    if !origin_allowed(&app, origin) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this socket is for pages of this site only",
+        )
+        .into_response();
+    }
+    let Some(slot) = app
+        .sockets
+        .take(client, app.settings.limits.sockets_per_client)
+    else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sockets",
+            "too many open pages from this client; close some",
+        )
+        .retry_after(5)
+        .into_response();
+    };
+    ws.on_upgrade(move |socket| async move {
+        let _slot = slot;
+        let _live = app.metrics.ui_session();
+        let props = cinelog_ui::AppProps {
+            api_base: app.api_base.get().cloned().unwrap_or_default(),
+        };
+        // The adapter passes a closed or broken socket's errors on as messages; ending the
+        // stream at the first one lets the session finish.
+        let socket = axum_socket(socket).take_while(|m| std::future::ready(m.is_ok()));
+        if let Err(e) = pool.launch_with_props(socket, cinelog_ui::App, props).await {
+            tracing::debug!(error = ?e, "ui session ended");
+        }
+    })
+}
+
+/// A fresh nonce for the page's one inline script.
+fn nonce() -> String {
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 18]>())
+}
+
+/// The UI shell. Its policy allows the LiveView glue by nonce and `eval` (which LiveView's
+/// interpreter uses to run the UI's scripts), scripts and styles from here, media from `blob:`
+/// (hls.js), and connections to this site and its API.
+async fn page(State(app): State<AppState>) -> Response {
+    let nonce = nonce();
+    let api = app.api_base.get().cloned().unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: https:; media-src 'self' blob: {api}; connect-src 'self' {api} {ws}; \
+         worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+        ws = api.replacen("http", "ws", 1),
+    );
+    let glue =
+        interpreter_glue("/ws").replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
+    let html = Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -62,6 +186,14 @@ async fn page() -> impl IntoResponse {
 <body><div id="main"></div>{}</body>
 </html>"#,
         cinelog_ui::STYLE,
-        interpreter_glue("/ws")
-    ))
+        glue
+    ));
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        html,
+    )
+        .into_response()
 }

@@ -4,7 +4,7 @@ use crate::error::CommandError;
 use crate::execute::execute;
 use crate::meta::CommandMeta;
 use crate::passwords;
-use crate::ports::{Clock, Mailer, PhoneVerifier, Vault};
+use crate::ports::{Clock, Mailer, PhoneVerifier, SessionRegistry, Vault};
 use crate::store::EventStore;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +14,8 @@ use cinelog_domain::account::{Account, AccountCommand};
 use cinelog_domain::email_claim::{EmailClaim, EmailClaimCommand};
 use cinelog_domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
 use cinelog_domain::user::{User, UserCommand, UserError, UserState};
-use cinelog_domain::values::{Email, Phone, Role, check_password};
+use cinelog_domain::values::{Email, Phone, Role};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -33,6 +34,19 @@ pub struct IdentityService<S> {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     vault: Arc<dyn Vault>,
+    sessions: Arc<dyn SessionRegistry>,
+    /// Keys email-claim stream ids, so an address cannot be confirmed by hashing guesses.
+    claim_key: Arc<[u8]>,
+}
+
+/// What the service needs besides the store.
+pub struct IdentityPorts {
+    pub phone: Arc<dyn PhoneVerifier>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub vault: Arc<dyn Vault>,
+    pub sessions: Arc<dyn SessionRegistry>,
+    pub claim_key: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,20 +84,40 @@ fn split_token(token: &str) -> Option<(Uuid, &str)> {
 }
 
 impl<S: EventStore> IdentityService<S> {
-    pub fn new(
-        store: S,
-        phone: Arc<dyn PhoneVerifier>,
-        mailer: Arc<dyn Mailer>,
-        clock: Arc<dyn Clock>,
-        vault: Arc<dyn Vault>,
-    ) -> Self {
+    pub fn new(store: S, ports: IdentityPorts) -> Self {
         Self {
             store,
-            phone,
-            mailer,
-            clock,
-            vault,
+            phone: ports.phone,
+            mailer: ports.mailer,
+            clock: ports.clock,
+            vault: ports.vault,
+            sessions: ports.sessions,
+            claim_key: ports.claim_key.into(),
         }
+    }
+
+    /// The stream that claims an address: an HMAC of the normalised address under the server's
+    /// key, so the stream's name says nothing to someone without the key.
+    pub fn claim_id(&self, email: &Email) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.claim_key).expect("HMAC takes any key");
+        mac.update(email.as_str().as_bytes());
+        format!("k1-{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The claimer of an address, if a user was registered for it and not erased. Claims made
+    /// before ids were keyed (a plain SHA-256 of the address) are still honoured.
+    async fn claimer(&self, email: &Email) -> Result<Option<UserState>, CommandError> {
+        for claim_id in [self.claim_id(email), email.claim_id()] {
+            let claim = self.store.load::<EmailClaim>(&claim_id).await?;
+            let Some(user_id) = claim.state.user_id else {
+                continue;
+            };
+            let user = self.store.load::<User>(&user_id.to_string()).await?;
+            if user.state.user_id.is_some() && !user.state.erased {
+                return Ok(Some(user.state));
+            }
+        }
+        Ok(None)
     }
 
     async fn seal(
@@ -114,8 +148,7 @@ impl<S: EventStore> IdentityService<S> {
         Ok(Phone::parse(&plain)?)
     }
 
-    /// Forgets a user's personal data: destroys their key, then records the erasure so read
-    /// models drop what they derived. The log itself is untouched and its hash chains stay valid.
+    /// Forgets the personal data of the user with this address (`cinelog user erase`).
     pub async fn erase_personal_data(
         &self,
         email: &str,
@@ -127,15 +160,128 @@ impl<S: EventStore> IdentityService<S> {
             .await?
             .ok_or(UserError::NotRegistered)?;
         let user_id = user.user_id.expect("registered");
+        self.erase(user_id, &email, meta).await?;
+        Ok(user_id)
+    }
+
+    /// A signed-in user erases their own account, re-entering their password.
+    #[tracing::instrument(skip_all)]
+    pub async fn erase_self(
+        &self,
+        user_id: Uuid,
+        password: &str,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let user = self.user(user_id).await?;
+        if user.erased {
+            return Err(UserError::Erased.into());
+        }
+        if !passwords::verify(password.to_string(), user.password_hash.clone()).await {
+            return Err(CommandError::BadCredentials);
+        }
+        let sealed = user.email.clone().ok_or(UserError::Erased)?;
+        let plain = self
+            .vault
+            .open(user_id, &sealed)
+            .await
+            .map_err(CommandError::Service)?
+            .ok_or(UserError::Erased)?;
+        self.erase(user_id, &Email::parse(&plain)?, meta).await
+    }
+
+    /// Destroys the user's key, records the erasure (read models drop what they derived; the
+    /// log is untouched and its hash chains stay valid), frees the address and ends every
+    /// session.
+    async fn erase(
+        &self,
+        user_id: Uuid,
+        email: &Email,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let open = self.open_sessions(user_id).await?;
         self.vault
             .destroy(user_id)
             .await
             .map_err(CommandError::Service)?;
-        execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
-            Ok(UserCommand::ErasePersonalData)
-        })
-        .await?;
-        Ok(user_id)
+        let erased =
+            execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+                Ok(UserCommand::ErasePersonalData)
+            })
+            .await?;
+        let mut position = erased.position;
+        for claim_id in [self.claim_id(email), email.claim_id()] {
+            let released =
+                execute::<EmailClaim, _, CommandError>(&self.store, &claim_id, meta, |_| {
+                    Ok(EmailClaimCommand::Release { user_id })
+                })
+                .await?;
+            position = position.max(released.position);
+        }
+        let ended = self.end_sessions(&open, RevokeReason::Erased, meta).await?;
+        Ok(position.max(ended))
+    }
+
+    /// The user's open sessions, listed before a credential change is recorded: the sessions
+    /// read model ends them all when it applies the change, so listing afterwards would find
+    /// none to end with their own event.
+    async fn open_sessions(&self, user_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
+        self.sessions
+            .open_sessions(user_id)
+            .await
+            .map_err(CommandError::Service)
+    }
+
+    /// Ends these sessions, each with its own event, and tells this replica at once. A session
+    /// started after they were listed is ended by the read model on the change itself.
+    async fn end_sessions(
+        &self,
+        open: &[Uuid],
+        reason: RevokeReason,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        self.sessions.ended(open);
+        let mut position = 0;
+        for session_id in open {
+            let stream_id = session_id.to_string();
+            let done = execute::<Session, _, CommandError>(&self.store, &stream_id, meta, |_| {
+                Ok(SessionCommand::Revoke { reason })
+            });
+            match done.await {
+                Ok(d) => position = position.max(d.position),
+                Err(CommandError::Session(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(position)
+    }
+
+    /// A signed-in user changes their password; every session, this one included, ends.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        current_password: &str,
+        new_password: &str,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        let user = self.user(user_id).await?;
+        if !passwords::verify(current_password.to_string(), user.password_hash.clone()).await {
+            return Err(CommandError::BadCredentials);
+        }
+        passwords::check_strength(new_password, &[])?;
+        let new_password_hash = passwords::hash(new_password.to_string()).await?;
+        let open = self.open_sessions(user_id).await?;
+        let done =
+            execute::<User, _, CommandError>(&self.store, &user_id.to_string(), meta, |_| {
+                Ok(UserCommand::ChangePassword {
+                    new_password_hash: new_password_hash.clone(),
+                })
+            })
+            .await?;
+        let ended = self
+            .end_sessions(&open, RevokeReason::CredentialsChanged, meta)
+            .await?;
+        Ok(done.position.max(ended))
     }
 
     /// Registers a user and opens their account. The email is claimed first, in its own stream
@@ -150,7 +296,7 @@ impl<S: EventStore> IdentityService<S> {
         meta: &CommandMeta,
     ) -> Result<SignedUp, CommandError> {
         let email = Email::parse(email)?;
-        check_password(password)?;
+        passwords::check_strength(password, &[email.as_str()])?;
         let phone = phone
             .filter(|p| !p.trim().is_empty())
             .map(Phone::parse)
@@ -166,7 +312,10 @@ impl<S: EventStore> IdentityService<S> {
 
         let abandoned_by = self.abandoned_claimer(&email).await?;
         let now = self.clock.now();
-        execute::<EmailClaim, _, CommandError>(&self.store, &email.claim_id(), &meta, |_| {
+        if self.legacy_claimer(&email).await?.is_some() {
+            return Err(cinelog_domain::email_claim::EmailClaimError::EmailTaken.into());
+        }
+        execute::<EmailClaim, _, CommandError>(&self.store, &self.claim_id(&email), &meta, |_| {
             Ok(EmailClaimCommand::Claim {
                 user_id,
                 at: now,
@@ -202,7 +351,7 @@ impl<S: EventStore> IdentityService<S> {
     /// The claimer of an email whose signup never got as far as registering a user, once the
     /// claim is old enough that the signup cannot still be under way.
     async fn abandoned_claimer(&self, email: &Email) -> Result<Option<Uuid>, CommandError> {
-        let claim = self.store.load::<EmailClaim>(&email.claim_id()).await?;
+        let claim = self.store.load::<EmailClaim>(&self.claim_id(email)).await?;
         let (Some(claimer), Some(at)) = (claim.state.user_id, claim.state.claimed_at) else {
             return Ok(None);
         };
@@ -240,12 +389,17 @@ impl<S: EventStore> IdentityService<S> {
 
     /// The user an email belongs to, read from the log (the claim stream), not a read model.
     async fn find_user(&self, email: &Email) -> Result<Option<UserState>, CommandError> {
+        self.claimer(email).await
+    }
+
+    /// A live user holding the address through a claim made before claim ids were keyed.
+    async fn legacy_claimer(&self, email: &Email) -> Result<Option<Uuid>, CommandError> {
         let claim = self.store.load::<EmailClaim>(&email.claim_id()).await?;
         let Some(user_id) = claim.state.user_id else {
             return Ok(None);
         };
         let user = self.store.load::<User>(&user_id.to_string()).await?;
-        Ok(user.state.user_id.is_some().then_some(user.state))
+        Ok((user.state.user_id.is_some() && !user.state.erased).then_some(user_id))
     }
 
     pub async fn user(&self, user_id: Uuid) -> Result<UserState, CommandError> {
@@ -345,6 +499,7 @@ impl<S: EventStore> IdentityService<S> {
             .iter()
             .any(|e| matches!(e, SessionEvent::SessionRevoked { .. }))
         {
+            self.sessions.ended(&[session_id]);
             tracing::warn!(%session_id, "refresh token reused or password changed; session revoked");
             return Err(cinelog_domain::session::SessionError::Invalid.into());
         }
@@ -369,18 +524,14 @@ impl<S: EventStore> IdentityService<S> {
                 reason: RevokeReason::Logout,
             })
         });
-        match done.await {
-            Ok(d) => Ok(d.position),
+        let position = match done.await {
+            Ok(d) => d.position,
             // Logging out of a session that is already gone is not an error for the caller.
-            Err(CommandError::Session(_)) => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether a session may still be used (not revoked).
-    pub async fn session_active(&self, session_id: Uuid) -> Result<bool, CommandError> {
-        let s = self.store.load::<Session>(&session_id.to_string()).await?;
-        Ok(s.state.user_id.is_some() && !s.state.revoked)
+            Err(CommandError::Session(_)) => 0,
+            Err(e) => return Err(e),
+        };
+        self.sessions.ended(&[session_id]);
+        Ok(position)
     }
 
     /// Starts a password reset. Says nothing about whether the email exists.
@@ -437,13 +588,14 @@ impl<S: EventStore> IdentityService<S> {
         new_password: &str,
         meta: &CommandMeta,
     ) -> Result<i64, CommandError> {
-        check_password(new_password)?;
+        passwords::check_strength(new_password, &[])?;
         let (user_id, _) = split_token(token).ok_or(UserError::ResetTokenInvalid)?;
         let current = self.store.load::<User>(&user_id.to_string()).await?;
         if current.state.reset.is_none() {
             return Err(UserError::ResetTokenInvalid.into());
         }
         let new_password_hash = passwords::hash(new_password.to_string()).await?;
+        let open = self.open_sessions(user_id).await?;
         let now = self.clock.now();
         let token_hash = sha256_hex(token);
         let done = execute::<User, _, CommandError>(
@@ -463,7 +615,10 @@ impl<S: EventStore> IdentityService<S> {
             CommandError::User(UserError::NotRegistered) => UserError::ResetTokenInvalid.into(),
             other => other,
         })?;
-        Ok(done.position)
+        let ended = self
+            .end_sessions(&open, RevokeReason::CredentialsChanged, meta)
+            .await?;
+        Ok(done.position.max(ended))
     }
 
     /// Sends a verification code to the given phone, or to the one given at signup.

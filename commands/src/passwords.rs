@@ -3,6 +3,7 @@
 use crate::error::CommandError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use cinelog_domain::values::{InvalidField, check_password};
 
 /// argon2id cost: 19 MiB of memory, 2 passes, 1 lane (OWASP's minimum recommendation).
 pub const MEMORY_KIB: u32 = 19 * 1024;
@@ -41,6 +42,45 @@ pub async fn verify(password: String, phc: String) -> bool {
     .unwrap_or(false)
 }
 
+/// The lowest zxcvbn score (0–4) a new password must reach: "safely unguessable".
+const MIN_STRENGTH: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Whether a new password may be used: the length policy, then an estimate of how guessable it
+/// is (common passwords, words, dates, keyboard patterns, and the user's own details), with a
+/// message that says why it was refused.
+pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), InvalidField> {
+    check_password(password)?;
+    // An address counts whole, by its local part and by each word in it.
+    let mut inputs: Vec<&str> = Vec::new();
+    for input in user_inputs {
+        inputs.push(input);
+        inputs.extend(input.split('@').next());
+        inputs.extend(
+            input
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() > 2),
+        );
+    }
+    let estimate = zxcvbn::zxcvbn(password, &inputs);
+    if estimate.score() >= MIN_STRENGTH {
+        return Ok(());
+    }
+    let mut why = match estimate.feedback().and_then(|f| f.warning()) {
+        Some(warning) => format!("is too easy to guess: {warning}"),
+        None => "is too easy to guess".to_string(),
+    };
+    if let Some(tip) = estimate
+        .feedback()
+        .and_then(|f| f.suggestions().first().map(ToString::to_string))
+    {
+        why.push_str(&format!(" ({tip})"));
+    }
+    Err(InvalidField {
+        field: "password",
+        message: why,
+    })
+}
+
 /// A hash to verify against when the user does not exist, so both paths cost the same.
 pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f2Xn6n4mBvW2ZrZ5k3E8oQq0S2cYJ3r1G2c5cVtq3A";
 
@@ -55,5 +95,24 @@ mod tests {
         assert!(!super::verify("x".into(), "not a hash".into()).await);
         // The stand-in hash must parse, or unknown users would be answered faster than known ones.
         assert!(argon2::password_hash::PasswordHash::new(super::DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn common_and_personal_passwords_are_refused_with_a_reason() {
+        for weak in ["password1234", "qwertyuiop", "12345678", "iloveyou2024"] {
+            let refused = super::check_strength(weak, &[]).expect_err(weak);
+            assert_eq!(refused.field, "password");
+            assert!(
+                refused.message.starts_with("is too easy to guess"),
+                "{}",
+                refused.message
+            );
+        }
+        assert!(
+            super::check_strength("dora.explorer.1985", &["dora.explorer.1985@example.com"])
+                .is_err()
+        );
+        assert!(super::check_strength("short", &[]).is_err());
+        super::check_strength("Corr3ct-horse-battery", &[]).expect("a strong password");
     }
 }

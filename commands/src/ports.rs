@@ -23,6 +23,16 @@ pub trait Mailer: Send + Sync {
     async fn send_password_reset(&self, to: &Email, token: &str) -> Result<(), String>;
 }
 
+/// Which sign-in sessions are open, and this replica's note of the ones that just ended (other
+/// replicas learn of them from the log).
+#[async_trait]
+pub trait SessionRegistry: Send + Sync {
+    /// The user's sessions that have not ended, as far as the log's readers know.
+    async fn open_sessions(&self, user_id: Uuid) -> Result<Vec<Uuid>, String>;
+    /// These sessions ended: refuse their access tokens from now on.
+    fn ended(&self, sessions: &[Uuid]);
+}
+
 /// The time, injectable so tests can move it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;

@@ -1,7 +1,8 @@
 //! The uniqueness of an email address, enforced by the log itself: one stream per
 //! normalised-address hash, claimed at expected version 0. Two racing signups cannot both win.
 //! A claim whose signup never finished (no user was ever registered for it) can be taken over
-//! once it is old enough; the service looks that up and says so in the command.
+//! once it is old enough; the service looks that up and says so in the command. An erasure
+//! releases the claim, so the address can sign up again.
 
 use crate::{Decider, EventName};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,8 @@ pub enum EmailClaimCommand {
         /// The current claimer, if the service found its signup abandoned.
         abandoned_by: Option<Uuid>,
     },
+    /// The claimer's personal data was erased: the address is free again.
+    Release { user_id: Uuid },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,11 +36,17 @@ pub enum EmailClaimEvent {
         #[serde(default)]
         claimed_at: Option<DateTime<Utc>>,
     },
+    EmailClaimReleased {
+        user_id: Uuid,
+    },
 }
 
 impl EventName for EmailClaimEvent {
     fn event_name(&self) -> &'static str {
-        "EmailClaimed"
+        match self {
+            EmailClaimEvent::EmailClaimed { .. } => "EmailClaimed",
+            EmailClaimEvent::EmailClaimReleased { .. } => "EmailClaimReleased",
+        }
     }
 }
 
@@ -58,17 +67,23 @@ impl Decider for EmailClaim {
         state: &Self::State,
         command: Self::Command,
     ) -> Result<Vec<Self::Event>, Self::Error> {
-        let EmailClaimCommand::Claim {
-            user_id,
-            at,
-            abandoned_by,
-        } = command;
-        match state.user_id {
-            Some(current) if abandoned_by != Some(current) => Err(EmailClaimError::EmailTaken),
-            _ => Ok(vec![EmailClaimEvent::EmailClaimed {
+        match command {
+            EmailClaimCommand::Claim {
                 user_id,
-                claimed_at: Some(at),
-            }]),
+                at,
+                abandoned_by,
+            } => match state.user_id {
+                Some(current) if abandoned_by != Some(current) => Err(EmailClaimError::EmailTaken),
+                _ => Ok(vec![EmailClaimEvent::EmailClaimed {
+                    user_id,
+                    claimed_at: Some(at),
+                }]),
+            },
+            // Only the claimer's own erasure frees the address; anything else changes nothing.
+            EmailClaimCommand::Release { user_id } if state.user_id == Some(user_id) => {
+                Ok(vec![EmailClaimEvent::EmailClaimReleased { user_id }])
+            }
+            EmailClaimCommand::Release { .. } => Ok(vec![]),
         }
     }
 
@@ -80,6 +95,10 @@ impl Decider for EmailClaim {
             } => {
                 state.user_id = Some(*user_id);
                 state.claimed_at = *claimed_at;
+            }
+            EmailClaimEvent::EmailClaimReleased { .. } => {
+                state.user_id = None;
+                state.claimed_at = None;
             }
         }
         state
@@ -131,5 +150,30 @@ mod tests {
             given_when::<EmailClaim>(&[claimed], claim(b, Some(c))),
             Err(EmailClaimError::EmailTaken)
         );
+    }
+
+    #[test]
+    fn a_released_claim_can_be_claimed_again_and_only_its_claimer_releases_it() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let claimed = EmailClaimEvent::EmailClaimed {
+            user_id: a,
+            claimed_at: None,
+        };
+        let released = EmailClaimEvent::EmailClaimReleased { user_id: a };
+        assert_eq!(
+            given_when::<EmailClaim>(
+                std::slice::from_ref(&claimed),
+                EmailClaimCommand::Release { user_id: b }
+            ),
+            Ok(vec![])
+        );
+        assert_eq!(
+            given_when::<EmailClaim>(
+                std::slice::from_ref(&claimed),
+                EmailClaimCommand::Release { user_id: a }
+            ),
+            Ok(vec![released.clone()])
+        );
+        assert!(given_when::<EmailClaim>(&[claimed, released], claim(b, None)).is_ok());
     }
 }

@@ -47,6 +47,8 @@ pub enum RevokeReason {
     Logout,
     TokenReuse,
     CredentialsChanged,
+    /// The user's personal data was erased.
+    Erased,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,10 @@ pub enum UserCommand {
         new_password_hash: String,
         now: DateTime<Utc>,
     },
+    /// A signed-in user sets a new password; the service has checked the current one.
+    ChangePassword {
+        new_password_hash: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +113,8 @@ pub enum UserError {
     ResetTokenInvalid,
     #[error("the reset link has expired")]
     ResetTokenExpired,
+    #[error("this account was erased")]
+    Erased,
 }
 
 impl Decider for User {
@@ -147,6 +153,10 @@ impl Decider for User {
                 }]),
                 None => Err(UserError::NoPendingVerification),
             },
+            C::ChangePassword { .. } if state.erased => Err(UserError::Erased),
+            C::ChangePassword { new_password_hash } => Ok(vec![E::PasswordChanged {
+                password_hash: new_password_hash,
+            }]),
             C::ErasePersonalData if state.erased => Ok(vec![]),
             C::ErasePersonalData => Ok(vec![E::PersonalDataErased]),
             C::RequestPasswordReset {
@@ -206,6 +216,8 @@ impl Decider for User {
                 });
             }
             UserEvent::PersonalDataErased => {
+                // Every session and token of the user ends with their data.
+                state.credentials_version += 1;
                 state.erased = true;
                 state.email = None;
                 state.phone = None;

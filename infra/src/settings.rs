@@ -155,6 +155,81 @@ impl GroqSettings {
     }
 }
 
+/// An SMTP relay for outgoing mail; without it mail is written to `<data-dir>/outbox`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default = "SmtpSettings::default_port")]
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender, e.g. `Cinelog <no-reply@example.com>`.
+    pub from: String,
+    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (a local relay only).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+impl SmtpSettings {
+    fn default_port() -> u16 {
+        587
+    }
+}
+
+/// How many attempts a client, an account or a user gets before answering 429.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// The window every count below runs over, in seconds.
+    pub window_secs: u64,
+    /// Failed logins from one client on one account.
+    pub login_per_client_account: u32,
+    /// The same while the account is under attack (many failures from many clients), for
+    /// clients that have never signed in to it.
+    pub login_per_client_account_under_attack: u32,
+    /// Failed logins from one client across all accounts (credential stuffing).
+    pub login_per_client: u32,
+    /// Failed logins on one account from all clients after which it counts as under attack.
+    pub login_account_attack: u32,
+    /// Signups from one client.
+    pub signup_per_client: u32,
+    /// Password-reset requests from one client.
+    pub reset_per_client: u32,
+    /// Password-reset requests for one address.
+    pub reset_per_email: u32,
+    /// Phone codes sent for one user.
+    pub phone_codes_per_user: u32,
+    /// Open UI sockets per client.
+    pub sockets_per_client: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            window_secs: 15 * 60,
+            login_per_client_account: 5,
+            login_per_client_account_under_attack: 1,
+            login_per_client: 30,
+            login_account_attack: 20,
+            signup_per_client: 20,
+            reset_per_client: 10,
+            reset_per_email: 3,
+            phone_codes_per_user: 5,
+            sockets_per_client: 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where `serve` listens.
@@ -185,6 +260,11 @@ pub struct Settings {
     pub max_connections: u32,
     /// Lifetime of access tokens; clients refresh them with their refresh token.
     pub access_token_ttl_secs: i64,
+    /// Outgoing mail; `None` writes messages to `<data-dir>/outbox`.
+    pub smtp: Option<SmtpSettings>,
+    pub limits: LimitSettings,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -207,6 +287,9 @@ impl Default for Settings {
             billing_tick_secs: 30,
             max_connections: 16,
             access_token_ttl_secs: 15 * 60,
+            smtp: None,
+            limits: LimitSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -232,6 +315,9 @@ pub struct Layer {
     pub billing_tick_secs: Option<u64>,
     pub max_connections: Option<u32>,
     pub access_token_ttl_secs: Option<i64>,
+    pub smtp: Option<SmtpSettings>,
+    pub limits: Option<LimitSettings>,
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Settings {
@@ -249,7 +335,9 @@ impl Settings {
             max_connections,
             redis_prefix,
             access_token_ttl_secs,
-            billing_tick_secs
+            billing_tick_secs,
+            limits,
+            trusted_proxies
         );
         take_opt!(
             database_url,
@@ -262,7 +350,8 @@ impl Settings {
             paypal,
             tmdb,
             groq,
-            sandbox_payments
+            sandbox_payments,
+            smtp
         );
         self
     }

@@ -10,6 +10,7 @@ pub mod log;
 pub mod pii;
 pub mod recommend;
 pub mod runtime;
+pub mod sessions;
 pub mod subscriptions;
 pub mod text;
 pub mod watching;

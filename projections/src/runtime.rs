@@ -437,6 +437,11 @@ impl Projections {
         Ok(())
     }
 
+    /// The highest global position committed to the log.
+    pub async fn log_head(&self) -> anyhow::Result<i64> {
+        self.log.head().await
+    }
+
     /// Waits (bounded) until the named projection has applied the event at `position`.
     /// Returns whether it got there in time.
     pub async fn wait_for(

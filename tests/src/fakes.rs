@@ -547,3 +547,88 @@ pub async fn fake_groq() -> FakeGroq {
         mode,
     }
 }
+
+/// A message an SMTP sink received: its recipients and its data.
+pub type Received = (Vec<String>, String);
+
+/// A mail server that speaks real SMTP (EHLO, MAIL, RCPT, DATA, QUIT) and keeps what it is sent.
+#[derive(Clone)]
+pub struct SmtpSink {
+    pub port: u16,
+    pub messages: Arc<Mutex<Vec<Received>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind SMTP sink");
+        let sink = SmtpSink {
+            port: listener.local_addr().expect("addr").port(),
+            messages: Arc::default(),
+        };
+        let messages = sink.messages.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(smtp_session(stream, messages.clone()));
+            }
+        });
+        sink
+    }
+
+    /// Waits (up to 5 s) for a message to arrive; answers its recipients and data.
+    pub async fn wait_for_message(&self) -> Received {
+        for _ in 0..250 {
+            if let Some(m) = self.messages.lock().expect("sink").last().cloned() {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no mail reached the SMTP sink");
+    }
+}
+
+async fn smtp_session(
+    stream: tokio::net::TcpStream,
+    messages: Arc<Mutex<Vec<Received>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 sink.test ESMTP\r\n").await?;
+    let mut recipients = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-sink.test\r\n250 8BITMIME\r\n",
+            "HELO" | "MAIL" | "RSET" | "NOOP" => b"250 OK\r\n",
+            "RCPT" => {
+                recipients.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+                b"250 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut data = String::new();
+                while let Some(l) = lines.next_line().await? {
+                    if l == "." {
+                        break;
+                    }
+                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                    data.push('\n');
+                }
+                messages
+                    .lock()
+                    .expect("sink")
+                    .push((std::mem::take(&mut recipients), data));
+                b"250 queued\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+    Ok(())
+}

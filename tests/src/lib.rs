@@ -176,6 +176,26 @@ impl TestApp {
         (Self::spawn_with(settings, dir, outside).await, clock)
     }
 
+    /// An app that builds its own mail and phone services from its settings (SMTP, or the
+    /// outbox and console SMS), as the binary does.
+    pub async fn spawn_with_own_mailer(
+        settings: Settings,
+        dir: TempDir,
+        outside: Outside,
+    ) -> TestApp {
+        let running = cinelog_api::start(settings.clone(), outside)
+            .await
+            .expect("app starts");
+        TestApp {
+            running,
+            http: reqwest::Client::new(),
+            mailer: Arc::default(),
+            phone: Arc::default(),
+            settings,
+            dir,
+        }
+    }
+
     pub async fn spawn_with(settings: Settings, dir: TempDir, outside: Outside) -> TestApp {
         let mailer = Arc::new(RecordingMailer::default());
         let phone = Arc::new(ConsoleVerifier::default());

@@ -171,6 +171,18 @@ impl Api {
             .map(|_| ())
     }
 
+    /// Erases the signed-in user's account (`DELETE /api/me`).
+    pub async fn erase_account(&self, token: &str, password: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::DELETE,
+            "/api/me",
+            Some(token),
+            Some(json!({ "password": password })),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The signed-in user's account summary (`GET /api/me`).
     pub async fn me(&self, token: &str, min_position: i64) -> Result<Value, Failure> {
         self.call(

@@ -817,6 +817,56 @@ fn AccountPage(
             if let Some(msg) = error() {
                 p { class: "error", role: "alert", "{msg}" }
             }
+            DeleteAccount { api: api.clone(), session, screen }
+        }
+    }
+}
+
+/// "Delete my account": the password again, then every personal detail is erased, every
+/// session ends and the address is free to sign up again.
+#[component]
+fn DeleteAccount(api: Api, session: Signal<Option<Session>>, screen: Signal<Screen>) -> Element {
+    let mut open = use_signal(|| false);
+    let mut password = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let mut busy = use_signal(|| false);
+    let erase = move |_| {
+        let api = api.clone();
+        spawn(async move {
+            if busy() {
+                return;
+            }
+            busy.set(true);
+            error.set(None);
+            let Some(s) = session() else { return };
+            match api.erase_account(&s.access_token, &password()).await {
+                Ok(()) => {
+                    save_session(None).await;
+                    session.set(None);
+                    screen.set(Screen::SignedOut);
+                }
+                Err(f) if f.code == "invalid_credentials" => {
+                    error.set(Some("That password is not right.".into()))
+                }
+                Err(f) => error.set(Some(f.message)),
+            }
+            busy.set(false);
+        });
+    };
+    rsx! {
+        div { class: "card danger-zone",
+            h2 { "Delete my account" }
+            if open() {
+                p { "This erases your email, phone and profile details for good and signs you out everywhere. Enter your password to confirm." }
+                input { id: "delete-password", r#type: "password", placeholder: "Password", autocomplete: "current-password", value: "{password}", oninput: move |e| password.set(e.value()) }
+                button { id: "delete-confirm", class: "primary danger", disabled: busy() || password().is_empty(), onclick: erase, "Delete my account for good" }
+                button { class: "link", onclick: move |_| open.set(false), "Keep it" }
+                if let Some(msg) = error() {
+                    p { id: "delete-error", class: "error", role: "alert", "{msg}" }
+                }
+            } else {
+                button { id: "delete-account", class: "link danger", onclick: move |_| open.set(true), "Delete my account…" }
+            }
         }
     }
 }

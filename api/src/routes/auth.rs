@@ -1,8 +1,8 @@
 //! Signup, login, tokens, password reset and phone verification.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AnonymousMeta, Caller, Json, OptionalJson};
+use crate::error::{ApiError, ApiResult, ErrorBody, within_limit};
+use crate::extract::{AnonymousMeta, Caller, ClientIp, Json, OptionalJson};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,11 +27,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/auth/phone/start", post(phone_start))
         .route("/api/auth/phone/verify", post(phone_verify))
+        .route("/api/auth/password", post(change_password))
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
+    #[schema(example = "dora@example.com", max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters, and not easy to guess.
+    #[schema(example = "Corr3ct-horse-battery", min_length = 8, max_length = 128)]
     pub password: String,
     pub phone: Option<String>,
 }
@@ -71,12 +75,20 @@ pub struct ResetRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct ResetConfirm {
     pub token: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
 pub struct PhoneStart {
     pub phone: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    pub current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -90,8 +102,10 @@ pub struct PhoneVerify {
 pub async fn signup(
     State(app): State<AppState>,
     AnonymousMeta(meta): AnonymousMeta,
+    ClientIp(client): ClientIp,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    within_limit(app.throttle.signup(client).await)?;
     let done = app
         .identity
         .signup(
@@ -134,40 +148,16 @@ fn tokens(app: &AppState, grant: SessionGrant) -> axum::Json<TokenResponse> {
 pub async fn login(
     State(app): State<AppState>,
     AnonymousMeta(meta): AnonymousMeta,
+    ClientIp(client): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let limiter_down = |e: anyhow::Error| {
-        tracing::error!(error = ?e, "login limiter unavailable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "sign-in is briefly unavailable; try again",
-        )
-        .retry_after(5)
-    };
-    if let Some(wait) = app
-        .limiter
-        .attempt(&req.email)
+    within_limit(app.throttle.login_attempt(&req.email, client).await)?;
+    let grant = app.identity.login(&req.email, &req.password, &meta).await?;
+    app.throttle
+        .login_succeeded(&req.email, client)
         .await
-        .map_err(limiter_down)?
-    {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed logins; try again later",
-        )
-        .retry_after(wait));
-    }
-    match app.identity.login(&req.email, &req.password, &meta).await {
-        Ok(grant) => {
-            app.limiter
-                .succeeded(&req.email)
-                .await
-                .map_err(limiter_down)?;
-            Ok(tokens(&app, grant))
-        }
-        Err(e) => Err(e.into()),
-    }
+        .map_err(ApiError::limits_down)?;
+    Ok(tokens(&app, grant))
 }
 
 #[utoipa::path(post, path = "/api/auth/refresh", request_body = RefreshRequest, tag = "auth",
@@ -193,8 +183,10 @@ pub async fn logout(State(app): State<AppState>, caller: Caller) -> ApiResult<St
 pub async fn password_reset(
     State(app): State<AppState>,
     AnonymousMeta(meta): AnonymousMeta,
+    ClientIp(client): ClientIp,
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<StatusCode> {
+    within_limit(app.throttle.password_reset(&req.email, client).await)?;
     app.identity
         .request_password_reset(&req.email, &meta)
         .await?;
@@ -220,6 +212,7 @@ pub async fn phone_start(
     caller: Caller,
     OptionalJson(req): OptionalJson<PhoneStart>,
 ) -> ApiResult<StatusCode> {
+    within_limit(app.throttle.phone_code(caller.user_id).await)?;
     let phone = req.unwrap_or_default().phone;
     app.identity
         .start_phone_verification(caller.user_id, phone.as_deref(), &caller.meta)
@@ -227,7 +220,7 @@ pub async fn phone_start(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[utoipa::path(post, path = "/api/auth/phone/verify", request_body = PhoneVerify, tag = "auth", responses((status = 204), (status = 422, description = "wrong_code", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/auth/phone/verify", request_body = PhoneVerify, tag = "auth", responses((status = 204), (status = 409, description = "no_pending_verification", body = ErrorBody), (status = 422, description = "wrong_code", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn phone_verify(
     State(app): State<AppState>,
     caller: Caller,
@@ -235,6 +228,24 @@ pub async fn phone_verify(
 ) -> ApiResult<StatusCode> {
     app.identity
         .verify_phone(caller.user_id, &req.code, &caller.meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/auth/password", request_body = PasswordChange, tag = "auth",
+    responses((status = 204, description = "changed; every session of the user has ended"), (status = 401, body = ErrorBody), (status = 422, description = "weak new password", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn change_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    app.identity
+        .change_password(
+            caller.user_id,
+            &req.current_password,
+            &req.new_password,
+            &caller.meta,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

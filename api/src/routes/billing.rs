@@ -3,10 +3,9 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Json, MinPosition, Query};
+use crate::extract::{Caller, Json, MinPosition, Query, RawBody};
 use crate::routes::profiles::read_model_at;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -81,8 +80,10 @@ pub async fn plans(State(app): State<AppState>) -> impl IntoResponse {
 #[derive(Deserialize, ToSchema)]
 pub struct CheckoutBody {
     /// basic, standard or premium.
+    #[schema(example = "standard", pattern = "^(basic|standard|premium)$")]
     pub plan: String,
     /// sandbox (default), stripe or paypal.
+    #[schema(pattern = "^(sandbox|stripe|paypal)$")]
     pub provider: Option<String>,
 }
 
@@ -138,6 +139,7 @@ pub async fn checkout(
 #[derive(Deserialize, ToSchema)]
 pub struct ChangeBody {
     /// The plan to move to: upgrades apply now, downgrades at the period end.
+    #[schema(example = "premium", pattern = "^(basic|standard|premium)$")]
     pub plan: String,
 }
 
@@ -244,7 +246,7 @@ pub async fn webhook(
     State(app): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let unknown = || ApiError::not_found("payment provider");
     let provider = Provider::parse(&provider).ok_or_else(unknown)?;
@@ -343,7 +345,17 @@ main{{background:#1d1d1d;padding:2rem 2.5rem;border-radius:12px;max-width:26rem}
         price = plan.price,
         currency = plan.currency.to_uppercase(),
     );
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        Html(page),
+    )
+        .into_response())
 }
 
 /// The subscriber's answer on the sandbox checkout page: the sandbox turns it into a signed

@@ -66,7 +66,8 @@ pub async fn ceiling(
 }
 
 #[utoipa::path(get, path = "/api/titles", tag = "catalog", params(TitlesParams),
-    responses((status = 200, body = TitlePage), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TitlePage), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     caller: MaybeCaller,
@@ -108,7 +109,8 @@ async fn catalog_at(app: &AppState, min_position: Option<i64>) -> ApiResult<()> 
 }
 
 #[utoipa::path(get, path = "/api/titles/{id}", tag = "catalog", params(("id" = String, Path), ProfileParam),
-    responses((status = 200, description = "the title with seasons and episodes"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the title with seasons and episodes"), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn show(
     State(app): State<AppState>,
     caller: MaybeCaller,

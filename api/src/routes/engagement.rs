@@ -79,6 +79,7 @@ async fn known_title(app: &AppState, title_id: &str, ceiling: Maturity) -> ApiRe
 #[derive(Deserialize, ToSchema)]
 pub struct RateBody {
     /// dislike, like or love.
+    #[schema(example = "love", pattern = "^(dislike|like|love)$")]
     pub rating: String,
 }
 

@@ -149,6 +149,16 @@ pub async fn start(
     let title = catalog::details(db, &body.title_id, None)
         .await?
         .ok_or_else(|| ApiError::not_found("title"))?;
+    // Read-your-writes: the entitlement read holds the caller's own latest subscription change.
+    let own = app.billing.last_position(caller.account_id).await?;
+    crate::routes::profiles::read_model_at(
+        &app,
+        subscriptions::NAME,
+        &crate::extract::MinPosition {
+            min_position: Some(own),
+        },
+    )
+    .await?;
     let now = app.clock.now();
     let entitlement = subscriptions::entitlement(db, &caller.account_id.to_string(), now).await?;
     if !entitlement.entitled {
@@ -453,6 +463,11 @@ fn ladder_of(app: &AppState, grant: &Grant) -> ApiResult<Media> {
 }
 
 /// The master playlist, listing only the renditions the plan allows.
+#[utoipa::path(get, path = "/stream/{token}/master.m3u8", tag = "playback",
+    params(("token" = String, Path, description = "the signed, expiring grant from playback start")),
+    responses((status = 200, description = "HLS master playlist", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 403, description = "bad or expired signature", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "the playback session has ended", body = ErrorBody)))]
 pub async fn master(State(app): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
     let grant = Grant::open(&app.stream_key, &token, app.clock.now().timestamp())?;
     session_live(&app, &grant).await?;
@@ -479,6 +494,15 @@ pub async fn master(State(app): State<AppState>, Path(token): Path<String>) -> A
 }
 
 /// A rendition's playlist or segment, within the plan's quality, with byte ranges.
+#[utoipa::path(get, path = "/stream/{token}/{rendition}/{file}", tag = "playback",
+    params(("token" = String, Path, description = "the signed, expiring grant from playback start"),
+        ("rendition" = String, Path, description = "e.g. 720p"), ("file" = String, Path, description = "index.m3u8 or a segment"),
+        ("Range" = Option<String>, Header, description = "bytes=START-END")),
+    responses((status = 200, description = "the playlist or segment", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "the requested byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "bad or expired signature, or a rendition above the plan", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "the playback session has ended", body = ErrorBody),
+        (status = 416, description = "unsatisfiable range", body = ErrorBody)))]
 pub async fn media_file(
     State(app): State<AppState>,
     Path((token, rendition, file)): Path<(String, String, String)>,

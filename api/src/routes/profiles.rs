@@ -18,17 +18,19 @@ use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/me", get(me))
+        .route("/api/me", get(me).delete(erase_me))
         .route("/api/profiles", get(list).post(create))
         .route("/api/profiles/{id}", get(show).patch(update).delete(remove))
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateProfile {
+    #[schema(min_length = 1, max_length = 40)]
     pub name: String,
     #[serde(default)]
     pub kids: bool,
     /// all, 7+, 13+, 16+ or 18+ (kids profiles at most 13+).
+    #[schema(pattern = "^(all|7\\+|13\\+|16\\+|18\\+)$")]
     pub maturity_rating: Option<String>,
     pub avatar: Option<String>,
     pub language: Option<String>,
@@ -98,6 +100,14 @@ pub async fn read_model_at(app: &AppState, projection: &str, q: &MinPosition) ->
     let Some(position) = q.min_position else {
         return Ok(());
     };
+    // A position no write has reached yet will not come by waiting: it is the caller's mistake.
+    if position > 0 && position > app.projections.log_head().await? {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "min_position is past the end of the log",
+        ));
+    }
     if app
         .projections
         .wait_for(projection, position, app.read_wait)
@@ -151,6 +161,26 @@ pub async fn me(
         user,
         profiles,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EraseRequest {
+    /// The account's password, entered again.
+    pub password: String,
+}
+
+#[utoipa::path(delete, path = "/api/me", tag = "accounts", request_body = EraseRequest,
+    responses((status = 204, description = "personal data erased, every session ended, the email free again"), (status = 401, description = "wrong password or not signed in", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn erase_me(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<EraseRequest>,
+) -> ApiResult<StatusCode> {
+    app.identity
+        .erase_self(caller.user_id, &req.password, &caller.meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/profiles", tag = "accounts", params(MinPosition), responses((status = 200, body = Vec<ProfileBody>)), security(("bearer" = [])))]
@@ -240,7 +270,7 @@ pub async fn create(
 }
 
 #[utoipa::path(patch, path = "/api/profiles/{id}", tag = "accounts", request_body = UpdateProfile, params(("id" = String, Path)),
-    responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody), (status = 409, description = "profile_name_taken", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,

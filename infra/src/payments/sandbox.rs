@@ -68,9 +68,15 @@ impl SandboxGateway {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
     }
 
-    /// The webhook delivery for the subscriber's answer on the checkout page.
+    /// The webhook delivery for the subscriber's answer on the checkout page. Its ids come from
+    /// the checkout, so a checkout is answered once: posting its link again (either answer)
+    /// redelivers the same event, which is recorded as a duplicate and appends nothing.
     pub fn settle(&self, checkout: &SandboxCheckout, approved: bool) -> WebhookRequest {
         let plan = checkout.plan.plan();
+        let reference = checkout
+            .checkout_ref
+            .strip_prefix("sbx_cs_")
+            .unwrap_or(&checkout.checkout_ref);
         let event = if approved {
             json!({
                 "type": "checkout.session.completed",
@@ -78,7 +84,7 @@ impl SandboxGateway {
                     "id": checkout.checkout_ref,
                     "object": "checkout.session",
                     "client_reference_id": checkout.account_id,
-                    "subscription": format!("sbx_sub_{}", Uuid::now_v7().simple()),
+                    "subscription": format!("sbx_sub_{reference}"),
                     "amount_total": plan.price_minor,
                     "currency": plan.currency,
                     "status": "complete",
@@ -96,7 +102,7 @@ impl SandboxGateway {
                 },
             })
         };
-        self.delivery(&format!("evt_sbx_{}", Uuid::now_v7().simple()), event)
+        self.delivery(&format!("evt_sbx_answer_{reference}"), event)
     }
 
     /// Wraps `{type, object}` in an event envelope and signs it.

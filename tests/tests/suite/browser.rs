@@ -471,3 +471,44 @@ async fn chromium_likes_titles_and_sees_why_recommendations_change() {
     browser.close().await;
     app.stop();
 }
+
+/// Account page → "Delete my account" → a wrong password is refused → the right one erases the
+/// account and signs out → the same address signs up again.
+#[tokio::test]
+async fn chromium_deletes_an_account_and_frees_its_address() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.signup_login("leaving@example.com").await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(
+            &app.url("/"),
+            "leaving@example.com",
+            "Corr3ct-horse-battery",
+        )
+        .await;
+    browser.wait_for_text("Who's watching?").await;
+    browser.click("#account-link").await;
+    browser.wait_for_text("Delete my account").await;
+    browser.click("#delete-account").await;
+    browser
+        .wait_for_text("Enter your password to confirm")
+        .await;
+    browser
+        .type_into("#delete-password", "not-the-password")
+        .await;
+    browser.click("#delete-confirm:not([disabled])").await;
+    browser.wait_for_text("That password is not right.").await;
+    browser.shot("delete-refused.png").await;
+    browser
+        .type_into("#delete-password", "Corr3ct-horse-battery")
+        .await;
+    browser.click("#delete-confirm:not([disabled])").await;
+    // The sign-in form's own marker: the account page also says "Sign out".
+    browser.wait_until("the sign-in form", "return !!document.querySelector('#submit-btn') && !document.querySelector('#account-link');").await;
+    let page = browser.wait_for_text("Sign in").await;
+    assert!(!page.contains("Delete my account"), "{page}");
+    browser.close().await;
+    // Erased: the address is free again.
+    app.signup_login("leaving@example.com").await;
+    app.stop();
+}

@@ -263,7 +263,7 @@ async fn search_is_full_text_by_word_prefix_with_names_first() {
             .await;
         assert_eq!(
             (ahead.status, ahead.error_code()),
-            (StatusCode::SERVICE_UNAVAILABLE, "not_caught_up")
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_query")
         );
         assert_eq!(
             search(&app, "almanac beekeep").await,

@@ -561,7 +561,10 @@ async fn an_email_left_claimed_by_an_unfinished_signup_is_freed_after_a_while() 
         };
         store
             .append::<EmailClaim>(
-                &Email::parse(email).unwrap().claim_id(),
+                &app.running
+                    .state
+                    .identity
+                    .claim_id(&Email::parse(email).unwrap()),
                 &Default::default(),
                 &[event],
                 &meta,

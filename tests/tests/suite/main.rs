@@ -9,3 +9,4 @@ mod gap;
 mod identity;
 mod profiles;
 mod projections;
+mod security;

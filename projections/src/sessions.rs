@@ -1,0 +1,205 @@
+//! Sign-in sessions: which are open and which have ended. A session ends with its own
+//! `SessionRevoked`, and also with a credential change of its user (a password change or reset,
+//! an erasure): every session started before that event ends with it, whether or not the write
+//! side had listed it when it revoked the user's sessions one by one.
+//!
+//! [`SessionGuard`] keeps, in memory, the sessions that ended recently enough for one of their
+//! access tokens to still be unexpired, so checking a token costs no database round trip.
+
+use crate::db::ReadDb;
+use crate::runtime::{Projection, Tables};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cinelog_domain::RecordedEvent;
+use cinelog_domain::envelope::format_time;
+use cinelog_domain::session::SessionEvent;
+use cinelog_domain::user::UserEvent;
+use sqlx::{AnyConnection, Row};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const NAME: &str = "sessions";
+
+/// The sessions read model: `sessions` (one row per session, `ended_at` once it ended).
+pub struct SessionsProjection;
+
+#[async_trait]
+impl Projection for SessionsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "sessions",
+            "session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, end_reason TEXT",
+        )]
+    }
+
+    fn indexes(&self) -> &'static [&'static str] {
+        &[
+            "CREATE INDEX sessions_user_{g} ON {sessions} (user_id, ended_at)",
+            "CREATE INDEX sessions_ended_{g} ON {sessions} (ended_at)",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let at = format_time(e.meta.recorded_at);
+        let sessions = t.name("sessions");
+        match e.stream_type.as_str() {
+            "session" => match serde_json::from_value::<SessionEvent>(e.payload.clone())? {
+                SessionEvent::SessionStarted { user_id, .. } => {
+                    sqlx::query(&format!(
+                        "INSERT INTO {sessions} (session_id, user_id, started_at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING"
+                    ))
+                    .bind(e.stream_id.clone())
+                    .bind(user_id.to_string())
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                SessionEvent::SessionRevoked { reason } => {
+                    sqlx::query(&format!(
+                        "UPDATE {sessions} SET ended_at = $1, end_reason = $2 WHERE session_id = $3 AND ended_at IS NULL"
+                    ))
+                    .bind(at)
+                    .bind(serde_json::to_value(reason)?.as_str().unwrap_or("revoked").to_string())
+                    .bind(e.stream_id.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                SessionEvent::SessionRefreshed { .. } => {}
+            },
+            "user" => {
+                let reason = match serde_json::from_value::<UserEvent>(e.payload.clone())? {
+                    UserEvent::PasswordChanged { .. } => "credentials_changed",
+                    UserEvent::PersonalDataErased => "erased",
+                    _ => return Ok(()),
+                };
+                // Applied in log order: every session this user started before the change is
+                // already here, and ends now.
+                sqlx::query(&format!(
+                    "UPDATE {sessions} SET ended_at = $1, end_reason = $2 WHERE user_id = $3 AND ended_at IS NULL"
+                ))
+                .bind(at)
+                .bind(reason)
+                .bind(e.stream_id.clone())
+                .execute(&mut *conn)
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The user's sessions that have not ended.
+pub async fn open_sessions_of(db: &ReadDb, user_id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query(
+        "SELECT session_id FROM sessions WHERE user_id = $1 AND ended_at IS NULL ORDER BY started_at",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+/// Sessions that ended at or after `since`.
+pub async fn ended_since(db: &ReadDb, since: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+    Ok(
+        sqlx::query("SELECT session_id FROM sessions WHERE ended_at >= $1")
+            .bind(format_time(since))
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    )
+}
+
+/// This process's view of ended sessions, for refusing their access tokens without a database
+/// round trip. It holds a session for as long as one of its access tokens could still be
+/// unexpired; [`SessionGuard::refresh`] reads the read model's recent ends (other replicas' and
+/// other processes' included) and [`SessionGuard::end`] records this replica's own at once.
+pub struct SessionGuard {
+    ended: moka::sync::Cache<Uuid, ()>,
+    /// How far back an end still matters: the access-token lifetime plus clock leeway.
+    horizon: Duration,
+}
+
+impl SessionGuard {
+    pub fn new(access_token_ttl: Duration) -> Self {
+        let horizon = access_token_ttl + Duration::from_secs(60);
+        Self {
+            ended: moka::sync::Cache::builder().time_to_live(horizon).build(),
+            horizon,
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_ended(&self, session_id: Uuid) -> bool {
+        self.ended.contains_key(&session_id)
+    }
+
+    /// Records sessions this process just ended.
+    pub fn end(&self, sessions: &[Uuid]) {
+        for s in sessions {
+            self.ended.insert(*s, ());
+        }
+    }
+
+    /// Reads the sessions that ended within the horizon from the read model.
+    pub async fn refresh(&self, db: &ReadDb, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let since = now - chrono::Duration::from_std(self.horizon)?;
+        let ended = ended_since(db, since).await?;
+        for id in &ended {
+            if let Ok(id) = Uuid::parse_str(id)
+                && !self.ended.contains_key(&id)
+            {
+                self.ended.insert(id, ());
+            }
+        }
+        Ok(ended.len())
+    }
+
+    /// How many ended sessions are held.
+    pub fn len(&self) -> u64 {
+        self.ended.run_pending_tasks();
+        self.ended.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every row of the model, in a stable order, for comparing two builds.
+pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query(
+        "SELECT session_id, user_id, started_at, ended_at, end_reason FROM sessions ORDER BY session_id",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        (0..5)
+            .map(|i| {
+                r.try_get::<String, _>(i)
+                    .unwrap_or_else(|_| "NULL".into())
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    })
+    .collect())
+}
