@@ -55,6 +55,8 @@ pub struct Services {
     pub settings: Settings,
     pub store: Store,
     pub projections: Projections,
+    /// The log as analysts read it.
+    pub analyst_log: cinelog_projections::analyst::AnalystLog,
     pub identity: IdentityService<Store>,
     pub accounts: AccountService<Store>,
     pub billing: BillingService<Store>,
@@ -344,6 +346,8 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         guard: guard.clone(),
         wait: read_wait,
     });
+    let analyst_log =
+        cinelog_projections::analyst::AnalystLog::new(Arc::new(store.clone()), vault.clone());
     let identity = IdentityService::new(
         store.clone(),
         IdentityPorts {
@@ -357,6 +361,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     );
     Ok(Arc::new(Services {
         identity,
+        analyst_log,
         sessions: guard,
         accounts: AccountService::new(store.clone()),
         billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
@@ -403,6 +408,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::playback::router())
         .merge(routes::engagement::router())
         .merge(routes::audit::router())
+        .merge(routes::events::router())
         .merge(routes::ops::router())
         .merge(openapi::router())
         .merge(web::router(ui))

@@ -9,6 +9,7 @@ use cinelog_infra::{Secret, Settings};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,6 +93,38 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Read the log out.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Write the log, in log order, to a file: NDJSON envelopes, CloudEvents (one JSON per
+    /// line), or Parquet with typed envelope columns and the payload as JSON text. Password
+    /// hashes are left out and personal data stays sealed, as in the analysts' API.
+    Export {
+        /// ndjson, cloudevents or parquet.
+        #[arg(long, default_value = "ndjson")]
+        format: cinelog_infra::export::Format,
+        /// Only events recorded at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events recorded before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only these event types (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Only this stream type.
+        #[arg(long)]
+        stream_type: Option<String>,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -272,6 +305,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report = app::evaluate_recommender(interactions.as_deref(), seed, users)?;
             println!("{}", app::report_table(&report));
+            Ok(())
+        }
+        Command::Events {
+            command:
+                EventsCommand::Export {
+                    format,
+                    from,
+                    to,
+                    types,
+                    stream_type,
+                    out,
+                },
+        } => {
+            let (store, _, vault) = app::open_projections(&settings).await?;
+            let head = cinelog_projections::EventLog::head(&store).await?;
+            let log = cinelog_projections::analyst::AnalystLog::new(Arc::new(store), vault);
+            let filter = cinelog_projections::analyst::LogFilter {
+                stream_type,
+                event_types: types,
+                from,
+                to,
+            };
+            let bar = indicatif::ProgressBar::new(u64::try_from(head).unwrap_or(0)).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bar:40} {pos}/{len} positions {per_sec} eta {eta}",
+                )?,
+            );
+            let done = cinelog_infra::export::export(&log, &filter, format, &out, |p| {
+                bar.set_position(p.min(bar.length().unwrap_or(p)))
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "exported {} events to {} (up to position {})",
+                done.events,
+                out.display(),
+                done.last_position.unwrap_or(0)
+            );
             Ok(())
         }
         Command::User {

@@ -115,3 +115,112 @@ fn the_recommender_beats_popularity_offline_and_reads_outside_data() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `events export` writes the log in log order as NDJSON, CloudEvents and Parquet; pyarrow
+/// (installed by `./scripts/test`, found through `CINELOG_PYTHON`) reads the Parquet file back.
+#[test]
+fn the_log_exports_to_ndjson_cloudevents_and_parquet_that_pyarrow_reads() {
+    let dir = std::env::temp_dir().join(format!("cinelog-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for email in ["one@example.com", "two@example.com"] {
+        cinelog(
+            &dir,
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--password",
+                "Corr3ct-horse-battery",
+            ],
+        );
+    }
+    let out = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let ndjson = cinelog(&dir, &["events", "export", "--out", &out("log.ndjson")]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("log.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        ndjson.contains(&format!("exported {} events", lines.len())),
+        "{ndjson}"
+    );
+    let positions: Vec<i64> = lines
+        .iter()
+        .map(|l| l["position"].as_i64().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert!(
+        !std::fs::read_to_string(dir.join("log.ndjson"))
+            .unwrap()
+            .contains("argon2")
+    );
+
+    cinelog(
+        &dir,
+        &[
+            "events",
+            "export",
+            "--format",
+            "cloudevents",
+            "--types",
+            "UserRegistered,AccountOpened",
+            "--out",
+            &out("ce.ndjson"),
+        ],
+    );
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("ce.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["specversion"], "1.0");
+    assert_eq!(events[0]["type"], "cinelog.user.UserRegistered");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["id"].is_string() && e["position"].is_i64())
+    );
+
+    cinelog(
+        &dir,
+        &[
+            "events",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            &out("log.parquet"),
+        ],
+    );
+    let python = std::env::var("CINELOG_PYTHON").unwrap_or_else(|_| "python3".into());
+    let read = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq\n\
+             t = pq.read_table(sys.argv[1])\n\
+             pos = t.column('position').to_pylist()\n\
+             assert pos == sorted(pos), pos\n\
+             assert str(t.schema.field('recorded_at').type) == 'timestamp[us, tz=UTC]', t.schema\n\
+             print(t.num_rows, t.column('event_type')[0])",
+            &out("log.parquet"),
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python} with pyarrow is needed (./scripts/test installs it): {e}")
+        });
+    let said = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success(),
+        "pyarrow could not read the export: {said}{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        said.split_whitespace().next(),
+        Some(lines.len().to_string().as_str()),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -413,6 +413,19 @@ impl EventStore for Store {
     }
 }
 
+/// The Postgres log read: only transactions older than every running one, after a checkpoint,
+/// in `(tx, position)` order. The order names the table's own columns: the select list casts
+/// `tx` under the same name, and ordering by that cast would sort every batch instead of
+/// walking the `events_log_order` index.
+pub fn pg_read_after() -> String {
+    format!(
+        "SELECT {PG_COLUMNS} FROM events
+         WHERE events.tx < pg_snapshot_xmin(pg_current_snapshot())
+           AND (events.tx, events.position) > ($1::text::xid8, $2)
+         ORDER BY events.tx, events.position LIMIT $3"
+    )
+}
+
 #[async_trait]
 impl EventLog for Store {
     async fn read_after(
@@ -431,17 +444,12 @@ impl EventLog for Store {
             Backend::Postgres { pool, .. } => {
                 // Only transactions older than every running one are read: a writer that took a
                 // lower position but commits later is waited for, never skipped.
-                sqlx::query_as(&format!(
-                    "SELECT {PG_COLUMNS} FROM events
-                     WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-                       AND (tx, position) > ($1::text::xid8, $2)
-                     ORDER BY tx, position LIMIT $3"
-                ))
-                .bind(after.tx.to_string())
-                .bind(after.position)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+                sqlx::query_as(&pg_read_after())
+                    .bind(after.tx.to_string())
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
         };
         Ok(rows

@@ -2,6 +2,7 @@
 //! with a checkpoint written in the same transaction as its read-model change.
 
 pub mod accounts;
+pub mod analyst;
 pub mod catalog;
 pub mod db;
 pub mod engagement;

@@ -3,6 +3,7 @@ pub mod auth;
 pub mod billing;
 pub mod catalog;
 pub mod engagement;
+pub mod events;
 pub mod ops;
 pub mod playback;
 pub mod profiles;

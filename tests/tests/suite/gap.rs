@@ -162,3 +162,43 @@ async fn projection_waits_for_a_late_commit_and_sees_both_events_in_order() {
             .unwrap()
     );
 }
+
+/// The log reader walks the `(tx, position)` index in order: no sort of the whole tail per
+/// batch, however long the log.
+#[tokio::test]
+async fn the_postgres_log_read_walks_its_index_without_sorting() {
+    let url = fresh_pg_database().await;
+    let _store = Store::open_postgres(&url, 2).await.expect("store");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // Enough rows that a plan is a real choice; the planner is told to avoid a plain scan so the
+    // only way to the order without a Sort is the index.
+    for i in 0..200 {
+        let mut tx = conn.begin().await.unwrap();
+        insert_open_account(&mut tx, &format!("plan-{i}")).await;
+        tx.commit().await.unwrap();
+    }
+    sqlx::query("ANALYZE events")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN {}",
+        cinelog_infra::store::pg_read_after()
+            .replace("$1::text::xid8", "'0'::xid8")
+            .replace("$2", "0")
+            .replace("$3", "500")
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("events_log_order"), "{plan}");
+    assert!(
+        !plan.contains("Sort"),
+        "the read sorts instead of walking the index:\n{plan}"
+    );
+}

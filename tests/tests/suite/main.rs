@@ -1,5 +1,6 @@
 //! Cinelog's end-to-end suite, one binary: real SQLite and Postgres, real HTTP, real Chromium.
 
+mod analysts;
 mod billing;
 mod browser;
 mod catalog;
