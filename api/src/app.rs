@@ -193,6 +193,7 @@ pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
         Arc::new(WatchingProjection),
         Arc::new(EngagementProjection),
         Arc::new(SessionsProjection),
+        Arc::new(cinelog_projections::stats::StatsProjection),
     ]
 }
 
@@ -409,6 +410,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::engagement::router())
         .merge(routes::audit::router())
         .merge(routes::events::router())
+        .merge(routes::stats::router())
         .merge(routes::ops::router())
         .merge(openapi::router())
         .merge(web::router(ui))

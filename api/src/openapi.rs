@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use crate::app::AppState;
-use crate::routes::{audit, auth, billing, catalog, engagement, events, ops, playback, profiles};
+use crate::routes::{
+    audit, auth, billing, catalog, engagement, events, ops, playback, profiles, stats,
+};
 use axum::Router;
 use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,7 +21,7 @@ use utoipa::{Modify, OpenApi};
         engagement::rate, engagement::unrate, engagement::ratings, engagement::add, engagement::remove, engagement::my_list,
         engagement::recommendations,
         billing::plans, billing::show, billing::checkout, billing::change, billing::cancel, billing::resume, billing::webhook,
-        audit::stream, events::export, events::live, ops::healthz, ops::readyz, ops::metrics,
+        audit::stream, events::export, events::live, stats::dashboard, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth, &CommonAnswers)
 )]

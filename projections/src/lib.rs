@@ -12,6 +12,7 @@ pub mod pii;
 pub mod recommend;
 pub mod runtime;
 pub mod sessions;
+pub mod stats;
 pub mod subscriptions;
 pub mod text;
 pub mod watching;

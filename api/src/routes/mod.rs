@@ -7,3 +7,4 @@ pub mod events;
 pub mod ops;
 pub mod playback;
 pub mod profiles;
+pub mod stats;
