@@ -94,10 +94,28 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// SQL access for analysts (Postgres).
+    Analyst {
+        #[command(subcommand)]
+        command: AnalystCommand,
+    },
     /// Read the log out.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AnalystCommand {
+    /// Create (or update) a Postgres login role that can read the `analytics` schema (views over
+    /// the log and the read models) and nothing else.
+    Grant {
+        #[arg(long)]
+        role: String,
+        /// The role's password (optional where the server trusts local connections).
+        #[arg(long, env = "CINELOG_ANALYST_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -305,6 +323,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report = app::evaluate_recommender(interactions.as_deref(), seed, users)?;
             println!("{}", app::report_table(&report));
+            Ok(())
+        }
+        Command::Analyst {
+            command: AnalystCommand::Grant { role, password },
+        } => {
+            let (_, projections, _) = app::open_projections(&settings).await?;
+            cinelog_projections::analytics::grant(projections.db(), &role, password.as_deref())
+                .await?;
+            println!(
+                "role {role} can read the analytics schema (views: {}) and nothing else",
+                cinelog_projections::analytics::views(projections.db())
+                    .await?
+                    .join(", ")
+            );
             Ok(())
         }
         Command::Events {

@@ -48,6 +48,23 @@ impl Projection for AccountsProjection {
         ]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "users",
+                "SELECT user_id, account_id, role, phone_verified = 1 AS phone_verified, email IS NULL AS erased, created_at::timestamptz AS created_at FROM users",
+            ),
+            (
+                "accounts",
+                "SELECT account_id, owner_user_id, created_at::timestamptz AS created_at FROM accounts",
+            ),
+            (
+                "profiles",
+                "SELECT profile_id, account_id, kids = 1 AS kids, maturity_rating, language, created_at::timestamptz AS created_at FROM profiles",
+            ),
+        ]
+    }
+
     fn indexes(&self) -> &'static [&'static str] {
         &["CREATE INDEX profiles_account_{g} ON {profiles} (account_id, created_position)"]
     }

@@ -53,6 +53,13 @@ impl Projection for CatalogProjection {
         )]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "titles",
+            "SELECT title_id, kind, name, year, genres, maturity, runtime_mins, popularity, published = 1 AS published FROM titles",
+        )]
+    }
+
     fn indexes(&self) -> &'static [&'static str] {
         &[
             "CREATE INDEX titles_popularity_{g} ON {titles} (published, popularity)",

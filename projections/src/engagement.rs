@@ -56,6 +56,16 @@ impl Projection for EngagementProjection {
         ]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "ratings",
+                "SELECT profile_id, title_id, rating FROM ratings",
+            ),
+            ("my_list", "SELECT profile_id, title_id FROM my_list"),
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analyst;
+pub mod analytics;
 pub mod catalog;
 pub mod db;
 pub mod engagement;

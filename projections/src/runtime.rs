@@ -54,6 +54,12 @@ pub trait Projection: Send + Sync {
     fn text_indexes(&self) -> &'static [TextIndex] {
         &[]
     }
+    /// Views for analysts' SQL tools (Postgres): `(name, SELECT over this projection's
+    /// plain-named tables)`, made in the `analytics` schema whenever a generation goes live.
+    /// Leave personal data out.
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// Applies one event. Must be idempotent per event and return errors rather than panic.
     async fn apply(
         &self,
@@ -110,6 +116,8 @@ impl Projections {
 
     /// Creates the registry and, for a projection seen for the first time, its first generation.
     pub async fn setup(&self) -> anyhow::Result<()> {
+        // The schema first: a swap below makes its projection's analytics views in it.
+        crate::analytics::install(&self.db, &[]).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS projection_state (
                 name TEXT NOT NULL, generation BIGINT NOT NULL, version BIGINT NOT NULL,
@@ -135,6 +143,12 @@ impl Projections {
                 }
             }
         }
+        let views: Vec<_> = self
+            .all
+            .iter()
+            .flat_map(|p| p.analytics_views().iter().copied())
+            .collect();
+        crate::analytics::install(&self.db, &views).await?;
         Ok(())
     }
 
@@ -344,6 +358,16 @@ impl Projections {
             .execute(&mut *tx)
             .await?;
         let tables = Tables { generation };
+        let analytics = if self.db.sqlite {
+            &[][..]
+        } else {
+            p.analytics_views()
+        };
+        for (name, _) in analytics {
+            sqlx::query(&format!("DROP VIEW IF EXISTS analytics.{name}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         for table in Self::viewed(p, self.db.sqlite) {
             sqlx::query(&format!("DROP VIEW IF EXISTS {table}"))
                 .execute(&mut *tx)
@@ -354,6 +378,11 @@ impl Projections {
             ))
             .execute(&mut *tx)
             .await?;
+        }
+        for (name, select) in analytics {
+            sqlx::query(&format!("CREATE VIEW analytics.{name} AS {select}"))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         // The new generation may have fallen behind while swapping; the live runner continues it.

@@ -109,6 +109,16 @@ impl Projection for StatsProjection {
         ]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("daily", "SELECT day::date AS day, metric, value FROM daily"),
+            (
+                "title_daily",
+                "SELECT day::date AS day, title_id, plays FROM title_daily",
+            ),
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -47,6 +47,19 @@ impl Projection for SubscriptionsProjection {
         ]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "subscriptions",
+                "SELECT account_id, status, plan, provider, period_end::timestamptz AS period_end, access_until::timestamptz AS access_until, cancel_at_period_end = 1 AS cancel_at_period_end, pending_plan FROM subscriptions",
+            ),
+            (
+                "payments",
+                "SELECT position, account_id, at::timestamptz AS at, outcome, plan, amount, currency FROM payments",
+            ),
+        ]
+    }
+
     fn indexes(&self) -> &'static [&'static str] {
         &[
             "CREATE INDEX subscriptions_deadline_{g} ON {subscriptions} (next_deadline)",

@@ -36,6 +36,13 @@ impl Projection for WatchingProjection {
         )]
     }
 
+    fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "watch",
+            "SELECT profile_id, title_id, episode_key, position_secs, duration_secs, finished = 1 AS finished, updated_at::timestamptz AS updated_at FROM watch",
+        )]
+    }
+
     fn indexes(&self) -> &'static [&'static str] {
         &["CREATE INDEX watch_recent_{g} ON {watch} (profile_id, updated_position)"]
     }

@@ -351,3 +351,88 @@ async fn the_dashboard_counts_signups_plays_watch_time_and_revenue() {
     assert_eq!(again.body, d.body);
     app.stop();
 }
+
+#[tokio::test]
+async fn an_analyst_role_reads_the_analytics_views_and_nothing_else() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (viewer, _) = app.signup_login("sql@example.com").await;
+    app.subscribe(&viewer, "premium").await;
+    let url = app.settings.database_url.clone().unwrap();
+    let role = format!("analyst_{}", uuid::Uuid::now_v7().simple());
+    cinelog_projections::analytics::grant(app.running.state.projections.db(), &role, None)
+        .await
+        .unwrap();
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let as_role = format!(
+        "{}{role}@{}/{db}",
+        &head[..head.find("//").unwrap() + 2],
+        head.rsplit_once('@').unwrap().1
+    );
+    let mut conn = sqlx::PgConnection::connect(&as_role).await.unwrap();
+
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM analytics.events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(events as usize, app.log_len().await);
+    let hashes: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM analytics.events WHERE payload::text LIKE '%argon2%' OR payload::text LIKE '%refresh_hash%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(hashes, 0, "credentials in the analytics view");
+    let premium: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM analytics.subscriptions WHERE plan = 'premium' AND status = 'active'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(premium, 1);
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = 'users'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        !users.iter().any(|c| c == "email" || c == "phone"),
+        "{users:?}"
+    );
+
+    // Nothing else: no raw tables, no keys, no writes, nothing new.
+    for denied in [
+        "SELECT COUNT(*) FROM events",
+        "SELECT COUNT(*) FROM pii_keys",
+        "SELECT COUNT(*) FROM subscriptions",
+        "INSERT INTO analytics.daily (day, metric, value) VALUES ('2020-01-01', 'x', 1)",
+        "CREATE TABLE analytics.mine (x int)",
+        "CREATE TABLE public.mine (x int)",
+    ] {
+        let refused = sqlx::query(denied).execute(&mut conn).await;
+        assert!(refused.is_err(), "{role} could run: {denied}");
+    }
+
+    // A rebuilt read model's views are made again, and stay readable.
+    app.running
+        .state
+        .projections
+        .rebuild("subscriptions")
+        .await
+        .unwrap();
+    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM analytics.subscriptions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(again, 1);
+    conn.close().await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    for cleanup in [
+        format!("DROP OWNED BY \"{role}\""),
+        format!("DROP ROLE \"{role}\""),
+    ] {
+        sqlx::query(&cleanup).execute(&mut admin).await.unwrap();
+    }
+    app.stop();
+}
