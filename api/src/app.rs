@@ -465,6 +465,9 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     let mut followers = state.projections.spawn_followers();
     followers.push(spawn_billing_scheduler(state.clone()));
     followers.push(spawn_session_guard(state.clone()).await?);
+    if let Some(relay) = relay_for(&state.settings, &state.store, state.projections.db()).await? {
+        followers.push(tokio::spawn(relay.run()));
+    }
     if let Some(trending) = &state.trending {
         followers.push(trending.clone().spawn());
     }
@@ -611,6 +614,31 @@ pub fn report_table(r: &cinelog_projections::evaluate::Report) -> String {
         r.popularity.0,
         r.popularity.1
     )
+}
+
+/// The outbox relay to Kafka, when brokers are configured.
+pub async fn relay_for(
+    settings: &Settings,
+    store: &Store,
+    db: &ReadDb,
+) -> anyhow::Result<Option<cinelog_infra::relay::Relay>> {
+    let Some(brokers) = settings.kafka_brokers.clone() else {
+        return Ok(None);
+    };
+    let config = cinelog_infra::relay::RelayConfig {
+        brokers,
+        partitions: settings.kafka_partitions.max(1),
+        replication: 1,
+    };
+    Ok(Some(
+        cinelog_infra::relay::Relay::new(
+            config,
+            store.clone(),
+            db.clone(),
+            settings.data_dir.join("relay.lock"),
+        )
+        .await?,
+    ))
 }
 
 /// How often a replica reads the sessions other processes ended.

@@ -72,6 +72,8 @@ pub enum Command {
     Migrate,
     /// Run the projection followers without serving HTTP.
     Project,
+    /// Publish the log to Kafka (`--kafka-brokers`), in log order, one relay at a time.
+    Relay,
     /// Rebuild a projection from the start of the log beside the live one, then swap.
     Rebuild { projection: String },
     /// Manage the catalog.
@@ -244,6 +246,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("following the log for: {}", projections.names().join(", "));
             tokio::signal::ctrl_c().await?;
             followers.iter().for_each(|f| f.abort());
+            Ok(())
+        }
+        Command::Relay => {
+            let (store, projections, _) = app::open_projections(&settings).await?;
+            let Some(relay) = app::relay_for(&settings, &store, projections.db()).await? else {
+                anyhow::bail!("say which Kafka brokers to publish to: --kafka-brokers HOST:PORT");
+            };
+            println!(
+                "relaying the log to Kafka at {}",
+                settings.kafka_brokers.as_deref().unwrap_or_default()
+            );
+            tokio::select! {
+                () = relay.run() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
             Ok(())
         }
         Command::Rebuild { projection } => {

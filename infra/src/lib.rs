@@ -9,6 +9,7 @@ pub mod mail;
 pub mod media;
 pub mod payments;
 pub mod phone;
+pub mod relay;
 pub mod settings;
 pub mod store;
 pub mod tmdb;

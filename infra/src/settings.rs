@@ -242,6 +242,8 @@ pub struct Settings {
     /// Prefix of every Redis key, so deployments can share a Redis.
     pub redis_prefix: String,
     pub kafka_brokers: Option<String>,
+    /// Partitions of each `cinelog.<stream_type>` topic the relay creates.
+    pub kafka_partitions: i32,
     /// Base URL users reach the server at (for links); defaults to `http://{addr}`.
     pub public_url: Option<String>,
     /// HMAC key for access tokens; by default generated once and kept in `data_dir`.
@@ -276,6 +278,7 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "cinelog".into(),
             kafka_brokers: None,
+            kafka_partitions: 3,
             public_url: None,
             jwt_secret: None,
             twilio: None,
@@ -304,6 +307,7 @@ pub struct Layer {
     pub redis_url: Option<String>,
     pub redis_prefix: Option<String>,
     pub kafka_brokers: Option<String>,
+    pub kafka_partitions: Option<i32>,
     pub public_url: Option<String>,
     pub jwt_secret: Option<Secret>,
     pub twilio: Option<TwilioSettings>,
@@ -336,6 +340,7 @@ impl Settings {
             redis_prefix,
             access_token_ttl_secs,
             billing_tick_secs,
+            kafka_partitions,
             limits,
             trusted_proxies
         );

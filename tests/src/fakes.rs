@@ -632,3 +632,56 @@ async fn smtp_session(
     }
     Ok(())
 }
+
+/// A Kafka-compatible broker (tansu, memory storage) on a port of this machine, stopped when
+/// dropped. The binary is `TANSU`, or `tansu` on the PATH (`./scripts/test` installs it).
+pub struct Tansu {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Tansu {
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    pub async fn start(port: u16) -> Tansu {
+        let bin = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin} must be installed (./scripts/test does it): {e}"));
+        let broker = Tansu { child, port };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return broker;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("tansu did not listen on {port}");
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

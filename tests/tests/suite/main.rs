@@ -8,6 +8,7 @@ mod contract;
 mod engagement;
 mod gap;
 mod identity;
+mod kafka;
 mod profiles;
 mod projections;
 mod security;
