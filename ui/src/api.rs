@@ -18,6 +18,20 @@ pub struct Profile {
     pub avatar: String,
 }
 
+impl Session {
+    /// The role named in the access token (`viewer`, `analyst`, `auditor`). Only used to choose
+    /// which screens to offer: the API checks the role on every call.
+    pub fn role(&self) -> Option<String> {
+        use base64::Engine;
+        let claims = self.access_token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .ok()?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        v["role"].as_str().map(str::to_string)
+    }
+}
+
 /// A failed call: the API's error code and message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
@@ -169,6 +183,17 @@ impl Api {
         self.call(reqwest::Method::POST, "/api/auth/logout", Some(token), None)
             .await
             .map(|_| ())
+    }
+
+    /// The analysts' dashboard aggregates for the last `days` days.
+    pub async fn dashboard(&self, token: &str, days: u32) -> Result<Value, Failure> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/stats/dashboard?days={days}"),
+            Some(token),
+            None,
+        )
+        .await
     }
 
     /// Erases the signed-in user's account (`DELETE /api/me`).

@@ -4,6 +4,7 @@
 
 mod api;
 mod catalog;
+mod dashboard;
 mod pages;
 
 pub use pages::{App, AppProps};

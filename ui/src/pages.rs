@@ -28,6 +28,8 @@ pub(crate) enum Screen {
     /// Playing a title (and for series an episode).
     Player(Profile, String, Option<String>),
     MyList(Profile),
+    /// The analysts' dashboard.
+    Dashboard,
 }
 
 async fn save_session(session: Option<&Session>) {
@@ -164,6 +166,9 @@ pub fn App(props: AppProps) -> Element {
         Screen::Account(position) => {
             rsx! { AccountPage { api: api.clone(), session, screen, position } }
         }
+        Screen::Dashboard => rsx! {
+            crate::dashboard::Dashboard { api: api.clone(), session, screen }
+        },
         Screen::Title(profile, title_id) => rsx! {
             TitlePage { key: "{title_id}", api: api.clone(), session, profile, title_id, screen }
         },
@@ -175,12 +180,18 @@ pub fn App(props: AppProps) -> Element {
         },
     };
     let signed_in = session().is_some();
+    let analyst = session()
+        .and_then(|s| s.role())
+        .is_some_and(|r| r == "analyst" || r == "auditor");
 
     rsx! {
         header { class: "topbar",
             span { class: "brand", "Cinelog" }
             if signed_in {
                 nav { class: "nav",
+                    if analyst {
+                        button { id: "dashboard-link", class: "link", onclick: move |_| screen.set(Screen::Dashboard), "Dashboard" }
+                    }
                     button { id: "profiles-link", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Profiles" }
                     button { id: "account-link", class: "link", onclick: move |_| screen.set(Screen::Account(0)), "Account" }
                     button { id: "logout-btn", class: "link", onclick: sign_out, "Sign out" }

@@ -512,3 +512,82 @@ async fn chromium_deletes_an_account_and_frees_its_address() {
     app.signup_login("leaving@example.com").await;
     app.stop();
 }
+
+/// An analyst opens the dashboard and sees its charts; a signup and a play in another session
+/// move the numbers without a reload.
+#[tokio::test]
+async fn chromium_shows_an_analyst_the_dashboard_moving_live() {
+    use cinelog_domain::values::Role;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.running
+        .state
+        .identity
+        .signup(
+            "analyst@example.com",
+            "Corr3ct-horse-battery",
+            None,
+            Role::Analyst,
+            &cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System),
+        )
+        .await
+        .unwrap();
+    let browser = Browser::start().await;
+    browser
+        .sign_in(
+            &app.url("/"),
+            "analyst@example.com",
+            "Corr3ct-horse-battery",
+        )
+        .await;
+    browser.wait_for_text("Who's watching?").await;
+    browser.click("#dashboard-link").await;
+    browser
+        .wait_until(
+            "the dashboard's charts",
+            "return document.querySelectorAll('#chart-activity polyline, #chart-watch rect').length > 0;",
+        )
+        .await;
+    browser
+        .wait_until(
+            "one signup today",
+            "return document.querySelector('#signups-today')?.textContent === '1';",
+        )
+        .await;
+    browser.shot("dashboard-before.png").await;
+
+    // Elsewhere, a viewer signs up, subscribes and plays.
+    let (viewer, _) = app.signup_login("mover@example.com").await;
+    app.subscribe(&viewer, "premium").await;
+    let profile = app
+        .profile(&viewer, serde_json::json!({"name": "Mover"}))
+        .await;
+    let titles = app.get("/api/titles", None).await;
+    let title = titles.body["items"][0]["id"].as_str().unwrap().to_string();
+    let started = app
+        .post(
+            &format!("/api/profiles/{profile}/playback"),
+            serde_json::json!({"title_id": title}),
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{:?}", started.body);
+
+    browser
+        .wait_until(
+            "two signups today",
+            "return document.querySelector('#signups-today')?.textContent === '2';",
+        )
+        .await;
+    browser
+        .wait_until(
+            "a play today",
+            "return document.querySelector('#plays-today')?.textContent === '1';",
+        )
+        .await;
+    browser.wait_until("a premium subscriber", "return document.querySelector('#active-subs')?.textContent === '1' && document.querySelector('#mrr')?.textContent.startsWith('22.99');").await;
+    let page = browser.wait_for_text("Top titles today").await;
+    assert!(page.contains("1 plays"), "{page}");
+    browser.shot("dashboard-after.png").await;
+    browser.close().await;
+    app.stop();
+}
