@@ -217,7 +217,9 @@ pub async fn export(
     let mut pending = 0usize;
     loop {
         let batch = log.next_batch(next, filter, &mut erased).await?;
-        for (position, _, event) in &batch.events {
+        for safe in &batch.events {
+            let position = &safe.event.position;
+            let event = &safe.to_value()?;
             match &mut sink {
                 Sink::Lines(w, cloud) => {
                     if *cloud {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Events read from the log per round trip.
-pub const BATCH: i64 = 500;
+pub const BATCH: i64 = 1000;
 
 /// Which events an analyst asked for.
 #[derive(Debug, Clone, Default)]
@@ -53,12 +53,68 @@ pub struct AnalystLog {
     pii: Arc<dyn PiiReader>,
 }
 
-/// One batch: the matching events as envelopes (with their positions), where the next read
-/// starts, and whether the log's readable end was reached.
+/// One batch: the matching events (with their payloads made safe), where the next read starts,
+/// and whether the log's readable end was reached.
 pub struct Batch {
-    pub events: Vec<(i64, String, Value)>,
+    pub events: Vec<SafeEvent>,
     pub next: Checkpoint,
     pub at_end: bool,
+}
+
+/// An event whose payload may be handed out: credentials removed, personal data sealed.
+pub struct SafeEvent {
+    pub event: RecordedEvent,
+}
+
+/// The envelope as analysts see it, serialized without building a JSON tree first.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    position: i64,
+    stream_type: &'a str,
+    stream_id: &'a str,
+    version: i64,
+    event_type: &'a str,
+    schema_version: &'a str,
+    payload: &'a Value,
+    event_id: Uuid,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    actor: &'a cinelog_domain::Actor,
+    recorded_at: DateTime<Utc>,
+    hash: &'a str,
+    prev_hash: &'a str,
+}
+
+impl SafeEvent {
+    fn envelope(&self) -> Envelope<'_> {
+        let e = &self.event;
+        Envelope {
+            position: e.position,
+            stream_type: &e.stream_type,
+            stream_id: &e.stream_id,
+            version: e.version,
+            event_type: &e.event_type,
+            schema_version: &e.schema_version,
+            payload: &e.payload,
+            event_id: e.meta.event_id,
+            correlation_id: e.meta.correlation_id,
+            causation_id: e.meta.causation_id,
+            actor: &e.meta.actor,
+            recorded_at: e.meta.recorded_at,
+            hash: &e.meta.hash,
+            prev_hash: &e.meta.prev_hash,
+        }
+    }
+
+    /// The envelope as one line of JSON.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &self.envelope())
+    }
+
+    /// The envelope as a JSON value.
+    pub fn to_value(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self.envelope())
+    }
 }
 
 impl AnalystLog {
@@ -88,13 +144,10 @@ impl AnalystLog {
         let events = self.log.read_after(after, BATCH).await?;
         let at_end = (events.len() as i64) < BATCH;
         let next = events.last().map_or(after, Checkpoint::of);
-        let mut out = Vec::new();
-        for e in events.iter().filter(|e| filter.matches(e)) {
-            out.push((
-                e.position,
-                e.event_type.clone(),
-                self.view(e, erased).await?,
-            ));
+        let mut out = Vec::with_capacity(events.len());
+        for mut e in events.into_iter().filter(|e| filter.matches(e)) {
+            self.make_safe(&mut e, erased).await?;
+            out.push(SafeEvent { event: e });
         }
         Ok(Batch {
             events: out,
@@ -103,37 +156,56 @@ impl AnalystLog {
         })
     }
 
-    /// The event's envelope with credentials removed and personal data left sealed.
-    pub async fn view(
+    /// Removes credentials from the payload and marks sealed personal data `[personal data]`,
+    /// or `[erased]` once its owner's key is gone. Most payloads hold neither and stay as
+    /// they are.
+    async fn make_safe(
         &self,
-        e: &RecordedEvent,
+        e: &mut RecordedEvent,
         erased: &mut HashMap<Uuid, bool>,
-    ) -> anyhow::Result<Value> {
-        let mut v = serde_json::to_value(e)?;
-        if let Some(map) = v.as_object_mut() {
-            map.remove("tx");
+    ) -> anyhow::Result<()> {
+        if !needs_care(&e.payload) {
+            return Ok(());
         }
+        let mut sealed_seen = None;
+        redact(&mut e.payload, &mut sealed_seen);
+        let Some(sample) = sealed_seen else {
+            return Ok(());
+        };
         let owner = (e.stream_type == "user")
             .then(|| Uuid::parse_str(&e.stream_id).ok())
             .flatten();
-        let mut sealed_seen = None;
-        redact(&mut v["payload"], &mut sealed_seen);
-        if let (Some(owner), Some(sample)) = (owner, sealed_seen) {
-            let gone = match erased.get(&owner) {
+        let gone = match owner {
+            Some(owner) => match erased.get(&owner) {
                 Some(g) => *g,
                 None => {
                     let g = self.pii.open(owner, &Sealed(sample)).await?.is_none();
                     erased.insert(owner, g);
                     g
                 }
-            };
-            mark_sealed(
-                &mut v["payload"],
-                if gone { "[erased]" } else { "[personal data]" },
-            );
-        }
-        Ok(v)
+            },
+            None => false,
+        };
+        mark_sealed(
+            &mut e.payload,
+            if gone { "[erased]" } else { "[personal data]" },
+        );
+        Ok(())
     }
+}
+
+/// Whether a payload holds a credential or a sealed value anywhere.
+fn needs_care(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| is_credential(k) || needs_care(v)),
+        Value::Array(items) => items.iter().any(needs_care),
+        Value::String(s) => is_sealed(s),
+        _ => false,
+    }
+}
+
+fn is_credential(key: &str) -> bool {
+    matches!(key, "password_hash" | "token_hash" | "refresh_hash")
 }
 
 /// Removes credentials; notes one sealed value so its owner's key can be looked up.
@@ -141,7 +213,7 @@ fn redact(value: &mut Value, sealed_seen: &mut Option<String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if key == "password_hash" || key == "token_hash" || key == "refresh_hash" {
+                if is_credential(key) {
                     *v = Value::String("[redacted]".into());
                 } else {
                     redact(v, sealed_seen);

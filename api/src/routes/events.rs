@@ -135,8 +135,8 @@ pub async fn export(
                 }
             };
             let mut out = Vec::new();
-            for (_, _, event) in batch.events.into_iter().take(c.left as usize) {
-                serde_json::to_writer(&mut out, &event).ok()?;
+            for event in batch.events.iter().take(c.left as usize) {
+                event.write_json(&mut out).ok()?;
                 out.push(b'\n');
                 c.left -= 1;
             }
@@ -215,12 +215,13 @@ pub async fn live(
                 match reader.next_batch(t.next, &filter, &mut t.erased).await {
                     Ok(batch) => {
                         t.next = batch.next;
-                        for (position, event_type, envelope) in batch.events {
+                        for safe in batch.events {
+                            let mut data = Vec::new();
+                            safe.write_json(&mut data).ok()?;
                             let event = Event::default()
-                                .id(position.to_string())
-                                .event(event_type)
-                                .json_data(envelope)
-                                .ok()?;
+                                .id(safe.event.position.to_string())
+                                .event(&safe.event.event_type)
+                                .data(String::from_utf8(data).ok()?);
                             t.queue.push_back(event);
                         }
                         if batch.at_end && t.queue.is_empty() {
