@@ -136,3 +136,89 @@ async fn the_relay_publishes_the_whole_log_in_order_even_when_the_broker_comes_l
     assert!(seen.iter().any(|s| s.headers["cinelog_position"] == later));
     app.stop();
 }
+
+/// Two relays on one Postgres: one publishes, the other waits on the lease; when the first
+/// dies, the second takes over from the checkpoint and nothing is lost.
+#[tokio::test]
+async fn a_second_relay_waits_and_takes_over_when_the_first_dies() {
+    let broker = Tansu::start(Tansu::free_port()).await;
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let dir = TempDir::new();
+    let settings = settings_for(Backend::Postgres, &dir).await;
+    // The app itself runs no relay; the two below are the only publishers.
+    let app = TestApp::spawn_with(settings.clone(), dir, Default::default()).await;
+    let relay = |lock: &str| {
+        let mut s = settings.clone();
+        s.kafka_brokers = Some(brokers.clone());
+        let state = app.running.state.clone();
+        let lock = app.dir.0.join(lock);
+        async move {
+            s.data_dir = lock.parent().unwrap().to_path_buf();
+            cinelog_api::app::relay_for(&s, &state.store, state.projections.db())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let first = tokio::spawn(relay("a.lock").await.run());
+    let (token, _) = app.signup_login("lease@example.com").await;
+    let before = app.log().await.len();
+    consume(&brokers, before).await;
+    // The second starts while the first holds the lease.
+    let second = tokio::spawn(relay("b.lock").await.run());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = app.settings.database_url.clone().unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let leases = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let held: i64 = sqlx::query_scalar(leases)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(held, 1, "both relays hold the lease");
+    let holder: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    first.abort();
+    let _ = first.await;
+    // The second takes the lease from another session.
+    let mut taken_by = holder;
+    for _ in 0..100 {
+        let now: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+        if let Some(pid) = now.filter(|p| *p != holder) {
+            taken_by = pid;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(taken_by, holder, "the second relay never took the lease");
+    // Events after the first died reach the broker through the second.
+    let made = app
+        .post("/api/profiles", json!({"name": "Handover"}), Some(&token))
+        .await;
+    assert_eq!(made.status, 201);
+    let log = app.log().await;
+    let seen = consume(&brokers, log.len()).await;
+    let ids: HashSet<&str> = seen.iter().map(|s| s.headers["ce_id"].as_str()).collect();
+    for e in &log {
+        assert!(
+            ids.contains(e.meta.event_id.to_string().as_str()),
+            "{} lost",
+            e.position
+        );
+    }
+    second.abort();
+    app.stop();
+}
