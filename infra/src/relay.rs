@@ -46,7 +46,8 @@ pub fn topic_of(stream_type: &str) -> String {
 /// The value and headers of an event's message.
 pub fn message_of(e: &RecordedEvent) -> (Vec<u8>, OwnedHeaders) {
     let mut payload = e.payload.clone();
-    strip_credentials(&mut payload);
+    // Credentials never go on the bus; no read model needs them.
+    cinelog_projections::analyst::strip_credentials(&mut payload);
     let position = e.position.to_string();
     let version = e.version.to_string();
     let tx = e.tx.to_string();
@@ -93,26 +94,6 @@ pub fn message_of(e: &RecordedEvent) -> (Vec<u8>, OwnedHeaders) {
         serde_json::to_vec(&payload).expect("a JSON value serializes"),
         headers,
     )
-}
-
-/// Credentials never go on the bus; no read model needs them.
-pub fn strip_credentials(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if matches!(
-                    key.as_str(),
-                    "password_hash" | "token_hash" | "refresh_hash"
-                ) {
-                    *v = serde_json::Value::String("[redacted]".into());
-                } else {
-                    strip_credentials(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_credentials),
-        _ => {}
-    }
 }
 
 /// The relay: a producer, the log, and where its checkpoint lives.

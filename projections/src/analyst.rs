@@ -204,6 +204,24 @@ fn needs_care(value: &Value) -> bool {
     }
 }
 
+/// Replaces credentials (password, reset-token and refresh-token hashes) anywhere in a payload;
+/// no reader outside the write side needs them.
+pub fn strip_credentials(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if is_credential(key) {
+                    *v = Value::String("[redacted]".into());
+                } else {
+                    strip_credentials(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_credentials),
+        _ => {}
+    }
+}
+
 fn is_credential(key: &str) -> bool {
     matches!(key, "password_hash" | "token_hash" | "refresh_hash")
 }

@@ -172,34 +172,4 @@ impl SessionGuard {
         }
         Ok(ended.len())
     }
-
-    /// How many ended sessions are held.
-    pub fn len(&self) -> u64 {
-        self.ended.run_pending_tasks();
-        self.ended.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Every row of the model, in a stable order, for comparing two builds.
-pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query(
-        "SELECT session_id, user_id, started_at, ended_at, end_reason FROM sessions ORDER BY session_id",
-    )
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        (0..5)
-            .map(|i| {
-                r.try_get::<String, _>(i)
-                    .unwrap_or_else(|_| "NULL".into())
-            })
-            .collect::<Vec<_>>()
-            .join("|")
-    })
-    .collect())
 }
