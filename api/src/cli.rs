@@ -64,14 +64,28 @@ pub struct Global {
     pub jwt_secret: Option<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct ProjectArgs {
+    /// Where events come from: `log` or `kafka` (needs `--kafka-brokers`).
+    #[arg(long, default_value = "log", value_parser = ["log", "kafka"])]
+    pub source: String,
+    /// The consumer group the Kafka workers share.
+    #[arg(long, default_value = "cinelog-projections")]
+    pub group: String,
+    /// Only these projections (comma-separated); all of them when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the API and the web UI (the default).
     Serve,
     /// Run the database migrations and set up the read models, then exit.
     Migrate,
-    /// Run the projection followers without serving HTTP.
-    Project,
+    /// Keep the read models current without serving HTTP: follow the log (the default), or
+    /// consume the relay's Kafka topics as one worker of a consumer group.
+    Project(ProjectArgs),
     /// Publish the log to Kafka (`--kafka-brokers`), in log order, one relay at a time.
     Relay,
     /// Rebuild a projection from the start of the log beside the live one, then swap.
@@ -227,6 +241,22 @@ impl Global {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM, the ways operators and orchestrators stop a worker.
+async fn stopped() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.global.settings()?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -240,11 +270,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Project => {
+        Command::Project(args) if args.source == "kafka" => {
+            let (_, projections, _) = app::open_projections(&settings).await?;
+            let Some(brokers) = settings.kafka_brokers.as_deref() else {
+                anyhow::bail!("say which Kafka brokers to consume from: --kafka-brokers HOST:PORT");
+            };
+            let worker = cinelog_infra::consumer::KafkaProjector::new(
+                brokers,
+                &args.group,
+                projections,
+                &args.only,
+            )?;
+            println!(
+                "consuming cinelog.* from {brokers} in group {} for: {}",
+                args.group,
+                worker.names().join(", ")
+            );
+            tokio::select! {
+                () = worker.run() => {}
+                () = stopped() => {}
+            }
+            // Dropping the worker leaves the group, so its partitions move at once.
+            Ok(())
+        }
+        Command::Project(args) => {
+            anyhow::ensure!(
+                args.only.is_empty(),
+                "--only applies to --source kafka; log followers run every projection"
+            );
             let (_, projections, _) = app::open_projections(&settings).await?;
             let followers = projections.spawn_followers();
             println!("following the log for: {}", projections.names().join(", "));
-            tokio::signal::ctrl_c().await?;
+            stopped().await;
             followers.iter().for_each(|f| f.abort());
             Ok(())
         }
@@ -259,7 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             tokio::select! {
                 () = relay.run() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                () = stopped() => {}
             }
             Ok(())
         }

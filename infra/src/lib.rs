@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod catalog_cache;
+pub mod consumer;
 pub mod export;
 pub mod groq;
 pub mod limits;

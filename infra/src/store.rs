@@ -477,6 +477,24 @@ impl EventLog for Store {
         })
     }
 
+    async fn stream_of(&self, position: i64) -> anyhow::Result<Option<(String, String)>> {
+        let sql = "SELECT aggregate_type, aggregate_id FROM events WHERE position = $1";
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_as(sql)
+                    .bind(position)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_as(sql)
+                    .bind(position)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
     async fn head(&self) -> anyhow::Result<i64> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
         Ok(match &self.0.backend {

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod db;
 pub mod engagement;
 pub mod evaluate;
+pub mod external;
 pub mod log;
 pub mod pii;
 pub mod recommend;

@@ -33,6 +33,8 @@ pub trait EventLog: Send + Sync {
     -> anyhow::Result<Vec<RecordedEvent>>;
     /// Where the event at a global position sits in log order, once it is readable.
     async fn checkpoint_of(&self, position: i64) -> anyhow::Result<Option<Checkpoint>>;
+    /// The stream type and id of the event at a global position.
+    async fn stream_of(&self, position: i64) -> anyhow::Result<Option<(String, String)>>;
     /// The highest global position among committed events.
     async fn head(&self) -> anyhow::Result<i64>;
     /// How many events lie after `after` (counted up to a cap) and when the oldest was recorded.

@@ -23,6 +23,18 @@ const COALESCE: Duration = Duration::from_millis(2);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
 
+/// The `source` of a generation fed by Kafka consumer-group workers.
+pub(crate) const KAFKA: &str = "kafka";
+
+/// A projection's live generation.
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    generation: i64,
+    version: i64,
+    ck: Checkpoint,
+    kafka: bool,
+}
+
 /// Physical table names of one generation of a projection.
 #[derive(Debug, Clone)]
 pub struct Tables {
@@ -30,6 +42,10 @@ pub struct Tables {
 }
 
 impl Tables {
+    pub(crate) fn of(generation: i64) -> Tables {
+        Tables { generation }
+    }
+
     /// The physical name of a read-model table in this generation, e.g. `profiles_g2`.
     pub fn name(&self, table: &str) -> String {
         format!("{table}_g{}", self.generation)
@@ -97,7 +113,7 @@ impl Projections {
         &self.db
     }
 
-    fn find(&self, name: &str) -> anyhow::Result<Arc<dyn Projection>> {
+    pub(crate) fn find(&self, name: &str) -> anyhow::Result<Arc<dyn Projection>> {
         self.all
             .iter()
             .find(|p| p.name() == name)
@@ -126,11 +142,13 @@ impl Projections {
         )
         .execute(&self.db.pool)
         .await?;
+        self.add_source_column().await?;
+        crate::external::install(&self.db).await?;
         for p in &self.all {
             let mut attempts = 0;
             while self.active(p.name()).await?.is_none() {
                 let created = async {
-                    let generation = self.create_generation(p.as_ref()).await?;
+                    let generation = self.create_generation(p.as_ref(), "log").await?;
                     self.swap(p.as_ref(), generation).await
                 };
                 // Two processes starting at once both try; the loser's transaction changes nothing.
@@ -152,21 +170,44 @@ impl Projections {
         Ok(())
     }
 
-    /// The active generation and its checkpoint.
-    async fn active(&self, name: &str) -> anyhow::Result<Option<(i64, i64, Checkpoint)>> {
-        let row = sqlx::query("SELECT generation, version, ck_tx, ck_position FROM projection_state WHERE name = $1 AND active = 1")
+    /// Where each generation's events come from: `log` (this runtime's followers) or `kafka`
+    /// (consumer-group workers). Older registries get the column here.
+    async fn add_source_column(&self) -> anyhow::Result<()> {
+        let has = sqlx::query("SELECT source FROM projection_state WHERE 1 = 0")
+            .fetch_all(&self.db.pool)
+            .await
+            .is_ok();
+        if !has {
+            let added = sqlx::query(
+                "ALTER TABLE projection_state ADD COLUMN source TEXT NOT NULL DEFAULT 'log'",
+            )
+            .execute(&self.db.pool)
+            .await;
+            // Another process starting at once may have added it first.
+            if let Err(e) = added {
+                sqlx::query("SELECT source FROM projection_state WHERE 1 = 0")
+                    .fetch_all(&self.db.pool)
+                    .await
+                    .map_err(|_| e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The active generation, its version, checkpoint and whether Kafka workers feed it.
+    async fn active(&self, name: &str) -> anyhow::Result<Option<Active>> {
+        let row = sqlx::query("SELECT generation, version, ck_tx, ck_position, source FROM projection_state WHERE name = $1 AND active = 1")
             .bind(name)
             .fetch_optional(&self.db.pool)
             .await?;
-        Ok(row.map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                Checkpoint {
-                    tx: r.get(2),
-                    position: r.get(3),
-                },
-            )
+        Ok(row.map(|r| Active {
+            generation: r.get(0),
+            version: r.get(1),
+            ck: Checkpoint {
+                tx: r.get(2),
+                position: r.get(3),
+            },
+            kafka: r.get::<String, _>(4) == KAFKA,
         }))
     }
 
@@ -185,7 +226,11 @@ impl Projections {
     }
 
     /// Creates empty tables for the next generation, registered inactive at the log's start.
-    async fn create_generation(&self, p: &dyn Projection) -> anyhow::Result<i64> {
+    pub(crate) async fn create_generation(
+        &self,
+        p: &dyn Projection,
+        source: &str,
+    ) -> anyhow::Result<i64> {
         let next: i64 = sqlx::query(
             "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_state WHERE name = $1",
         )
@@ -197,11 +242,12 @@ impl Projections {
         let mut tx = self.db.pool.begin().await?;
         // Write first: on SQLite a transaction that reads before its first write cannot take the
         // write lock once another connection has committed, and fails instead of waiting.
-        sqlx::query("INSERT INTO projection_state (name, generation, version, active, ck_tx, ck_position, updated_at) VALUES ($1, $2, $3, 0, 0, 0, $4)")
+        sqlx::query("INSERT INTO projection_state (name, generation, version, active, ck_tx, ck_position, updated_at, source) VALUES ($1, $2, $3, 0, 0, 0, $4, $5)")
             .bind(p.name())
             .bind(next)
             .bind(p.version())
             .bind(Utc::now().to_rfc3339())
+            .bind(source)
             .execute(&mut *tx)
             .await?;
         for (table, columns) in p.tables() {
@@ -248,7 +294,8 @@ impl Projections {
         let mut tx = self.db.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE projection_state SET ck_tx = $1, ck_position = $2, updated_at = $3
-             WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8",
+             WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8
+               AND source = 'log'",
         )
         .bind(to.tx)
         .bind(to.position)
@@ -286,13 +333,14 @@ impl Projections {
         let p = self.find(name)?;
         let mut total = 0;
         loop {
-            let Some((generation, version, _)) = self.active(name).await? else {
+            let Some(live) = self.active(name).await? else {
                 return Ok(total);
             };
-            if version != p.version() {
+            // Kafka workers feed that generation; this runtime only reads it.
+            if live.version != p.version() || live.kafka {
                 return Ok(total);
             }
-            match self.step(p.as_ref(), generation, true).await? {
+            match self.step(p.as_ref(), live.generation, true).await? {
                 Some(0) => return Ok(total),
                 Some(n) => total += n,
                 // Another runner got there first, or a rebuild swapped generations: look again.
@@ -319,7 +367,7 @@ impl Projections {
     #[tracing::instrument(skip(self))]
     pub async fn rebuild(&self, name: &str) -> anyhow::Result<i64> {
         let p = self.find(name)?;
-        let generation = self.create_generation(p.as_ref()).await?;
+        let generation = self.create_generation(p.as_ref(), "log").await?;
         while self.step(p.as_ref(), generation, false).await? != Some(0) {}
         self.swap(p.as_ref(), generation).await?;
         tracing::info!(projection = name, generation, "rebuilt and swapped");
@@ -334,7 +382,7 @@ impl Projections {
     }
 
     /// Points the views at `generation`, marks it active and drops the old generation's tables.
-    async fn swap(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
+    pub(crate) async fn swap(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
         let mut tx = self.db.pool.begin().await?;
         // A concurrent rebuild that swapped first has dropped this generation: nothing to swap in.
         let exists = sqlx::query(
@@ -400,6 +448,15 @@ impl Projections {
                     .execute(&self.db.pool)
                     .await?;
             }
+            for registry in ["kafka_offsets", "kafka_streams"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {registry} WHERE projection = $1 AND generation = $2"
+                ))
+                .bind(p.name())
+                .bind(old)
+                .execute(&self.db.pool)
+                .await?;
+            }
             sqlx::query("DELETE FROM projection_state WHERE name = $1 AND generation = $2")
                 .bind(p.name())
                 .bind(old)
@@ -450,8 +507,8 @@ impl Projections {
         p: &dyn Projection,
         rebuilding: &Arc<AtomicBool>,
     ) -> anyhow::Result<()> {
-        if let Some((_, version, _)) = self.active(p.name()).await?
-            && version < p.version()
+        if let Some(live) = self.active(p.name()).await?
+            && live.version < p.version()
             && !rebuilding.swap(true, Ordering::SeqCst)
         {
             let (this, name, flag) = (self.clone(), p.name(), rebuilding.clone());
@@ -464,6 +521,36 @@ impl Projections {
         }
         self.catch_up(p.name()).await?;
         Ok(())
+    }
+
+    /// Whether the live generation of `name` has applied the event at `position` (which sits at
+    /// `target` in log order, once known). A log-fed generation has when its checkpoint passed
+    /// it; a Kafka-fed one, whose partitions advance independently, when it applied that event's
+    /// stream up to it.
+    async fn applied(
+        &self,
+        name: &str,
+        position: i64,
+        target: Option<Checkpoint>,
+    ) -> anyhow::Result<bool> {
+        let (Some(target), Some(live)) = (target, self.active(name).await?) else {
+            return Ok(false);
+        };
+        if !live.kafka {
+            return Ok(live.ck >= target);
+        }
+        let Some((stream_type, stream_id)) = self.log.stream_of(position).await? else {
+            return Ok(false);
+        };
+        let reached = crate::external::stream_position(
+            &self.db,
+            name,
+            live.generation,
+            &stream_type,
+            &stream_id,
+        )
+        .await?;
+        Ok(reached >= position)
     }
 
     /// The highest global position committed to the log.
@@ -488,9 +575,7 @@ impl Projections {
             if target.is_none() {
                 target = self.log.checkpoint_of(position).await?;
             }
-            if let (Some(target), Some((_, _, ck))) = (target, self.active(name).await?)
-                && ck >= target
-            {
+            if self.applied(name, position, target).await? {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -527,14 +612,12 @@ impl Projections {
                 target = self.log.checkpoint_of(head).await?;
             }
             let live = self.active(name).await?;
-            if let (Some(target), Some((_, _, ck))) = (target, live)
-                && ck >= target
-            {
+            if self.applied(name, head, target).await? {
                 return Ok(true);
             }
             // A live generation of another version is not stepped here (its rebuild takes over),
             // so waiting for it would only spend the deadline.
-            let live_version = live.map(|(_, v, _)| v);
+            let live_version = live.map(|l| l.version);
             if tokio::time::Instant::now() >= deadline || live_version != Some(version) {
                 return Ok(false);
             }
@@ -547,7 +630,13 @@ impl Projections {
         let mut out = Vec::new();
         let mut seen: HashMap<Checkpoint, (i64, Option<chrono::DateTime<Utc>>)> = HashMap::new();
         for p in &self.all {
-            let Some((generation, version, ck)) = self.active(p.name()).await? else {
+            let Some(Active {
+                generation,
+                version,
+                ck,
+                ..
+            }) = self.active(p.name()).await?
+            else {
                 continue;
             };
             let (lag_events, oldest) = match seen.get(&ck) {

@@ -1,7 +1,9 @@
 //! Sign-in sessions: which are open and which have ended. A session ends with its own
 //! `SessionRevoked`, and also with a credential change of its user (a password change or reset,
 //! an erasure): every session started before that event ends with it, whether or not the write
-//! side had listed it when it revoked the user's sessions one by one.
+//! side had listed it when it revoked the user's sessions one by one. Both sides compare log
+//! positions rather than relying on the order they are applied in, so a model fed from Kafka,
+//! where a user's and a session's streams may arrive in either order, ends the same sessions.
 //!
 //! [`SessionGuard`] keeps, in memory, the sessions that ended recently enough for one of their
 //! access tokens to still be unexpired, so checking a token costs no database round trip.
@@ -30,14 +32,21 @@ impl Projection for SessionsProjection {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [(&'static str, &'static str)] {
-        &[(
-            "sessions",
-            "session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, end_reason TEXT",
-        )]
+        &[
+            (
+                "sessions",
+                "session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, started_at TEXT NOT NULL, started_position BIGINT NOT NULL, ended_at TEXT, end_reason TEXT, ended_position BIGINT",
+            ),
+            // Users' credential changes: each ends the sessions started before it.
+            (
+                "credential_cutoffs",
+                "user_id TEXT NOT NULL, position BIGINT NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (user_id, position)",
+            ),
+        ]
     }
 
     fn indexes(&self) -> &'static [&'static str] {
@@ -58,22 +67,44 @@ impl Projection for SessionsProjection {
         match e.stream_type.as_str() {
             "session" => match serde_json::from_value::<SessionEvent>(e.payload.clone())? {
                 SessionEvent::SessionStarted { user_id, .. } => {
+                    let cutoffs = t.name("credential_cutoffs");
                     sqlx::query(&format!(
-                        "INSERT INTO {sessions} (session_id, user_id, started_at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING"
+                        "INSERT INTO {sessions} (session_id, user_id, started_at, started_position) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO NOTHING"
                     ))
                     .bind(e.stream_id.clone())
                     .bind(user_id.to_string())
                     .bind(at)
+                    .bind(e.position)
+                    .execute(&mut *conn)
+                    .await?;
+                    // A credential change applied first but logged later ends it at once: the
+                    // first one after its start, as in log order.
+                    sqlx::query(&format!(
+                        "UPDATE {sessions} SET ended_at = c.at, end_reason = c.reason, ended_position = c.position FROM {cutoffs} c
+                         WHERE {sessions}.session_id = $1 AND c.user_id = $2
+                           AND c.position = (SELECT MIN(position) FROM {cutoffs} WHERE user_id = $2 AND position > $3)
+                           AND ({sessions}.ended_position IS NULL OR {sessions}.ended_position > c.position)"
+                    ))
+                    .bind(e.stream_id.clone())
+                    .bind(user_id.to_string())
+                    .bind(e.position)
                     .execute(&mut *conn)
                     .await?;
                 }
                 SessionEvent::SessionRevoked { reason } => {
                     sqlx::query(&format!(
-                        "UPDATE {sessions} SET ended_at = $1, end_reason = $2 WHERE session_id = $3 AND ended_at IS NULL"
+                        "UPDATE {sessions} SET ended_at = $1, end_reason = $2, ended_position = $4
+                         WHERE session_id = $3 AND (ended_position IS NULL OR ended_position > $4)"
                     ))
                     .bind(at)
-                    .bind(serde_json::to_value(reason)?.as_str().unwrap_or("revoked").to_string())
+                    .bind(
+                        serde_json::to_value(reason)?
+                            .as_str()
+                            .unwrap_or("revoked")
+                            .to_string(),
+                    )
                     .bind(e.stream_id.clone())
+                    .bind(e.position)
                     .execute(&mut *conn)
                     .await?;
                 }
@@ -85,14 +116,28 @@ impl Projection for SessionsProjection {
                     UserEvent::PersonalDataErased => "erased",
                     _ => return Ok(()),
                 };
-                // Applied in log order: every session this user started before the change is
-                // already here, and ends now.
+                // Every session this user started before the change ends with it; one applied
+                // later but started earlier meets the cutoff when it arrives.
+                let cutoffs = t.name("credential_cutoffs");
                 sqlx::query(&format!(
-                    "UPDATE {sessions} SET ended_at = $1, end_reason = $2 WHERE user_id = $3 AND ended_at IS NULL"
+                    "UPDATE {sessions} SET ended_at = $1, end_reason = $2, ended_position = $4
+                     WHERE user_id = $3 AND started_position < $4
+                       AND (ended_position IS NULL OR ended_position > $4)"
                 ))
-                .bind(at)
+                .bind(&at)
                 .bind(reason)
                 .bind(e.stream_id.clone())
+                .bind(e.position)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(&format!(
+                    "INSERT INTO {cutoffs} (user_id, position, at, reason) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id, position) DO NOTHING"
+                ))
+                .bind(e.stream_id.clone())
+                .bind(e.position)
+                .bind(at)
+                .bind(reason)
                 .execute(&mut *conn)
                 .await?;
             }

@@ -6,6 +6,7 @@ pub mod fakes;
 
 use async_trait::async_trait;
 use cinelog_api::{Outside, Running};
+use cinelog_commands::EventStore;
 use cinelog_commands::ports::Mailer;
 use cinelog_domain::values::Email;
 use cinelog_infra::Settings;
@@ -122,103 +123,30 @@ pub enum Backend {
 /// A running Cinelog with its own database.
 pub struct TestApp {
     pub running: Running,
-    pub http: reqwest::Client,
+    pub client: Client,
     pub mailer: Arc<RecordingMailer>,
     pub phone: Arc<ConsoleVerifier>,
     pub settings: Settings,
     pub dir: TempDir,
 }
 
-/// What a call answered.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
-    pub headers: reqwest::header::HeaderMap,
+/// Typed requests to one Cinelog server.
+pub struct Client {
+    /// `http://host:port`, without a trailing slash.
+    pub base: String,
+    pub http: reqwest::Client,
 }
 
-impl Answer {
-    pub fn error_code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
-    }
-}
-
-pub async fn settings_for(backend: Backend, dir: &TempDir) -> Settings {
-    Settings {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.0.clone(),
-        database_url: match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_pg_database().await),
-        },
-        max_connections: 8,
-        ..Settings::default()
-    }
-}
-
-impl TestApp {
-    pub async fn spawn(backend: Backend) -> TestApp {
-        let dir = TempDir::new();
-        let settings = settings_for(backend, &dir).await;
-        Self::spawn_with(settings, dir, Outside::default()).await
-    }
-
-    /// An app on a clock the test moves.
-    pub async fn spawn_on_clock(
-        settings: Settings,
-        dir: TempDir,
-    ) -> (TestApp, Arc<fakes::ManualClock>) {
-        let clock = fakes::ManualClock::new();
-        let outside = Outside {
-            clock: Some(clock.clone()),
-            ..Outside::default()
-        };
-        (Self::spawn_with(settings, dir, outside).await, clock)
-    }
-
-    /// An app that builds its own mail and phone services from its settings (SMTP, or the
-    /// outbox and console SMS), as the binary does.
-    pub async fn spawn_with_own_mailer(
-        settings: Settings,
-        dir: TempDir,
-        outside: Outside,
-    ) -> TestApp {
-        let running = cinelog_api::start(settings.clone(), outside)
-            .await
-            .expect("app starts");
-        TestApp {
-            running,
+impl Client {
+    pub fn new(base: impl Into<String>) -> Client {
+        Client {
+            base: base.into(),
             http: reqwest::Client::new(),
-            mailer: Arc::default(),
-            phone: Arc::default(),
-            settings,
-            dir,
-        }
-    }
-
-    pub async fn spawn_with(settings: Settings, dir: TempDir, outside: Outside) -> TestApp {
-        let mailer = Arc::new(RecordingMailer::default());
-        let phone = Arc::new(ConsoleVerifier::default());
-        let outside = Outside {
-            mailer: Some(outside.mailer.unwrap_or_else(|| mailer.clone())),
-            phone: Some(outside.phone.unwrap_or_else(|| phone.clone())),
-            clock: outside.clock,
-        };
-        let running = cinelog_api::start(settings.clone(), outside)
-            .await
-            .expect("app starts");
-        TestApp {
-            running,
-            http: reqwest::Client::new(),
-            mailer,
-            phone,
-            settings,
-            dir,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.url())
+        format!("{}{path}", self.base)
     }
 
     pub async fn call(
@@ -287,16 +215,6 @@ impl TestApp {
                 .expect("refresh token")
                 .to_string(),
         )
-    }
-
-    /// Number of events in the log.
-    pub async fn log_len(&self) -> usize {
-        self.log().await.len()
-    }
-
-    /// Every event in the log, oldest first.
-    pub async fn log(&self) -> Vec<cinelog_domain::RecordedEvent> {
-        whole_log(&self.running.state.store).await
     }
 
     /// The caller's account id.
@@ -411,9 +329,172 @@ impl TestApp {
             .expect("profile id")
             .to_string()
     }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// What a call answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn settings_for(backend: Backend, dir: &TempDir) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.0.clone(),
+        database_url: match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_pg_database().await),
+        },
+        max_connections: 8,
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let dir = TempDir::new();
+        let settings = settings_for(backend, &dir).await;
+        Self::spawn_with(settings, dir, Outside::default()).await
+    }
+
+    /// An app on a clock the test moves.
+    pub async fn spawn_on_clock(
+        settings: Settings,
+        dir: TempDir,
+    ) -> (TestApp, Arc<fakes::ManualClock>) {
+        let clock = fakes::ManualClock::new();
+        let outside = Outside {
+            clock: Some(clock.clone()),
+            ..Outside::default()
+        };
+        (Self::spawn_with(settings, dir, outside).await, clock)
+    }
+
+    /// An app that builds its own mail and phone services from its settings (SMTP, or the
+    /// outbox and console SMS), as the binary does.
+    pub async fn spawn_with_own_mailer(
+        settings: Settings,
+        dir: TempDir,
+        outside: Outside,
+    ) -> TestApp {
+        let running = cinelog_api::start(settings.clone(), outside)
+            .await
+            .expect("app starts");
+        TestApp {
+            client: Client::new(running.url()),
+            running,
+            mailer: Arc::default(),
+            phone: Arc::default(),
+            settings,
+            dir,
+        }
+    }
+
+    pub async fn spawn_with(settings: Settings, dir: TempDir, outside: Outside) -> TestApp {
+        let mailer = Arc::new(RecordingMailer::default());
+        let phone = Arc::new(ConsoleVerifier::default());
+        let outside = Outside {
+            mailer: Some(outside.mailer.unwrap_or_else(|| mailer.clone())),
+            phone: Some(outside.phone.unwrap_or_else(|| phone.clone())),
+            clock: outside.clock,
+        };
+        let running = cinelog_api::start(settings.clone(), outside)
+            .await
+            .expect("app starts");
+        TestApp {
+            client: Client::new(running.url()),
+            running,
+            mailer,
+            phone,
+            settings,
+            dir,
+        }
+    }
+
+    /// The server's address.
+    pub fn url(&self, path: &str) -> String {
+        self.client.url(path)
+    }
+
+    /// Number of events in the log.
+    pub async fn log_len(&self) -> usize {
+        self.log().await.len()
+    }
+
+    /// Every event in the log, oldest first.
+    pub async fn log(&self) -> Vec<cinelog_domain::RecordedEvent> {
+        whole_log(&self.running.state.store).await
+    }
 
     /// Stops serving (the database stays).
     pub fn stop(&self) {
         self.running.stop();
+    }
+}
+
+/// Appends `n` one-event account streams, as many signups would.
+pub async fn open_accounts(store: &cinelog_infra::Store, n: usize) {
+    let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+    for _ in 0..n {
+        let id = Uuid::now_v7().to_string();
+        store
+            .append::<cinelog_domain::account::Account>(
+                &id,
+                &Default::default(),
+                &[cinelog_domain::account::AccountEvent::AccountOpened { owner: Uuid::nil() }],
+                &meta,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Counts events with a non-idempotent increment: any double application shows.
+pub struct Counter {
+    pub version: i64,
+}
+
+#[async_trait]
+impl cinelog_projections::Projection for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("event_counts", "id BIGINT PRIMARY KEY, n BIGINT NOT NULL")]
+    }
+    async fn apply(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        t: &cinelog_projections::Tables,
+        _: &cinelog_domain::RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let table = t.name("event_counts");
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(&format!("UPDATE {table} SET n = n + 1 WHERE id = 1"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

@@ -2,13 +2,20 @@
 //! `cinelog.<stream_type>`, keyed by stream id, in log order, as CloudEvents in binary mode;
 //! a broker that is down at first loses nothing.
 
+use cinelog_infra::Store;
+use cinelog_infra::consumer::KafkaProjector;
+use cinelog_infra::relay::{Relay, RelayConfig};
+use cinelog_projections::{EventLog, Projections, ReadDb};
 use cinelog_tests::fakes::Tansu;
-use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
-use rdkafka::ClientConfig;
+use cinelog_tests::{
+    Backend, Counter, TempDir, TestApp, fresh_pg_database, open_accounts, settings_for,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One consumed message: topic, key, headers.
@@ -221,4 +228,201 @@ async fn a_second_relay_waits_and_takes_over_when_the_first_dies() {
     }
     second.abort();
     app.stop();
+}
+
+/// The counter's Kafka-fed generation: its number and count (0 before its first event).
+async fn kafka_count(read: &ReadDb) -> Option<(i64, i64, bool)> {
+    let (generation, active): (i64, i64) = sqlx::query_as(
+        "SELECT generation, active FROM projection_state WHERE name = 'counter' AND source = 'kafka'",
+    )
+    .fetch_optional(&read.pool)
+    .await
+    .unwrap()?;
+    let n: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT n FROM event_counts_g{generation} WHERE id = 1"
+    ))
+    .fetch_optional(&read.pool)
+    .await
+    .unwrap();
+    Some((generation, n.unwrap_or(0), active == 1))
+}
+
+/// Partitions whose offset each worker moved last.
+async fn owners(read: &ReadDb) -> HashMap<String, usize> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT owner FROM kafka_offsets WHERE projection = 'counter' AND generation = (SELECT MAX(generation) FROM kafka_offsets)",
+    )
+    .fetch_all(&read.pool)
+    .await
+    .unwrap();
+    let mut by = HashMap::new();
+    for owner in rows {
+        *by.entry(owner).or_default() += 1;
+    }
+    by
+}
+
+/// Waits until the counter's Kafka-fed generation is live and has counted `want` events.
+async fn counted(read: &ReadDb, want: i64) -> (i64, i64) {
+    let mut last = None;
+    for _ in 0..600 {
+        last = kafka_count(read).await;
+        if let Some((generation, n, true)) = last
+            && n >= want
+        {
+            return (generation, n);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the Kafka-fed counter never reached {want}: {last:?}");
+}
+
+/// Two workers of one consumer group feed a deliberately non-idempotent counter from Kafka:
+/// they split the partitions; one dies mid-run and the other takes its partitions over; every
+/// event counts once. A worker of another group, replaying every topic from the start into the
+/// same read model, adds nothing.
+#[tokio::test]
+async fn kafka_workers_split_the_partitions_and_apply_every_event_once() {
+    let broker = Tansu::start(Tansu::free_port()).await;
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let dir = TempDir::new();
+    let url = fresh_pg_database().await;
+    let store = Store::open_postgres(&url, 8).await.unwrap();
+    let read = ReadDb::connect(&url, 8).await.unwrap();
+    let log: Arc<dyn EventLog> = Arc::new(store.clone());
+    let projections = || {
+        Projections::new(
+            read.clone(),
+            log.clone(),
+            vec![Arc::new(Counter { version: 1 })],
+        )
+    };
+    projections().setup().await.unwrap();
+    let relay = Relay::new(
+        RelayConfig {
+            brokers: brokers.clone(),
+            partitions: 4,
+            replication: 1,
+        },
+        store.clone(),
+        read.clone(),
+        dir.0.join("relay.lock"),
+    )
+    .await
+    .unwrap();
+    let relay = AbortOnDrop(tokio::spawn(relay.run()));
+    let worker = |group: &str| {
+        let w = KafkaProjector::new(&brokers, group, projections(), &[]).unwrap();
+        let id = w.id().to_string();
+        (id, AbortOnDrop(tokio::spawn(w.run())))
+    };
+
+    open_accounts(&store, 400).await;
+    let (first_id, first) = worker("counters");
+    let (second_id, _second) = worker("counters");
+    // Both workers own partitions once the group has settled and more events arrive.
+    for round in 0..60 {
+        open_accounts(&store, 20).await;
+        let split = owners(&read).await;
+        if split.contains_key(&first_id)
+            && split.contains_key(&second_id)
+            && split.values().sum::<usize>() == 4
+        {
+            break;
+        }
+        assert!(
+            round < 59,
+            "the workers never split the partitions: {split:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The first dies, possibly in the middle of a batch; the second takes over its partitions.
+    drop(first);
+    open_accounts(&store, 400).await;
+    let total = store.head().await.unwrap();
+    let (generation, n) = counted(&read, total).await;
+    assert_eq!(n, total, "events applied {n} times for {total} events");
+    for _ in 0..100 {
+        open_accounts(&store, 4).await;
+        if owners(&read).await.keys().all(|o| *o == second_id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        owners(&read).await.keys().collect::<Vec<_>>(),
+        [&second_id],
+        "the survivor moves every partition"
+    );
+    let total = store.head().await.unwrap();
+    let (_, n) = counted(&read, total).await;
+    assert_eq!(n, total);
+    // The plain-named view reads the Kafka-fed generation now.
+    let viewed: i64 = sqlx::query_scalar("SELECT n FROM event_counts WHERE id = 1")
+        .fetch_one(&read.pool)
+        .await
+        .unwrap();
+    assert_eq!(viewed, total);
+
+    // Redelivery of everything: a worker of a new group starts at offset zero of every topic.
+    let (_, _replay) = worker("replay");
+    // It has gone through everything once the offsets it commits (after each batch, from the
+    // database) reach the ones the counter holds.
+    let stored: HashMap<(String, i32), i64> = sqlx::query_as(
+        "SELECT topic, part, next_offset FROM kafka_offsets WHERE projection = 'counter' AND generation = $1",
+    )
+    .bind(generation)
+    .fetch_all(&read.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(t, p, o): (String, i32, i64)| ((t, p), o))
+    .collect();
+    let probe: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "replay")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in stored.keys() {
+        list.add_partition(topic, *partition);
+    }
+    let mut committed = HashMap::new();
+    for _ in 0..300 {
+        committed = probe
+            .committed_offsets(list.clone(), Duration::from_secs(10))
+            .unwrap()
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
+        if committed == stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        committed, stored,
+        "the replaying worker read every partition"
+    );
+    let (again, n) = counted(&read, total).await;
+    assert_eq!(
+        (again, n),
+        (generation, total),
+        "the replay changed the count"
+    );
+    drop(relay);
+}
+
+/// Aborts a spawned task when dropped, so a failing test leaves nothing running.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

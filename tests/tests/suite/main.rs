@@ -11,4 +11,5 @@ mod identity;
 mod kafka;
 mod profiles;
 mod projections;
+mod scale;
 mod security;

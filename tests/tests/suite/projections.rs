@@ -1,16 +1,12 @@
 //! The projection runtime: rebuild equals live, and concurrent runners apply each event once.
 
-use async_trait::async_trait;
-use cinelog_commands::{CommandMeta, EventStore};
-use cinelog_domain::account::{Account, AccountEvent};
-use cinelog_domain::{Actor, RecordedEvent};
 use cinelog_infra::Store;
-use cinelog_projections::{EventLog, Projection, Projections, ReadDb, Tables, accounts};
-use cinelog_tests::{Backend, TempDir, TestApp, fresh_pg_database, whole_log};
+use cinelog_projections::{EventLog, Projections, ReadDb, accounts};
+use cinelog_tests::{
+    Backend, Counter, TempDir, TestApp, fresh_pg_database, open_accounts, whole_log,
+};
 use serde_json::json;
-use sqlx::AnyConnection;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Drives a varied history through the API: signups, profiles created, renamed, deleted, phones.
 async fn busy_history(app: &TestApp) -> i64 {
@@ -118,58 +114,6 @@ async fn rebuild_from_zero_equals_the_live_read_model() {
             listed.body
         );
         app.stop();
-    }
-}
-
-/// Appends `n` one-event account streams, as many signups would.
-async fn open_accounts(store: &Store, n: usize) {
-    let meta = CommandMeta::new(Actor::System);
-    for _ in 0..n {
-        let id = Uuid::now_v7().to_string();
-        store
-            .append::<Account>(
-                &id,
-                &Default::default(),
-                &[AccountEvent::AccountOpened { owner: Uuid::nil() }],
-                &meta,
-            )
-            .await
-            .unwrap();
-    }
-}
-
-/// Counts events with a non-idempotent increment: any double application shows.
-struct Counter {
-    version: i64,
-}
-
-#[async_trait]
-impl Projection for Counter {
-    fn name(&self) -> &'static str {
-        "counter"
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn tables(&self) -> &'static [(&'static str, &'static str)] {
-        &[("event_counts", "id BIGINT PRIMARY KEY, n BIGINT NOT NULL")]
-    }
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        _: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        let table = t.name("event_counts");
-        sqlx::query(&format!(
-            "INSERT INTO {table} (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
-        ))
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(&format!("UPDATE {table} SET n = n + 1 WHERE id = 1"))
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
     }
 }
 

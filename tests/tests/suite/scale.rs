@@ -1,0 +1,316 @@
+//! Scale-out: three `cinelog serve` replicas and two `cinelog project --source kafka` workers,
+//! as separate processes on one Postgres and one broker, under a load of viewers. One worker is
+//! killed (SIGKILL, in the middle of whatever it was doing) mid-run and a replacement joins, as
+//! an orchestrator would restart it. At the end every read model the workers fed equals a
+//! rebuild from the log, so nothing was lost and no effect was doubled.
+//!
+//! (tansu evicts a member that died without leaving when another member joins or leaves the
+//! group; a Kafka cluster also evicts it after `session.timeout.ms`, 6 s for these workers, and
+//! a worker stopped with SIGTERM leaves the group at once.)
+
+use cinelog_tests::fakes::Tansu;
+use cinelog_tests::{Backend, Client, TempDir, settings_for};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A little over the workers' `session.timeout.ms`.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// The `cinelog` binary, built from this tree if it is missing or older than the sources.
+fn cinelog_bin() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "cinelog-api", "--bin", "cinelog"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building cinelog failed");
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/suite-… → target/<profile>/cinelog
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("cinelog")
+}
+
+/// A child process killed when dropped, its output kept in a file for a failing test.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(bin: &Path, config: &Path, args: &[&str], log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .env("CINELOG_CONFIG", config)
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cinelog starts");
+        Proc { child, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until a replica answers `/readyz`.
+async fn ready(client: &Client, proc: &Proc) {
+    for _ in 0..600 {
+        if let Ok(r) = client.http.get(client.url("/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "replica at {} never got ready:\n{}",
+        client.base,
+        proc.output()
+    );
+}
+
+/// One viewer's visit: signs up, makes profiles, renames one, rates and lists titles.
+async fn visit(client: &Client, n: usize) {
+    let (token, _) = client.signup_login(&format!("scale{n}@example.com")).await;
+    let a = client.profile(&token, json!({"name": "main"})).await;
+    let b = client
+        .profile(&token, json!({"name": "kid", "kids": true}))
+        .await;
+    let renamed = client
+        .call(
+            Method::PATCH,
+            &format!("/api/profiles/{b}"),
+            Some(json!({"name": "junior"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    for (title, rating) in [("marmalade-station", "like"), ("tin-foxes", "love")] {
+        let rated = client
+            .call(
+                Method::PUT,
+                &format!("/api/profiles/{a}/ratings/{title}"),
+                Some(json!({"rating": rating})),
+                Some(&token),
+            )
+            .await;
+        assert!(rated.status.is_success(), "{:?}", rated.body);
+    }
+    let listed = client
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{a}/list/marmalade-station"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert!(listed.status.is_success(), "{:?}", listed.body);
+}
+
+/// Every row of every read-model view, as JSON text, by view.
+async fn read_models(pool: &sqlx::PgPool) -> BTreeMap<String, Vec<String>> {
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name FROM information_schema.views WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut all = BTreeMap::new();
+    for view in views {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT row_to_json(v)::text FROM {view} v ORDER BY 1"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        all.insert(view, rows);
+    }
+    all
+}
+
+/// Projections whose live generation Kafka workers feed.
+async fn kafka_fed(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT name FROM projection_state WHERE active = 1 AND source = 'kafka' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_and_two_kafka_workers_end_equal_to_a_rebuild() {
+    let bin = cinelog_bin();
+    let broker = Tansu::start(Tansu::free_port()).await;
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let dir = TempDir::new();
+    let settings = settings_for(Backend::Postgres, &dir).await;
+    let url = settings.database_url.clone().expect("postgres");
+    let config = dir.0.join("cinelog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ndatabase_url = {url:?}\nkafka_brokers = {brokers:?}\nkafka_partitions = 4\n\
+             jwt_secret = \"scale-out-secret-shared-by-every-replica\"\nmax_connections = 6\n\
+             [limits]\nsignup_per_client = 100000\n",
+            dir.0.display().to_string()
+        ),
+    )
+    .unwrap();
+    // The schema and read models first, so the replicas start on a migrated database.
+    let migrated = Command::new(&bin)
+        .arg("migrate")
+        .env("CINELOG_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+
+    let mut replicas = Vec::new();
+    for i in 0..3 {
+        let port = Tansu::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let proc = Proc::start(
+            &bin,
+            &config,
+            &["serve", "--addr", &addr],
+            dir.0.join(format!("serve{i}.log")),
+        );
+        let client = Client::new(format!("http://{addr}"));
+        ready(&client, &proc).await;
+        replicas.push((client, proc));
+    }
+    let worker = |i: usize| {
+        Proc::start(
+            &bin,
+            &config,
+            &["project", "--source", "kafka", "--group", "scale"],
+            dir.0.join(format!("worker{i}.log")),
+        )
+    };
+    let mut workers = vec![worker(0), worker(1)];
+
+    // Viewers arrive on every replica; halfway, one worker dies without a goodbye, and once the
+    // group could have noticed (its session timeout), a replacement joins.
+    let visits = 60;
+    let mut killed = None;
+    for round in 0..visits / 6 {
+        let batch = (0..6).map(|k| {
+            let n = round * 6 + k;
+            visit(&replicas[n % 3].0, n)
+        });
+        futures::future::join_all(batch).await;
+        if round == visits / 12 {
+            workers[0].kill();
+            killed = Some(tokio::time::Instant::now());
+        }
+        if let Some(at) = killed
+            && workers.len() == 2
+            && at.elapsed() > SESSION_TIMEOUT
+        {
+            workers.push(worker(2));
+        }
+    }
+    if workers.len() == 2 {
+        tokio::time::sleep_until(killed.expect("killed") + SESSION_TIMEOUT).await;
+        workers.push(worker(2));
+    }
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The survivor takes every partition; it has caught up once the relay has published the
+    // whole log and each Kafka-fed model has applied the newest event of every stream.
+    let names: Vec<String> = sqlx::query_scalar("SELECT DISTINCT name FROM projection_state")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let caught_up = "SELECT COUNT(*) FROM (
+            SELECT aggregate_type, aggregate_id, MAX(position) AS position FROM events
+            GROUP BY aggregate_type, aggregate_id) s
+         CROSS JOIN projection_state p
+         LEFT JOIN kafka_streams k ON k.projection = p.name AND k.generation = p.generation
+              AND k.stream_type = s.aggregate_type AND k.stream_id = s.aggregate_id
+         WHERE p.active = 1 AND COALESCE(k.position, 0) < s.position";
+    let mut behind = i64::MAX;
+    for _ in 0..1200 {
+        if kafka_fed(&pool).await.len() == names.len() {
+            behind = sqlx::query_scalar(caught_up)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            if behind == 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (kafka_fed(&pool).await.len(), behind),
+        (names.len(), 0),
+        "the Kafka-fed read models never caught up; workers:\n{}\n{}",
+        workers[1].output(),
+        workers[2].output()
+    );
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT o.owner FROM kafka_offsets o JOIN projection_state p
+         ON p.name = o.projection AND p.generation = o.generation AND p.active = 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        owners.len() >= 2,
+        "more than one worker fed the live models: {owners:?}"
+    );
+
+    // Nothing runs any more; then each read model is rebuilt from the log beside the one the
+    // workers fed, and the two must match row for row.
+    drop(workers);
+    drop(replicas);
+    let fed = read_models(&pool).await;
+    assert!(
+        fed["profiles"].len() >= 2 * visits,
+        "profiles: {}",
+        fed["profiles"].len()
+    );
+    for name in &names {
+        let rebuilt = Command::new(&bin)
+            .args(["rebuild", name])
+            .env("CINELOG_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(rebuilt.status.success(), "{rebuilt:?}");
+    }
+    assert!(kafka_fed(&pool).await.is_empty());
+    let rebuilt = read_models(&pool).await;
+    assert_eq!(
+        fed.keys().collect::<Vec<_>>(),
+        rebuilt.keys().collect::<Vec<_>>()
+    );
+    for (view, rows) in &fed {
+        assert_eq!(
+            rows, &rebuilt[view],
+            "{view}: the Kafka-fed read model differs from a rebuild from the log"
+        );
+    }
+    drop(broker);
+}
