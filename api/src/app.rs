@@ -57,6 +57,8 @@ pub struct Services {
     pub projections: Projections,
     /// The log as analysts read it.
     pub analyst_log: cinelog_projections::analyst::AnalystLog,
+    /// Auditors' reads: history, traces, states as of a moment, integrity.
+    pub history: cinelog_infra::history::History,
     pub identity: IdentityService<Store>,
     pub accounts: AccountService<Store>,
     pub billing: BillingService<Store>,
@@ -349,6 +351,12 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     });
     let analyst_log =
         cinelog_projections::analyst::AnalystLog::new(Arc::new(store.clone()), vault.clone());
+    let anchor_key = cinelog_infra::audit::AnchorKey::load_or_create(&settings.anchor_key_file())?;
+    let history = cinelog_infra::history::History::new(
+        store.clone(),
+        analyst_log.clone(),
+        anchor_key.public(),
+    );
     let identity = IdentityService::new(
         store.clone(),
         IdentityPorts {
@@ -363,6 +371,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     Ok(Arc::new(Services {
         identity,
         analyst_log,
+        history,
         sessions: guard,
         accounts: AccountService::new(store.clone()),
         billing: BillingService::new(store.clone(), gateways, directory, clock.clone()),
@@ -471,6 +480,7 @@ pub async fn start(settings: Settings, outside: Outside) -> anyhow::Result<Runni
     if let Some(trending) = &state.trending {
         followers.push(trending.clone().spawn());
     }
+    followers.push(spawn_anchorer(&state.settings, &state.store).await?);
     let router = app(state.clone());
     let server = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -639,6 +649,21 @@ pub async fn relay_for(
         )
         .await?,
     ))
+}
+
+/// Signs anchors over the log as it grows (see `cinelog_infra::audit`).
+async fn spawn_anchorer(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let key = cinelog_infra::audit::AnchorKey::load_or_create(&settings.anchor_key_file())?;
+    let anchorer =
+        cinelog_infra::audit::Anchorer::new(store.clone(), key, settings.audit.anchor_file.clone())
+            .await?;
+    Ok(tokio::spawn(anchorer.run(
+        settings.audit.anchor_every_events.max(1),
+        Duration::from_secs(settings.audit.anchor_every_secs.max(1)),
+    )))
 }
 
 /// How often a replica reads the sessions other processes ended.

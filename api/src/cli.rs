@@ -120,6 +120,26 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Integrity of the log: verify chains and anchors, sign an anchor, export the public key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute every stream's hash chain and check every signed anchor; exits non-zero and
+    /// names the stream, version and position of each broken link.
+    Verify {
+        /// The trusted public key (hex); by default the one of this deployment's signing key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign an anchor over the log as it stands now.
+    Anchor,
+    /// Print the public key anchors are verified with.
+    PublicKey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -426,13 +446,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let (store, _, vault) = app::open_projections(&settings).await?;
             let head = cinelog_projections::EventLog::head(&store).await?;
-            let log = cinelog_projections::analyst::AnalystLog::new(Arc::new(store), vault);
+            let log = cinelog_projections::analyst::AnalystLog::new(Arc::new(store.clone()), vault);
             let filter = cinelog_projections::analyst::LogFilter {
                 stream_type,
                 event_types: types,
                 from,
                 to,
             };
+            let filters = serde_json::json!({
+                "format": format!("{format:?}").to_lowercase(), "out": out,
+                "stream_type": filter.stream_type, "types": filter.event_types,
+                "from": filter.from, "to": filter.to,
+            });
             let bar = indicatif::ProgressBar::new(u64::try_from(head).unwrap_or(0)).with_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {bar:40} {pos}/{len} positions {per_sec} eta {eta}",
@@ -443,6 +468,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             bar.finish_and_clear();
+            // The operator's read is audited like an analyst's.
+            let mut filters = filters;
+            filters["exported"] = done.events.into();
+            cinelog_infra::history::record_read(
+                &store,
+                &CommandMeta::new(Actor::System),
+                "events.export",
+                filters,
+            )
+            .await?;
             println!(
                 "exported {} events to {} (up to position {})",
                 done.events,
@@ -451,6 +486,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Audit { command } => audit(&settings, command).await,
         Command::User {
             command: UserCommand::Erase { email },
         } => {
@@ -463,6 +499,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             state.projections.catch_up_all(app::STARTUP_WAIT).await?;
             println!("erased the personal data of user {user_id}");
             Ok(())
+        }
+    }
+}
+
+async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result<()> {
+    use cinelog_infra::audit::{self, AnchorKey};
+    let key = || AnchorKey::load_or_create(&settings.anchor_key_file());
+    match command {
+        AuditCommand::PublicKey => {
+            println!("{}", audit::public_key_hex(&key()?.public()));
+            Ok(())
+        }
+        AuditCommand::Anchor => {
+            let (store, _) = app::open_stores(settings).await?;
+            let mut anchorer =
+                audit::Anchorer::new(store, key()?, settings.audit.anchor_file.clone()).await?;
+            match anchorer.anchor().await? {
+                Some(a) => println!(
+                    "anchor {} signed: {} events in {} streams up to position {}",
+                    a.id, a.events, a.streams, a.position
+                ),
+                None => println!("the log has not changed since the newest anchor"),
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { public_key } => {
+            let trusted = match public_key {
+                Some(text) => audit::parse_public_key(&text)?,
+                None => key()?.public(),
+            };
+            let (store, _) = app::open_stores(settings).await?;
+            let report = audit::verify(&store, &trusted).await?;
+            println!(
+                "checked {} events in {} streams and {} anchors (public key {})",
+                report.events_checked,
+                report.streams_checked,
+                report.anchors_checked,
+                report.public_key
+            );
+            if report.intact {
+                println!("intact: every chain and every anchor holds");
+                return Ok(());
+            }
+            for b in &report.broken {
+                println!(
+                    "BROKEN {}/{} version {} at position {}: {}",
+                    b.stream_type, b.stream_id, b.version, b.position, b.problem
+                );
+            }
+            anyhow::bail!(
+                "the log fails verification ({} problems)",
+                report.broken.len()
+            )
         }
     }
 }

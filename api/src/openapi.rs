@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
         engagement::rate, engagement::unrate, engagement::ratings, engagement::add, engagement::remove, engagement::my_list,
         engagement::recommendations,
         billing::plans, billing::show, billing::checkout, billing::change, billing::cancel, billing::resume, billing::webhook,
-        audit::stream, events::export, events::live, stats::dashboard, ops::healthz, ops::readyz, ops::metrics,
+        audit::stream, audit::state, audit::events, audit::trace, audit::entitlement, audit::verify, events::export, events::live, stats::dashboard, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth, &CommonAnswers)
 )]

@@ -1,10 +1,12 @@
 //! Adapters: the event store backends and global log readers, outside-service clients, and settings.
 
+pub mod audit;
 pub mod cache;
 pub mod catalog_cache;
 pub mod consumer;
 pub mod export;
 pub mod groq;
+pub mod history;
 pub mod limits;
 pub mod mail;
 pub mod media;

@@ -186,6 +186,32 @@ impl SmtpSettings {
     }
 }
 
+/// Signed anchors over the log (see `audit`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The Ed25519 signing key (hex seed), outside the database; made on first use. Default:
+    /// `<data-dir>/anchor.key`.
+    pub key_file: Option<PathBuf>,
+    /// Sign an anchor once this many events arrived since the last one...
+    pub anchor_every_events: i64,
+    /// ...or this many seconds passed with any.
+    pub anchor_every_secs: u64,
+    /// Also append each anchor, as one JSON line, to this file.
+    pub anchor_file: Option<PathBuf>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            key_file: None,
+            anchor_every_events: 1000,
+            anchor_every_secs: 5,
+            anchor_file: None,
+        }
+    }
+}
+
 /// How many attempts a client, an account or a user gets before answering 429.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -265,6 +291,7 @@ pub struct Settings {
     /// Outgoing mail; `None` writes messages to `<data-dir>/outbox`.
     pub smtp: Option<SmtpSettings>,
     pub limits: LimitSettings,
+    pub audit: AuditSettings,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -292,6 +319,7 @@ impl Default for Settings {
             access_token_ttl_secs: 15 * 60,
             smtp: None,
             limits: LimitSettings::default(),
+            audit: AuditSettings::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -321,10 +349,19 @@ pub struct Layer {
     pub access_token_ttl_secs: Option<i64>,
     pub smtp: Option<SmtpSettings>,
     pub limits: Option<LimitSettings>,
+    pub audit: Option<AuditSettings>,
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Settings {
+    /// Where the anchors' signing key lives.
+    pub fn anchor_key_file(&self) -> PathBuf {
+        self.audit
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("anchor.key"))
+    }
+
     /// Applies a layer over these settings.
     pub fn with(mut self, layer: Layer) -> Self {
         macro_rules! take {
@@ -342,6 +379,7 @@ impl Settings {
             billing_tick_secs,
             kafka_partitions,
             limits,
+            audit,
             trusted_proxies
         );
         take_opt!(

@@ -67,6 +67,38 @@ type EventRow = (
 const SQLITE_COLUMNS: &str = "position, 0, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
 const PG_COLUMNS: &str = "position, tx::text::bigint, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text";
 
+/// A stored anchor's columns.
+pub type AnchorRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+/// An anchor's columns before it has an id.
+pub type NewAnchor = (i64, i64, i64, i64, String, String, String, String, String);
+
+/// An auditor's history query: every filter optional, results after position `after`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub event_type: Option<String>,
+    pub stream_type: Option<String>,
+    pub stream_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: i64,
+    /// Only events at or before this position (a paged read keeps the head of its first page).
+    pub until: Option<i64>,
+    pub limit: i64,
+}
+
 fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -227,6 +259,113 @@ impl Store {
         stream_id: &str,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_stream_after(stream_type, stream_id, 0).await
+    }
+
+    /// Events matching an auditor's filters, in position order after `q.after`, at most
+    /// `q.limit`. Every filter is served by an index (migration 0003).
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sqlite = matches!(self.0.backend, Backend::Sqlite { .. });
+        let field = |name: &str| {
+            if sqlite {
+                format!("json_extract(metadata, '$.{name}')")
+            } else {
+                format!("(metadata ->> '{name}')")
+            }
+        };
+        let mut clauses = vec!["position > $1".to_string()];
+        let mut binds: Vec<String> = Vec::new();
+        let mut add = |clause: String, value: &Option<String>| {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                clauses.push(format!("{clause} = ${}", binds.len() + 1));
+            }
+        };
+        add(field("actor"), &q.actor);
+        add(field("correlation_id"), &q.correlation_id);
+        add("event_type".into(), &q.event_type);
+        add("aggregate_type".into(), &q.stream_type);
+        add("aggregate_id".into(), &q.stream_id);
+        if let Some(until) = q.until {
+            clauses.push(format!("position <= {until}"));
+        }
+        let time = |t: DateTime<Utc>| cinelog_domain::envelope::format_time(t);
+        let cast = if sqlite { "" } else { "::timestamptz" };
+        if let Some(from) = q.from {
+            binds.push(time(from));
+            clauses.push(format!("recorded_at >= ${}{cast}", binds.len() + 1));
+        }
+        if let Some(to) = q.to {
+            binds.push(time(to));
+            clauses.push(format!("recorded_at < ${}{cast}", binds.len() + 1));
+        }
+        let filter = format!(
+            "WHERE {} ORDER BY position LIMIT {}",
+            clauses.join(" AND "),
+            q.limit.clamp(1, 10_000)
+        );
+        let rows: Vec<EventRow> = match &self.0.backend {
+            Backend::Sqlite { pool, .. } => {
+                let sql = format!("SELECT {SQLITE_COLUMNS} FROM events {filter}");
+                let mut query = sqlx::query_as(&sql).bind(q.after);
+                for b in &binds {
+                    query = query.bind(b);
+                }
+                query.fetch_all(pool).await
+            }
+            Backend::Postgres { pool, .. } => {
+                let sql = format!("SELECT {PG_COLUMNS} FROM events {filter}");
+                let mut query = sqlx::query_as(&sql).bind(q.after);
+                for b in &binds {
+                    query = query.bind(b);
+                }
+                query.fetch_all(pool).await
+            }
+        }
+        .map_err(backend_error)?;
+        rows.into_iter().map(to_recorded).collect()
+    }
+
+    /// Every signed anchor, in log order: (id, tx, position, events, streams, root, heads,
+    /// signed_at, public_key, signature).
+    pub async fn anchor_rows(&self) -> anyhow::Result<Vec<AnchorRow>> {
+        let sql = "SELECT id, tx, position, events, streams, root, heads, signed_at, public_key, signature FROM anchors ORDER BY tx, position";
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query_as(sql).fetch_all(pool).await?,
+            Backend::Postgres { pool, .. } => sqlx::query_as(sql).fetch_all(pool).await?,
+        })
+    }
+
+    /// Stores an anchor (its fields after the id); answers its id. One already stored for the
+    /// same checkpoint (another replica's) is kept, and its id answered.
+    pub async fn insert_anchor(&self, a: NewAnchor) -> anyhow::Result<i64> {
+        let insert = "INSERT INTO anchors (tx, position, events, streams, root, heads, signed_at, public_key, signature)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tx, position) DO NOTHING";
+        let select = "SELECT id FROM anchors WHERE tx = $1 AND position = $2";
+        macro_rules! run {
+            ($pool:expr) => {{
+                sqlx::query(insert)
+                    .bind(a.0)
+                    .bind(a.1)
+                    .bind(a.2)
+                    .bind(a.3)
+                    .bind(&a.4)
+                    .bind(&a.5)
+                    .bind(&a.6)
+                    .bind(&a.7)
+                    .bind(&a.8)
+                    .execute($pool)
+                    .await?;
+                sqlx::query_scalar(select)
+                    .bind(a.0)
+                    .bind(a.1)
+                    .fetch_one($pool)
+                    .await?
+            }};
+        }
+        Ok(match &self.0.backend {
+            Backend::Sqlite { pool, .. } => run!(pool),
+            Backend::Postgres { pool, .. } => run!(pool),
+        })
     }
 
     /// A stream's events after `version`, oldest first.

@@ -26,11 +26,17 @@ pub struct LogFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// The stream type of recorded reads: auditors' business (`/api/audit/events`), left out of
+/// analysts' streams, where a reader paging to the end would otherwise meet its own reads.
+pub const ACCESS_STREAM_TYPE: &str = "access";
+
 impl LogFilter {
     pub fn matches(&self, e: &RecordedEvent) -> bool {
-        self.stream_type
-            .as_ref()
-            .is_none_or(|t| *t == e.stream_type)
+        e.stream_type != ACCESS_STREAM_TYPE
+            && self
+                .stream_type
+                .as_ref()
+                .is_none_or(|t| *t == e.stream_type)
             && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
             && self.from.is_none_or(|f| e.meta.recorded_at >= f)
             && self.to.is_none_or(|t| e.meta.recorded_at < t)
@@ -156,6 +162,28 @@ impl AnalystLog {
         })
     }
 
+    /// Events from any read, made safe to hand out as in [`Self::next_batch`].
+    pub async fn made_safe(&self, events: Vec<RecordedEvent>) -> anyhow::Result<Vec<SafeEvent>> {
+        let mut erased = HashMap::new();
+        let mut out = Vec::with_capacity(events.len());
+        for mut e in events {
+            self.make_safe(&mut e, &mut erased).await?;
+            out.push(SafeEvent { event: e });
+        }
+        Ok(out)
+    }
+
+    /// A value derived from one stream (e.g. its folded state), made safe the same way.
+    pub async fn make_value_safe(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        value: &mut Value,
+    ) -> anyhow::Result<()> {
+        self.make_payload_safe(stream_type, stream_id, value, &mut HashMap::new())
+            .await
+    }
+
     /// Removes credentials from the payload and marks sealed personal data `[personal data]`,
     /// or `[erased]` once its owner's key is gone. Most payloads hold neither and stay as
     /// they are.
@@ -164,16 +192,27 @@ impl AnalystLog {
         e: &mut RecordedEvent,
         erased: &mut HashMap<Uuid, bool>,
     ) -> anyhow::Result<()> {
-        if !needs_care(&e.payload) {
+        self.make_payload_safe(&e.stream_type, &e.stream_id, &mut e.payload, erased)
+            .await
+    }
+
+    async fn make_payload_safe(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        payload: &mut Value,
+        erased: &mut HashMap<Uuid, bool>,
+    ) -> anyhow::Result<()> {
+        if !needs_care(payload) {
             return Ok(());
         }
         let mut sealed_seen = None;
-        redact(&mut e.payload, &mut sealed_seen);
+        redact(payload, &mut sealed_seen);
         let Some(sample) = sealed_seen else {
             return Ok(());
         };
-        let owner = (e.stream_type == "user")
-            .then(|| Uuid::parse_str(&e.stream_id).ok())
+        let owner = (stream_type == "user")
+            .then(|| Uuid::parse_str(stream_id).ok())
             .flatten();
         let gone = match owner {
             Some(owner) => match erased.get(&owner) {
@@ -186,10 +225,7 @@ impl AnalystLog {
             },
             None => false,
         };
-        mark_sealed(
-            &mut e.payload,
-            if gone { "[erased]" } else { "[personal data]" },
-        );
+        mark_sealed(payload, if gone { "[erased]" } else { "[personal data]" });
         Ok(())
     }
 }

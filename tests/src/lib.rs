@@ -441,6 +441,24 @@ impl TestApp {
         whole_log(&self.running.state.store).await
     }
 
+    /// Creates a user with `role` (as `cinelog user create` does) and signs in; answers the
+    /// access token.
+    pub async fn signed_in_as(&self, email: &str, role: cinelog_domain::values::Role) -> String {
+        self.running
+            .state
+            .identity
+            .signup(
+                email,
+                "Corr3ct-horse-battery",
+                None,
+                role,
+                &cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System),
+            )
+            .await
+            .expect("user created");
+        self.login(email, "Corr3ct-horse-battery").await.0
+    }
+
     /// Stops serving (the database stays).
     pub fn stop(&self) {
         self.running.stop();

@@ -105,6 +105,15 @@ pub async fn export(
         from: q.from,
         to: q.to,
     };
+    record(
+        &app,
+        &caller,
+        "events.export",
+        &filter,
+        start.position,
+        Some(limit),
+    )
+    .await?;
     // One batch in memory at a time, however long the answer.
     struct Cursor {
         next: Checkpoint,
@@ -193,6 +202,7 @@ pub async fn live(
         from: None,
         to: None,
     };
+    record(&app, &caller, "events.live", &filter, start.position, None).await?;
     let appended = cinelog_projections::EventLog::appended(&app.store);
     struct Tail {
         next: Checkpoint,
@@ -237,4 +247,27 @@ pub async fn live(
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Records an analyst's read (who, what, filters) in the audited access log.
+async fn record(
+    app: &AppState,
+    caller: &Caller,
+    what: &str,
+    filter: &LogFilter,
+    after: i64,
+    limit: Option<i64>,
+) -> Result<(), ApiError> {
+    let filters = serde_json::json!({
+        "after": after,
+        "limit": limit,
+        "stream_type": filter.stream_type,
+        "types": filter.event_types,
+        "from": filter.from,
+        "to": filter.to,
+    });
+    app.history
+        .record(&caller.meta, what, filters)
+        .await
+        .map_err(ApiError::internal)
 }

@@ -1,6 +1,7 @@
 //! Cinelog's end-to-end suite, one binary: real SQLite and Postgres, real HTTP, real Chromium.
 
 mod analysts;
+mod audit;
 mod billing;
 mod browser;
 mod catalog;
