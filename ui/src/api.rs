@@ -185,6 +185,33 @@ impl Api {
             .map(|_| ())
     }
 
+    /// An auditors' read: `GET /api/audit/{path}` with the non-empty `query` pairs.
+    pub async fn audit(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, Failure> {
+        let mut url =
+            reqwest::Url::parse(&format!("{}/api/audit/{path}", self.base)).map_err(|e| {
+                Failure {
+                    status: 0,
+                    code: "bad_address".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        for (k, v) in query.iter().filter(|(_, v)| !v.trim().is_empty()) {
+            url.query_pairs_mut().append_pair(k, v.trim());
+        }
+        let target = format!(
+            "{}{}",
+            url.path(),
+            url.query().map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        self.call(reqwest::Method::GET, &target, Some(token), None)
+            .await
+    }
+
     /// The analysts' dashboard aggregates for the last `days` days.
     pub async fn dashboard(&self, token: &str, days: u32) -> Result<Value, Failure> {
         self.call(

@@ -3,6 +3,7 @@
 //! localStorage so a reload resumes where the viewer was.
 
 mod api;
+mod audit;
 mod catalog;
 mod dashboard;
 mod pages;

@@ -30,6 +30,8 @@ pub(crate) enum Screen {
     MyList(Profile),
     /// The analysts' dashboard.
     Dashboard,
+    /// The auditors' console.
+    Audit,
 }
 
 async fn save_session(session: Option<&Session>) {
@@ -169,6 +171,9 @@ pub fn App(props: AppProps) -> Element {
         Screen::Dashboard => rsx! {
             crate::dashboard::Dashboard { api: api.clone(), session, screen }
         },
+        Screen::Audit => rsx! {
+            crate::audit::AuditConsole { api: api.clone(), session, screen }
+        },
         Screen::Title(profile, title_id) => rsx! {
             TitlePage { key: "{title_id}", api: api.clone(), session, profile, title_id, screen }
         },
@@ -180,9 +185,11 @@ pub fn App(props: AppProps) -> Element {
         },
     };
     let signed_in = session().is_some();
-    let analyst = session()
-        .and_then(|s| s.role())
+    let role = session().and_then(|s| s.role());
+    let analyst = role
+        .as_deref()
         .is_some_and(|r| r == "analyst" || r == "auditor");
+    let auditor = role.as_deref() == Some("auditor");
 
     rsx! {
         header { class: "topbar",
@@ -191,6 +198,9 @@ pub fn App(props: AppProps) -> Element {
                 nav { class: "nav",
                     if analyst {
                         button { id: "dashboard-link", class: "link", onclick: move |_| screen.set(Screen::Dashboard), "Dashboard" }
+                    }
+                    if auditor {
+                        button { id: "audit-link", class: "link", onclick: move |_| screen.set(Screen::Audit), "Audit" }
                     }
                     button { id: "profiles-link", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Profiles" }
                     button { id: "account-link", class: "link", onclick: move |_| screen.set(Screen::Account(0)), "Account" }
