@@ -135,6 +135,10 @@ pub enum AuditCommand {
         /// The trusted public key (hex); by default the one of this deployment's signing key.
         #[arg(long)]
         public_key: Option<String>,
+        /// Check this export file (with `FILE.proof.json` beside it) instead of the database:
+        /// no database and no network are used.
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
     /// Sign an anchor over the log as it stands now.
     Anchor,
@@ -468,6 +472,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             bar.finish_and_clear();
+            // A proof beside the file lets anyone holding the public key check it offline.
+            let whole_streams = filter.stream_type.is_none() && filter.event_types.is_empty();
+            let proof = cinelog_infra::audit::write_proof(
+                &store,
+                &cinelog_infra::audit::AnchorKey::load_or_create(&settings.anchor_key_file())?,
+                &out,
+                &filters["format"].as_str().unwrap_or_default().to_string(),
+                done.events,
+                done.last_position,
+                whole_streams,
+            )
+            .await?;
             // The operator's read is audited like an analyst's.
             let mut filters = filters;
             filters["exported"] = done.events.into();
@@ -479,10 +495,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!(
-                "exported {} events to {} (up to position {})",
+                "exported {} events to {} (up to position {}); proof in {}",
                 done.events,
                 out.display(),
-                done.last_position.unwrap_or(0)
+                done.last_position.unwrap_or(0),
+                proof.display()
             );
             Ok(())
         }
@@ -524,13 +541,18 @@ async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        AuditCommand::Verify { public_key } => {
+        AuditCommand::Verify { public_key, export } => {
             let trusted = match public_key {
                 Some(text) => audit::parse_public_key(&text)?,
                 None => key()?.public(),
             };
-            let (store, _) = app::open_stores(settings).await?;
-            let report = audit::verify(&store, &trusted).await?;
+            let report = match &export {
+                Some(file) => audit::verify_export(file, &trusted)?,
+                None => {
+                    let (store, _) = app::open_stores(settings).await?;
+                    audit::verify(&store, &trusted).await?
+                }
+            };
             println!(
                 "checked {} events in {} streams and {} anchors (public key {})",
                 report.events_checked,
@@ -538,6 +560,12 @@ async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result<()>
                 report.anchors_checked,
                 report.public_key
             );
+            if report.withheld > 0 {
+                println!(
+                    "{} events carry withheld personal data or credentials: their links and anchored hashes were checked, their content is not recomputable",
+                    report.withheld
+                );
+            }
             if report.intact {
                 println!("intact: every chain and every anchor holds");
                 return Ok(());

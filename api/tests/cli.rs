@@ -224,3 +224,127 @@ fn the_log_exports_to_ndjson_cloudevents_and_parquet_that_pyarrow_reads() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `cinelog` expecting it to fail; answers what it printed.
+fn cinelog_fails(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cinelog"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("CINELOG_CONFIG", data_dir.join("none.toml"))
+        .env_remove("CINELOG_DATABASE_URL")
+        .output()
+        .expect("cinelog runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "cinelog {args:?} succeeded:\n{text}");
+    text
+}
+
+/// An export and its proof, handed with the public key to a process that has no database,
+/// verify; the same file edited or cut short does not; and an export made after the database
+/// was tampered with names the edited event.
+#[test]
+fn an_export_verifies_offline_with_the_public_key_alone() {
+    let dir = std::env::temp_dir().join(format!("cinelog-proof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for email in ["one@example.com", "two@example.com", "three@example.com"] {
+        cinelog(
+            &dir,
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--password",
+                "Corr3ct-horse-battery",
+            ],
+        );
+    }
+    assert!(cinelog(&dir, &["audit", "anchor"]).contains("anchor 1 signed"));
+    let key = cinelog(&dir, &["audit", "public-key"]).trim().to_string();
+    assert_eq!(key.len(), 64, "{key}");
+    let file = dir.join("log.ndjson");
+    let exported = cinelog(&dir, &["events", "export", "--out", file.to_str().unwrap()]);
+    assert!(exported.contains("proof in"), "{exported}");
+
+    // A third party: its own empty folder, the file, its proof and the key.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let copy = elsewhere.join("log.ndjson");
+    std::fs::copy(&file, &copy).unwrap();
+    std::fs::copy(
+        dir.join("log.ndjson.proof.json"),
+        elsewhere.join("log.ndjson.proof.json"),
+    )
+    .unwrap();
+    let third_party = elsewhere.join("home");
+    let verify = |f: &Path| {
+        vec![
+            "audit".to_string(),
+            "verify".into(),
+            "--export".into(),
+            f.to_string_lossy().to_string(),
+            "--public-key".into(),
+            key.clone(),
+        ]
+    };
+    let args = verify(&copy);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ok = cinelog(&third_party, &args);
+    assert!(ok.contains("intact"), "{ok}");
+    assert!(
+        !third_party.join("events.db").exists(),
+        "offline verification opened no database"
+    );
+
+    // Edited: one event's type changed.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&copy, text.replacen("AccountOpened", "AccountClosed", 1)).unwrap();
+    let edited = cinelog_fails(&third_party, &args);
+    assert!(edited.contains("edited or truncated"), "{edited}");
+    // Truncated: the last event cut off.
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&copy, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let cut = cinelog_fails(&third_party, &args);
+    assert!(cut.contains("edited or truncated"), "{cut}");
+    // Another key: refused.
+    let mut wrong = args.clone();
+    let other = "11".repeat(32);
+    *wrong.last_mut().unwrap() = &other;
+    std::fs::copy(&file, &copy).unwrap();
+    assert!(cinelog_fails(&third_party, &wrong).contains("not signed by the trusted key"));
+
+    // The database edited after the anchor, then exported: the proof is signed, yet the
+    // chain names the edited event.
+    let db = dir.join("events.db");
+    let conn = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; db = sqlite3.connect({:?}); \
+             t = db.execute(\"select name, sql from sqlite_master where type='trigger' and tbl_name='events'\").fetchall(); \
+             [db.execute(f'drop trigger \"{{n}}\"') for n, _ in t]; \
+             db.execute(\"update events set metadata = json_set(metadata, '$.actor', 'anonymous') where position = (select min(position) from events where event_type = 'AccountOpened')\"); \
+             [db.execute(s) for _, s in t]; db.commit()",
+            db.to_string_lossy()
+        ))
+        .status()
+        .unwrap();
+    assert!(conn.success());
+    let tampered = dir.join("tampered.ndjson");
+    cinelog(
+        &dir,
+        &["events", "export", "--out", tampered.to_str().unwrap()],
+    );
+    let args = verify(&tampered);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let found = cinelog_fails(&third_party, &args);
+    assert!(
+        found.contains("BROKEN account/") && found.contains("edited"),
+        "{found}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

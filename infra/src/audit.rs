@@ -337,6 +337,9 @@ pub struct Report {
     /// Every problem found, at most [`MAX_PROBLEMS`].
     pub broken: Vec<Broken>,
     pub public_key: String,
+    /// Events whose payload an export withheld: their links and anchored heads were checked,
+    /// their content not recomputed.
+    pub withheld: i64,
 }
 
 /// Problems listed in one report.
@@ -361,7 +364,7 @@ pub async fn verify(store: &Store, key: &VerifyingKey) -> anyhow::Result<Report>
             }) {
                 check.anchor(a);
             }
-            check.event(e);
+            check.event(e, false);
         }
     }
     for a in pending {
@@ -377,6 +380,13 @@ struct Check<'a> {
     events: i64,
     broken: Vec<Broken>,
     first: Option<Broken>,
+    /// An export of a time range: a stream may start past its first version, and anchors are
+    /// compared only for the streams and versions the range holds.
+    partial: bool,
+    /// The first version of each stream seen (partial checks).
+    starts: BTreeMap<(String, String), i64>,
+    /// Events whose payload was withheld (credentials, personal data): linked, not recomputed.
+    withheld: i64,
 }
 
 impl<'a> Check<'a> {
@@ -387,6 +397,9 @@ impl<'a> Check<'a> {
             events: 0,
             broken: Vec::new(),
             first: None,
+            partial: false,
+            starts: BTreeMap::new(),
+            withheld: 0,
         }
     }
 
@@ -399,14 +412,16 @@ impl<'a> Check<'a> {
         }
     }
 
-    fn event(&mut self, e: &RecordedEvent) {
+    fn event(&mut self, e: &RecordedEvent, withheld: bool) {
         self.events += 1;
         let key = (e.stream_type.clone(), e.stream_id.clone());
-        let (version, prev) = self
-            .heads
-            .get(&key)
-            .cloned()
-            .unwrap_or((0, GENESIS_HASH.to_string()));
+        let start = *self.starts.entry(key.clone()).or_insert(e.version);
+        let (version, prev) = match self.heads.get(&key) {
+            Some(head) => head.clone(),
+            // A range may begin inside a stream: its first event's own link starts the chain.
+            None if self.partial && start > 1 => (e.version - 1, e.meta.prev_hash.clone()),
+            None => (0, GENESIS_HASH.to_string()),
+        };
         let at = |problem: String| Broken {
             stream_type: e.stream_type.clone(),
             stream_id: e.stream_id.clone(),
@@ -424,7 +439,9 @@ impl<'a> Check<'a> {
                 "does not link to the event before it: an event was replaced or inserted".into(),
             ));
         }
-        if e.computed_hash() != e.meta.hash {
+        if withheld {
+            self.withheld += 1;
+        } else if e.computed_hash() != e.meta.hash {
             self.found(at(
                 "its content does not match its hash: the event was edited".into(),
             ));
@@ -456,6 +473,10 @@ impl<'a> Check<'a> {
         let mut named = false;
         for h in heads {
             let key = (h.stream_type.clone(), h.stream_id.clone());
+            if self.partial && self.starts.get(&key).is_none_or(|start| h.version < *start) {
+                // Outside the exported range.
+                continue;
+            }
             match self.heads.get(&key) {
                 Some((version, hash)) if *version == h.version && *hash == h.hash => {}
                 Some((version, _)) if *version < h.version => {
@@ -497,7 +518,7 @@ impl<'a> Check<'a> {
             }
         }
         let root = heads_digest(&self.heads);
-        if !named && (root != a.root || self.events != a.events) {
+        if !self.partial && !named && (root != a.root || self.events != a.events) {
             self.found(at(
                 "log",
                 "",
@@ -524,6 +545,238 @@ impl<'a> Check<'a> {
             first_broken: self.first,
             broken: self.broken,
             public_key: public_key_hex(key),
+            withheld: self.withheld,
+        }
+    }
+}
+
+/// What a verifiable export holds, signed with the anchor key when it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// `ndjson`, `cloudevents` or `parquet`.
+    pub format: String,
+    /// SHA-256 of the export file's bytes.
+    pub sha256: String,
+    pub events: u64,
+    pub last_position: Option<i64>,
+    /// Whether every event of each exported stream within the range is in the file (no type
+    /// or stream-type filter), so its chains can be checked.
+    pub whole_streams: bool,
+    pub written_at: String,
+}
+
+impl Manifest {
+    fn message(&self) -> Vec<u8> {
+        let mut text = b"cinelog-export/1\n".to_vec();
+        text.extend(serde_json::to_vec(self).expect("a manifest serializes"));
+        text
+    }
+}
+
+/// The proof beside an export (`FILE.proof.json`): its signed manifest and every anchor up to
+/// its last event, so a third party can check the file with the public key alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proof {
+    pub manifest: Manifest,
+    pub signature: String,
+    pub public_key: String,
+    pub anchors: Vec<Anchor>,
+}
+
+/// Where an export's proof is written.
+pub fn proof_path(export: &Path) -> PathBuf {
+    let mut name = export.as_os_str().to_owned();
+    name.push(".proof.json");
+    PathBuf::from(name)
+}
+
+fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Signs a finished export and writes its proof beside it; answers the proof's path.
+pub async fn write_proof(
+    store: &Store,
+    key: &AnchorKey,
+    export: &Path,
+    format: &str,
+    events: u64,
+    last_position: Option<i64>,
+    whole_streams: bool,
+) -> anyhow::Result<PathBuf> {
+    let manifest = Manifest {
+        format: format.into(),
+        sha256: file_sha256(export)?,
+        events,
+        last_position,
+        whole_streams,
+        written_at: cinelog_domain::envelope::format_time(Utc::now()),
+    };
+    let end = last_position.unwrap_or(0);
+    let proof = Proof {
+        signature: hex::encode(key.signing.sign(&manifest.message()).to_bytes()),
+        public_key: public_key_hex(&key.public()),
+        manifest,
+        anchors: anchors(store)
+            .await?
+            .into_iter()
+            .filter(|a| a.position <= end)
+            .collect(),
+    };
+    let path = proof_path(export);
+    std::fs::write(&path, serde_json::to_vec_pretty(&proof)?)?;
+    Ok(path)
+}
+
+/// One NDJSON export line, read back.
+#[derive(Deserialize)]
+struct Line {
+    position: i64,
+    stream_type: String,
+    stream_id: String,
+    version: i64,
+    event_type: String,
+    schema_version: String,
+    payload: serde_json::Value,
+    event_id: uuid::Uuid,
+    correlation_id: uuid::Uuid,
+    causation_id: Option<uuid::Uuid>,
+    actor: cinelog_domain::Actor,
+    recorded_at: chrono::DateTime<Utc>,
+    hash: String,
+    prev_hash: String,
+}
+
+/// Whether an export withheld part of a payload (credentials, personal data).
+fn withheld(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => {
+            matches!(s.as_str(), "[redacted]" | "[personal data]" | "[erased]")
+        }
+        serde_json::Value::Array(items) => items.iter().any(withheld),
+        serde_json::Value::Object(map) => map.values().any(withheld),
+        _ => false,
+    }
+}
+
+/// Checks an export with its proof and a trusted public key, with no database: the proof's
+/// signature, the file's digest, and (NDJSON) every chain link and anchored head it holds.
+pub fn verify_export(export: &Path, key: &VerifyingKey) -> anyhow::Result<Report> {
+    let proof: Proof =
+        serde_json::from_slice(&std::fs::read(proof_path(export)).map_err(|e| {
+            anyhow::anyhow!(
+                "no proof beside the export ({}): {e}",
+                proof_path(export).display()
+            )
+        })?)?;
+    let mut check = Check::new(key);
+    check.partial = true;
+    let whole = |problem: String| Broken {
+        stream_type: "export".into(),
+        stream_id: export.display().to_string(),
+        version: 0,
+        position: proof.manifest.last_position.unwrap_or(0),
+        problem,
+    };
+    let signed = Signature::from_slice(&hex::decode(&proof.signature).unwrap_or_default())
+        .is_ok_and(|sig| key.verify(&proof.manifest.message(), &sig).is_ok());
+    if !signed {
+        check.found(whole(
+            "the export's manifest is not signed by the trusted key".into(),
+        ));
+        return Ok(check.report(0, key));
+    }
+    if file_sha256(export)? != proof.manifest.sha256 {
+        check.found(whole(
+            "the file differs from the one signed: it was edited or truncated".into(),
+        ));
+        return Ok(check.report(0, key));
+    }
+    if proof.manifest.format != "ndjson" || !proof.manifest.whole_streams {
+        // The digest and signature stand for the whole file; chains need whole NDJSON streams.
+        return Ok(check.report(0, key));
+    }
+    let mut versions: BTreeMap<(String, String), BTreeMap<i64, String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(export)?.lines() {
+        let l: Line = serde_json::from_str(line)?;
+        let held = withheld(&l.payload);
+        let e = RecordedEvent {
+            position: l.position,
+            tx: 0,
+            stream_type: l.stream_type,
+            stream_id: l.stream_id,
+            version: l.version,
+            event_type: l.event_type,
+            schema_version: l.schema_version,
+            payload: l.payload,
+            meta: cinelog_domain::EventMeta {
+                event_id: l.event_id,
+                correlation_id: l.correlation_id,
+                causation_id: l.causation_id,
+                actor: l.actor,
+                recorded_at: l.recorded_at,
+                hash: l.hash,
+                prev_hash: l.prev_hash,
+            },
+        };
+        versions
+            .entry((e.stream_type.clone(), e.stream_id.clone()))
+            .or_default()
+            .insert(e.version, e.meta.hash.clone());
+        check.event(&e, held);
+    }
+    for a in &proof.anchors {
+        check.anchor_offline(a, &versions);
+    }
+    Ok(check.report(proof.anchors.len() as i64, key))
+}
+
+impl Check<'_> {
+    /// An anchor against an export: each head it signed for a stream the export holds (from
+    /// that stream's first exported version on) must be there with the signed hash.
+    fn anchor_offline(
+        &mut self,
+        a: &Anchor,
+        versions: &BTreeMap<(String, String), BTreeMap<i64, String>>,
+    ) {
+        if !a.signature_holds(self.key) {
+            self.found(Broken {
+                stream_type: "anchor".into(),
+                stream_id: a.id.to_string(),
+                version: 0,
+                position: a.position,
+                problem: format!("anchor {} is not signed by the trusted key", a.id),
+            });
+            return;
+        }
+        let heads: Vec<Head> = serde_json::from_str(&a.heads).unwrap_or_default();
+        for h in heads {
+            let Some(held) = versions.get(&(h.stream_type.clone(), h.stream_id.clone())) else {
+                continue;
+            };
+            let first = held.keys().next().copied().unwrap_or(0);
+            if h.version < first {
+                continue;
+            }
+            let problem = match held.get(&h.version) {
+                Some(hash) if *hash == h.hash => continue,
+                Some(_) => format!("anchor {} signed another event at this version", a.id),
+                None => format!(
+                    "anchor {} signed this version; the export ends this stream at version {}",
+                    a.id,
+                    held.keys().last().copied().unwrap_or(0)
+                ),
+            };
+            self.found(Broken {
+                stream_type: h.stream_type,
+                stream_id: h.stream_id,
+                version: h.version,
+                position: a.position,
+                problem,
+            });
         }
     }
 }
