@@ -478,7 +478,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &store,
                 &cinelog_infra::audit::AnchorKey::load_or_create(&settings.anchor_key_file())?,
                 &out,
-                &filters["format"].as_str().unwrap_or_default().to_string(),
+                filters["format"].as_str().unwrap_or_default(),
                 done.events,
                 done.last_position,
                 whole_streams,
