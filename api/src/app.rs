@@ -59,6 +59,8 @@ pub struct Services {
     pub analyst_log: cinelog_projections::analyst::AnalystLog,
     /// Auditors' reads: history, traces, states as of a moment, integrity.
     pub history: cinelog_infra::history::History,
+    /// One reader of the log's tail shared by every live follower.
+    pub live_feed: cinelog_projections::analyst::LiveFeed,
     pub identity: IdentityService<Store>,
     pub accounts: AccountService<Store>,
     pub billing: BillingService<Store>,
@@ -370,6 +372,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     );
     Ok(Arc::new(Services {
         identity,
+        live_feed: cinelog_projections::analyst::LiveFeed::new(analyst_log.clone()),
         analyst_log,
         history,
         sessions: guard,

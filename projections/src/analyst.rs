@@ -294,3 +294,134 @@ fn mark_sealed(value: &mut Value, mark: &str) {
         _ => {}
     }
 }
+
+/// One event of the live feed, serialized once for every follower.
+pub struct FeedEvent {
+    pub at: Checkpoint,
+    pub stream_type: String,
+    pub event_type: String,
+    pub recorded_at: DateTime<Utc>,
+    /// The envelope as one line of JSON.
+    pub json: String,
+}
+
+impl FeedEvent {
+    fn of(safe: &SafeEvent) -> serde_json::Result<FeedEvent> {
+        let mut json = Vec::new();
+        safe.write_json(&mut json)?;
+        Ok(FeedEvent {
+            at: Checkpoint::of(&safe.event),
+            stream_type: safe.event.stream_type.clone(),
+            event_type: safe.event.event_type.clone(),
+            recorded_at: safe.event.meta.recorded_at,
+            json: String::from_utf8(json).expect("JSON is UTF-8"),
+        })
+    }
+
+    pub fn matches(&self, filter: &LogFilter) -> bool {
+        self.stream_type != ACCESS_STREAM_TYPE
+            && filter
+                .stream_type
+                .as_ref()
+                .is_none_or(|t| *t == self.stream_type)
+            && (filter.event_types.is_empty() || filter.event_types.contains(&self.event_type))
+            && filter.from.is_none_or(|f| self.recorded_at >= f)
+            && filter.to.is_none_or(|t| self.recorded_at < t)
+    }
+}
+
+/// What the live feed read in one go: every event after `after`, up to `to`.
+pub struct FeedBatch {
+    pub after: Checkpoint,
+    pub to: Checkpoint,
+    pub events: Vec<FeedEvent>,
+}
+
+/// One reader of the log's tail for all live followers of a process: each batch is read, made
+/// safe and serialized once, then handed to every follower, who filters it. A follower catches
+/// up from the log on its own, and goes back to the log whenever it fell behind the feed.
+#[derive(Clone)]
+pub struct LiveFeed {
+    sender: tokio::sync::broadcast::Sender<Arc<FeedBatch>>,
+    started: Arc<tokio::sync::OnceCell<()>>,
+    log: AnalystLog,
+}
+
+/// Batches a follower may fall behind the feed before it reads from the log again.
+const FEED_DEPTH: usize = 256;
+/// How long the feed waits for an append before looking again (other processes append too).
+const FEED_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl LiveFeed {
+    pub fn new(log: AnalystLog) -> LiveFeed {
+        LiveFeed {
+            sender: tokio::sync::broadcast::channel(FEED_DEPTH).0,
+            started: Arc::default(),
+            log,
+        }
+    }
+
+    /// A receiver of every batch from now on; the feed starts with its first follower.
+    pub async fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<FeedBatch>> {
+        let receiver = self.sender.subscribe();
+        self.started
+            .get_or_init(|| async {
+                let start = match self.log.log.head().await {
+                    Ok(head) => self
+                        .log
+                        .start_after(head)
+                        .await
+                        .unwrap_or(Checkpoint::START),
+                    Err(_) => Checkpoint::START,
+                };
+                tokio::spawn(self.clone().run(start));
+            })
+            .await;
+        receiver
+    }
+
+    async fn run(self, mut next: Checkpoint) {
+        let appended = self.log.log.appended();
+        let everything = LogFilter {
+            stream_type: None,
+            event_types: Vec::new(),
+            from: None,
+            to: None,
+        };
+        loop {
+            let notified = appended.notified();
+            // A fresh cache each round: an erasure shows from the next batch on.
+            let mut erased = HashMap::new();
+            let read = async {
+                let events = self.log.log.read_after(next, BATCH).await?;
+                let at_end = (events.len() as i64) < BATCH;
+                let to = events.last().map_or(next, Checkpoint::of);
+                let mut out = Vec::with_capacity(events.len());
+                for mut e in events.into_iter().filter(|e| everything.matches(e)) {
+                    self.log.make_safe(&mut e, &mut erased).await?;
+                    out.push(FeedEvent::of(&SafeEvent { event: e })?);
+                }
+                anyhow::Ok((to, out, at_end))
+            };
+            match read.await {
+                Ok((to, events, at_end)) => {
+                    if to != next {
+                        let _ = self.sender.send(Arc::new(FeedBatch {
+                            after: next,
+                            to,
+                            events,
+                        }));
+                        next = to;
+                    }
+                    if at_end {
+                        let _ = tokio::time::timeout(FEED_POLL, notified).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "live feed read failed; trying again");
+                    tokio::time::sleep(FEED_POLL).await;
+                }
+            }
+        }
+    }
+}

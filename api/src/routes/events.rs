@@ -14,7 +14,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use cinelog_domain::values::Role;
 use cinelog_projections::Checkpoint;
-use cinelog_projections::analyst::{LogFilter, ReadError};
+use cinelog_projections::analyst::{FeedBatch, LogFilter, ReadError};
 use futures::Stream;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -203,40 +203,72 @@ pub async fn live(
         to: None,
     };
     record(&app, &caller, "events.live", &filter, start.position, None).await?;
-    let appended = cinelog_projections::EventLog::appended(&app.store);
+    // Subscribed before catching up, so no batch falls between the two.
+    let feed = app.live_feed.subscribe().await;
     struct Tail {
         next: Checkpoint,
         queue: VecDeque<Event>,
         erased: HashMap<uuid::Uuid, bool>,
+        feed: tokio::sync::broadcast::Receiver<std::sync::Arc<FeedBatch>>,
+        /// Reading the shared feed rather than the log.
+        following: bool,
     }
     let tail = Tail {
         next: start,
         queue: VecDeque::new(),
         erased: HashMap::new(),
+        feed,
+        following: false,
+    };
+    let sse = |id: i64, name: &str, data: String| {
+        Event::default().id(id.to_string()).event(name).data(data)
     };
     let events = futures::stream::unfold(tail, move |mut t| {
-        let (reader, filter, appended) = (reader.clone(), filter.clone(), appended.clone());
+        let (reader, filter) = (reader.clone(), filter.clone());
         async move {
             loop {
                 if let Some(event) = t.queue.pop_front() {
                     return Some((Ok(event), t));
                 }
-                let notified = appended.notified();
+                if t.following {
+                    match t.feed.recv().await {
+                        Ok(batch) if batch.to <= t.next => {}
+                        // Events between where this follower is and the batch: from the log.
+                        Ok(batch) if batch.after > t.next => t.following = false,
+                        Ok(batch) => {
+                            for e in batch
+                                .events
+                                .iter()
+                                .filter(|e| e.at > t.next && e.matches(&filter))
+                            {
+                                t.queue.push_back(sse(
+                                    e.at.position,
+                                    &e.event_type,
+                                    e.json.clone(),
+                                ));
+                            }
+                            t.next = batch.to;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            t.following = false
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                    continue;
+                }
                 match reader.next_batch(t.next, &filter, &mut t.erased).await {
                     Ok(batch) => {
                         t.next = batch.next;
                         for safe in batch.events {
                             let mut data = Vec::new();
                             safe.write_json(&mut data).ok()?;
-                            let event = Event::default()
-                                .id(safe.event.position.to_string())
-                                .event(&safe.event.event_type)
-                                .data(String::from_utf8(data).ok()?);
-                            t.queue.push_back(event);
+                            t.queue.push_back(sse(
+                                safe.event.position,
+                                &safe.event.event_type,
+                                String::from_utf8(data).ok()?,
+                            ));
                         }
-                        if batch.at_end && t.queue.is_empty() {
-                            let _ = tokio::time::timeout(FOLLOW_POLL, notified).await;
-                        }
+                        t.following = batch.at_end;
                     }
                     Err(e) => {
                         tracing::warn!(error = ?e, "live tail read failed; trying again");
