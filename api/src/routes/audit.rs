@@ -53,6 +53,33 @@ pub struct EventsParams {
     pub limit: Option<i64>,
 }
 
+impl EventsParams {
+    /// The store's query and the cursor to continue from, or why the parameters are refused.
+    fn into_query(self) -> Result<(AuditQuery, Option<Cursor>), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+        }
+        let cursor = self
+            .cursor
+            .map(|c| c.parse::<Cursor>())
+            .transpose()
+            .map_err(|e| ApiError::invalid("cursor", e))?;
+        let query = AuditQuery {
+            actor: self.actor,
+            event_type: self.event_type,
+            stream_type: self.stream_type,
+            stream_id: self.stream_id,
+            correlation_id: self.correlation_id.map(|c| c.to_string()),
+            from: self.from,
+            to: self.to,
+            limit,
+            ..Default::default()
+        };
+        Ok((query, cursor))
+    }
+}
+
 /// Events matching every filter given, in log order, a page at a time.
 #[utoipa::path(get, path = "/api/audit/events", tag = "audit", params(EventsParams),
     responses((status = 200, description = "`{events, next_cursor}`"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
@@ -62,26 +89,7 @@ pub async fn events(
     Query(p): Query<EventsParams>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
-    }
-    let cursor = p
-        .cursor
-        .map(|c| c.parse::<Cursor>())
-        .transpose()
-        .map_err(|e| ApiError::invalid("cursor", e))?;
-    let query = AuditQuery {
-        actor: p.actor,
-        event_type: p.event_type,
-        stream_type: p.stream_type,
-        stream_id: p.stream_id,
-        correlation_id: p.correlation_id.map(|c| c.to_string()),
-        from: p.from,
-        to: p.to,
-        limit,
-        ..Default::default()
-    };
+    let (query, cursor) = p.into_query()?;
     let page = app
         .history
         .events(&caller.meta, query, cursor)

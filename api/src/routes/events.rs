@@ -205,6 +205,18 @@ pub async fn live(
     record(&app, &caller, "events.live", &filter, start.position, None).await?;
     // Subscribed before catching up, so no batch falls between the two.
     let feed = app.live_feed.subscribe().await;
+    let events = follow(reader, filter, start, feed);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The live tail after `start`: from the log until it is caught up, then from the shared feed,
+/// back to the log whenever it falls behind the feed.
+fn follow(
+    reader: cinelog_projections::analyst::AnalystLog,
+    filter: LogFilter,
+    start: Checkpoint,
+    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<FeedBatch>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     struct Tail {
         next: Checkpoint,
         queue: VecDeque<Event>,
@@ -223,7 +235,7 @@ pub async fn live(
     let sse = |id: i64, name: &str, data: String| {
         Event::default().id(id.to_string()).event(name).data(data)
     };
-    let events = futures::stream::unfold(tail, move |mut t| {
+    futures::stream::unfold(tail, move |mut t| {
         let (reader, filter) = (reader.clone(), filter.clone());
         async move {
             loop {
@@ -277,8 +289,7 @@ pub async fn live(
                 }
             }
         }
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    })
 }
 
 /// Records an analyst's read (who, what, filters) in the audited access log.
