@@ -96,6 +96,18 @@ pub fn message_of(e: &RecordedEvent) -> (Vec<u8>, OwnedHeaders) {
     )
 }
 
+/// An idempotent producer (`acks=all`) for the relay.
+fn producer_for(config: &RelayConfig) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()?)
+}
+
 /// The relay: a producer, the log, and where its checkpoint lives.
 pub struct Relay {
     config: RelayConfig,
@@ -115,14 +127,7 @@ impl Relay {
         db: ReadDb,
         lock_file: std::path::PathBuf,
     ) -> anyhow::Result<Relay> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .create()?;
+        let producer = producer_for(&config)?;
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .create()?;
@@ -264,6 +269,14 @@ impl Relay {
                 Ok(_) => backoff = Duration::from_millis(200),
                 Err(e) => {
                     tracing::warn!(error = %e, "relay could not publish; retrying from its checkpoint");
+                    // Start over from the checkpoint with a new producer: an idempotent one
+                    // stops for good after some errors (a broker that lost its producer state),
+                    // and a broker that came back empty no longer has the topics.
+                    self.topics.clear();
+                    match producer_for(&self.config) {
+                        Ok(producer) => self.producer = producer,
+                        Err(e) => tracing::warn!(error = %e, "relay could not make a producer"),
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }

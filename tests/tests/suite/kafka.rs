@@ -25,6 +25,27 @@ struct Seen {
     headers: HashMap<String, String>,
 }
 
+/// A message's topic, key and headers.
+fn seen_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Seen {
+    Seen {
+        topic: m.topic().to_string(),
+        key: String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// Reads `cinelog.*` from the start until `want` distinct events (by `ce_id`) arrived.
 async fn consume(brokers: &str, want: usize) -> Vec<Seen> {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -48,25 +69,9 @@ async fn consume(brokers: &str, want: usize) -> Vec<Seen> {
             .await
             .unwrap_or_else(|_| panic!("only {} of {want} events reached Kafka", ids.len()))
             .expect("a message");
-        let headers: HashMap<String, String> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.insert(headers["ce_id"].clone());
-        seen.push(Seen {
-            topic: m.topic().to_string(),
-            key: String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
-            headers,
-        });
+        let s = seen_of(&m);
+        ids.insert(s.headers["ce_id"].clone());
+        seen.push(s);
     }
     seen
 }
@@ -425,4 +430,104 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The broker goes away in the middle of a run: commands keep working, and once a broker is
+/// back the relay publishes every event appended meanwhile, in order per stream.
+#[tokio::test]
+async fn commands_go_on_while_the_broker_is_down_and_the_relay_catches_up() {
+    let port = Tansu::free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let broker = Tansu::start(port).await;
+    let dir = TempDir::new();
+    let mut settings = settings_for(Backend::Postgres, &dir).await;
+    settings.kafka_brokers = Some(brokers.clone());
+    settings.kafka_partitions = 2;
+    let app = TestApp::spawn_with(settings, dir, Default::default()).await;
+    let (token, _) = app.signup_login("outage@example.com").await;
+    consume(&brokers, app.log_len().await).await;
+
+    // Down: a stopped broker (its memory storage goes with it).
+    drop(broker);
+    let before = app.log().await.last().map_or(0, |e| e.position);
+    for n in 0..5 {
+        let made = app
+            .post(
+                "/api/profiles",
+                json!({"name": format!("Down {n}")}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(made.status, 201, "commands work while the broker is down");
+    }
+    let (other, _) = app.signup_login("during@example.com").await;
+    app.post("/api/profiles", json!({"name": "Meanwhile"}), Some(&other))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Back: everything appended while it was away arrives, each stream in order.
+    let _broker = Tansu::start(port).await;
+    let missed: Vec<_> = app
+        .log()
+        .await
+        .into_iter()
+        .filter(|e| e.position > before)
+        .collect();
+    let seen = consume_ids(&brokers, &missed).await;
+    let mut per_stream: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    let mut firsts = HashSet::new();
+    for s in &seen {
+        if firsts.insert(s.headers["ce_id"].clone()) {
+            per_stream
+                .entry((s.topic.clone(), s.key.clone()))
+                .or_default()
+                .push(s.headers["cinelog_version"].parse().unwrap());
+        }
+    }
+    for (stream, versions) in per_stream {
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "{stream:?} out of order: {versions:?}"
+        );
+    }
+    app.stop();
+}
+
+/// Reads `cinelog.*` from the start until every event of `want` arrived (by `ce_id`).
+async fn consume_ids(brokers: &str, want: &[cinelog_domain::RecordedEvent]) -> Vec<Seen> {
+    let ids: HashSet<String> = want.iter().map(|e| e.meta.event_id.to_string()).collect();
+    for _ in 0..60 {
+        let seen = consume_for(brokers, Duration::from_secs(2)).await;
+        let got: HashSet<&str> = seen.iter().map(|s| s.headers["ce_id"].as_str()).collect();
+        if ids.iter().all(|id| got.contains(id.as_str())) {
+            return seen;
+        }
+    }
+    panic!("the relay never published the events appended while the broker was down");
+}
+
+/// Everything on `cinelog.*` that arrives within `window` of reading from the start.
+async fn consume_for(brokers: &str, window: Duration) -> Vec<Seen> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("test-{}", uuid::Uuid::now_v7().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["^cinelog\\..*"]).expect("subscribe");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    // Until the window closes; a broker still making its topics answers errors meanwhile.
+    while let Ok(received) = tokio::time::timeout_at(deadline, consumer.recv()).await {
+        match received {
+            Ok(m) => seen.push(seen_of(&m)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    seen
 }
