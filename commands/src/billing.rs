@@ -211,12 +211,14 @@ impl<S: EventStore> BillingService<S> {
             .await
     }
 
-    /// Verifies a provider's webhook and records what it says, once per provider event id.
+    /// Verifies a provider's webhook and records what it says, once per provider event id; its
+    /// events carry the delivering request's correlation id.
     #[tracing::instrument(skip_all, fields(provider = provider.as_str()))]
     pub async fn receive(
         &self,
         provider: Provider,
         request: &WebhookRequest,
+        correlation_id: Uuid,
     ) -> Result<Received, CommandError> {
         let verified = self.gateway(provider)?.verify(request).await?;
         let not_recorded = Received {
@@ -236,7 +238,10 @@ impl<S: EventStore> BillingService<S> {
             return Ok(not_recorded);
         };
         let at = self.clock.now();
-        let meta = CommandMeta::new(Actor::Provider(provider.as_str().to_string()));
+        let meta = CommandMeta {
+            correlation_id,
+            ..CommandMeta::new(Actor::Provider(provider.as_str().to_string()))
+        };
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
@@ -313,7 +318,10 @@ impl<S: EventStore> BillingService<S> {
                 .await
                 .map_err(CommandError::Service)?
         {
-            return Ok(self.receive(provider, &delivery).await?.recorded);
+            return Ok(self
+                .receive(provider, &delivery, Uuid::now_v7())
+                .await?
+                .recorded);
         }
         let done = execute::<Subscription, _, CommandError>(
             &self.store,

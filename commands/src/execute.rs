@@ -14,6 +14,8 @@ pub struct Executed<D: Decider> {
     pub state: D::State,
     /// Global position of the last event written, or of the stream's head if nothing was written.
     pub position: i64,
+    /// Id of the last event written, if any: what a follow-up command names as its cause.
+    pub last_event_id: Option<uuid::Uuid>,
 }
 
 /// Loads the stream, builds the command from the current state, decides and appends.
@@ -51,6 +53,7 @@ where
                 events,
                 state: loaded.state,
                 position: loaded.head.position,
+                last_event_id: None,
             });
         }
         match store
@@ -63,6 +66,7 @@ where
                     events,
                     state,
                     position: appended.position,
+                    last_event_id: Some(appended.last_event_id),
                 });
             }
             Err(StoreError::Conflict) => {

@@ -315,25 +315,34 @@ impl<S: EventStore> IdentityService<S> {
         if self.legacy_claimer(&email).await?.is_some() {
             return Err(cinelog_domain::email_claim::EmailClaimError::EmailTaken.into());
         }
-        execute::<EmailClaim, _, CommandError>(&self.store, &self.claim_id(&email), &meta, |_| {
-            Ok(EmailClaimCommand::Claim {
-                user_id,
-                at: now,
-                abandoned_by,
-            })
-        })
+        // Each step is caused by the one before: claim → registration → account.
+        let claimed = execute::<EmailClaim, _, CommandError>(
+            &self.store,
+            &self.claim_id(&email),
+            &meta,
+            |_| {
+                Ok(EmailClaimCommand::Claim {
+                    user_id,
+                    at: now,
+                    abandoned_by,
+                })
+            },
+        )
         .await?;
-        execute::<User, _, CommandError>(&self.store, &user_id.to_string(), &meta, |_| {
-            Ok(UserCommand::Register {
-                user_id,
-                account_id,
-                email: sealed_email.clone(),
-                password_hash: password_hash.clone(),
-                phone: sealed_phone.clone(),
-                role,
+        let meta = meta.caused_by(claimed.last_event_id);
+        let registered =
+            execute::<User, _, CommandError>(&self.store, &user_id.to_string(), &meta, |_| {
+                Ok(UserCommand::Register {
+                    user_id,
+                    account_id,
+                    email: sealed_email.clone(),
+                    password_hash: password_hash.clone(),
+                    phone: sealed_phone.clone(),
+                    role,
+                })
             })
-        })
-        .await?;
+            .await?;
+        let meta = meta.caused_by(registered.last_event_id);
         let opened = execute::<Account, _, CommandError>(
             &self.store,
             &account_id.to_string(),

@@ -18,6 +18,14 @@ impl CommandMeta {
         }
     }
 
+    /// The same request, for a command that an event (`None`: nothing) caused.
+    pub fn caused_by(&self, event: Option<Uuid>) -> Self {
+        Self {
+            causation_id: event.or(self.causation_id),
+            ..self.clone()
+        }
+    }
+
     /// The same request, acting as someone else (e.g. a new user right after signup).
     pub fn acting_as(&self, actor: Actor) -> Self {
         Self {

@@ -38,6 +38,8 @@ pub struct Appended {
     pub position: i64,
     /// Stream version after the append.
     pub version: i64,
+    /// Id of the last event written, for the commands it causes.
+    pub last_event_id: uuid::Uuid,
 }
 
 #[derive(Debug, thiserror::Error)]

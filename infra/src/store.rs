@@ -487,11 +487,13 @@ impl EventStore for Store {
         let recorded_at = Utc::now().trunc_subsecs(6);
         let mut prev_hash = head.hash.clone();
         let mut serialized = Vec::with_capacity(events.len());
+        let mut last_event_id = Uuid::nil();
         for (i, event) in events.iter().enumerate() {
             let version = head.version + 1 + i as i64;
             let payload =
                 serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let event_id = Uuid::now_v7();
+            last_event_id = event_id;
             let hash = HashInput {
                 prev_hash: &prev_hash,
                 stream_type: D::STREAM_TYPE,
@@ -548,7 +550,11 @@ impl EventStore for Store {
             );
         }
         self.0.appended.notify_waiters();
-        Ok(Appended { position, version })
+        Ok(Appended {
+            position,
+            version,
+            last_event_id,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Json, MinPosition, Query, RawBody};
+use crate::extract::{AnonymousMeta, Caller, Json, MinPosition, Query, RawBody};
 use crate::routes::profiles::read_model_at;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -244,6 +244,7 @@ pub struct WebhookAnswer {
     responses((status = 200, body = WebhookAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn webhook(
     State(app): State<AppState>,
+    AnonymousMeta(meta): AnonymousMeta,
     Path(provider): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -259,7 +260,7 @@ pub async fn webhook(
     };
     let received = app
         .billing
-        .receive(provider, &request)
+        .receive(provider, &request, meta.correlation_id)
         .await
         .map_err(|e| match e {
             CommandError::ProviderNotOffered(_) => unknown(),
@@ -362,6 +363,7 @@ main{{background:#1d1d1d;padding:2rem 2.5rem;border-radius:12px;max-width:26rem}
 /// webhook delivery and hands it to the same path as the real providers' webhooks.
 pub async fn sandbox_answer(
     State(app): State<AppState>,
+    AnonymousMeta(meta): AnonymousMeta,
     Path(answer): Path<String>,
     Query(q): Query<SandboxSession>,
 ) -> ApiResult<Response> {
@@ -378,7 +380,7 @@ pub async fn sandbox_answer(
     let delivery = sandbox.settle(&checkout, approved);
     let received = app
         .billing
-        .receive(Provider::Sandbox, &delivery)
+        .receive(Provider::Sandbox, &delivery, meta.correlation_id)
         .await
         .map_err(webhook_error)?;
     let back = if approved {

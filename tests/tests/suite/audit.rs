@@ -214,6 +214,31 @@ async fn auditors_query_history_state_as_of_entitlement_and_their_reads_are_reco
     assert_eq!(trace.status, 200, "{:?}", trace.body);
     assert_eq!(trace.body["roots"][0]["event_type"], "ProfileUpdated");
     assert!(trace.body["roots"][0]["caused"].is_array());
+    // A signup is three commands, each caused by the event before: a tree three deep.
+    let signup = uuid::Uuid::now_v7();
+    let made = app
+        .http
+        .post(app.url("/api/auth/signup"))
+        .header("x-correlation-id", signup.to_string())
+        .json(&json!({"email": "traced@example.com", "password": "Corr3ct-horse-battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let tree = app
+        .get(&format!("/api/audit/trace/{signup}"), Some(&auditor))
+        .await
+        .body;
+    let root = &tree["roots"][0];
+    assert_eq!(tree["roots"].as_array().unwrap().len(), 1, "{tree}");
+    assert_eq!(root["event_type"], "EmailClaimed", "{tree}");
+    let registered = &root["caused"][0];
+    assert_eq!(registered["event_type"], "UserRegistered", "{tree}");
+    assert_eq!(registered["causation_id"], root["event_id"]);
+    assert_eq!(
+        registered["caused"][0]["event_type"], "AccountOpened",
+        "{tree}"
+    );
     let unknown = app
         .get(
             &format!("/api/audit/trace/{}", uuid::Uuid::now_v7()),

@@ -392,8 +392,27 @@ async fn stripe_checkout_and_signed_webhooks_renew_once_and_refuse_forgeries() {
         "checkout.session.completed",
         json!({"id": "cs_test_0001", "object": "checkout.session", "client_reference_id": account, "subscription": "sub_1", "customer": "cus_1", "amount_total": 1549, "currency": "usd", "unknown_field": {"nested": true}}),
     );
-    let a = deliver(&app, &completed, fakes::STRIPE_WEBHOOK_SECRET, now).await;
+    // Sent with a correlation id of the provider's request: its events carry it.
+    let correlation = uuid::Uuid::now_v7();
+    let body = serde_json::to_vec(&completed).unwrap();
+    let header = signature::sign(fakes::STRIPE_WEBHOOK_SECRET.as_bytes(), now, &body);
+    let a = app
+        .post_raw(
+            "/webhooks/stripe",
+            &body,
+            &[
+                ("stripe-signature", header),
+                ("x-correlation-id", correlation.to_string()),
+            ],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let recorded = app.log().await;
+    let at = recorded
+        .iter()
+        .find(|e| Some(e.position) == a.body["position"].as_i64())
+        .expect("the webhook's event");
+    assert_eq!(at.meta.correlation_id, correlation);
     let sub = subscription(&app, &token, a.body["position"].as_i64()).await;
     assert_eq!(
         (sub["status"].as_str(), sub["plan"].as_str()),
