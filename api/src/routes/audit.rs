@@ -114,9 +114,10 @@ pub async fn events(
 pub async fn trace(
     State(app): State<AppState>,
     caller: Caller,
-    Path(correlation_id): Path<Uuid>,
+    Path(correlation_id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
+    let correlation_id = uuid_param("correlation_id", &correlation_id)?;
     let tree = app
         .history
         .trace(&caller.meta, correlation_id)
@@ -180,10 +181,11 @@ pub struct AtParams {
 pub async fn entitlement(
     State(app): State<AppState>,
     caller: Caller,
-    Path(account_id): Path<Uuid>,
+    Path(account_id): Path<String>,
     Query(p): Query<AtParams>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
+    let account_id = uuid_param("account_id", &account_id)?;
     let answer = app
         .history
         .entitlement(&caller.meta, account_id, p.at.unwrap_or_else(Utc::now))
@@ -203,6 +205,11 @@ pub async fn verify(State(app): State<AppState>, caller: Caller) -> ApiResult<im
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(report))
+}
+
+/// A UUID from the path, or the JSON error saying it is not one.
+fn uuid_param(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid(name, "must be a UUID"))
 }
 
 fn history_error(e: HistoryError) -> ApiError {
