@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-fn cinelog(data_dir: &Path, args: &[&str]) -> String {
+/// Runs `cinelog` on `data_dir` with no config file and no database URL from the
+/// environment; answers whether it succeeded and what it printed.
+fn run(data_dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cinelog"))
         .args(args)
         .arg("--data-dir")
@@ -17,7 +19,12 @@ fn cinelog(data_dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "cinelog {args:?} failed:\n{text}");
+    (out.status.success(), text)
+}
+
+fn cinelog(data_dir: &Path, args: &[&str]) -> String {
+    let (ok, text) = run(data_dir, args);
+    assert!(ok, "cinelog {args:?} failed:\n{text}");
     text
 }
 
@@ -227,20 +234,8 @@ fn the_log_exports_to_ndjson_cloudevents_and_parquet_that_pyarrow_reads() {
 
 /// Runs `cinelog` expecting it to fail; answers what it printed.
 fn cinelog_fails(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cinelog"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("CINELOG_CONFIG", data_dir.join("none.toml"))
-        .env_remove("CINELOG_DATABASE_URL")
-        .output()
-        .expect("cinelog runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "cinelog {args:?} succeeded:\n{text}");
+    let (ok, text) = run(data_dir, args);
+    assert!(!ok, "cinelog {args:?} succeeded:\n{text}");
     text
 }
 

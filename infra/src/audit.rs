@@ -412,8 +412,7 @@ struct Check<'a> {
     events: i64,
     broken: Vec<Broken>,
     first: Option<Broken>,
-    /// An export of a time range: a stream may start past its first version, and anchors are
-    /// compared only for the streams and versions the range holds.
+    /// An export of a time range: a stream may start past its first version.
     partial: bool,
     /// The first version of each stream seen (partial checks).
     starts: BTreeMap<(String, String), i64>,
@@ -508,52 +507,26 @@ impl<'a> Check<'a> {
         let mut named = false;
         for h in heads {
             let key = (h.stream_type.clone(), h.stream_id.clone());
-            if self.partial && self.starts.get(&key).is_none_or(|start| h.version < *start) {
-                // Outside the exported range.
-                continue;
-            }
-            match self.heads.get(&key) {
-                Some((version, hash)) if *version == h.version && *hash == h.hash => {}
-                Some((version, _)) if *version < h.version => {
-                    named = true;
-                    self.found(at(
-                        &h.stream_type,
-                        &h.stream_id,
-                        h.version,
-                        format!(
-                            "anchor {} signed this stream at version {}, the log holds it up to version {version}: newer events were deleted",
-                            a.id, h.version
-                        ),
-                    ));
-                }
-                Some((version, _)) => {
-                    named = true;
-                    self.found(at(
-                        &h.stream_type,
-                        &h.stream_id,
-                        h.version,
-                        format!(
-                            "anchor {} signed this stream at version {} with another head (the log has version {version} there)",
-                            a.id, h.version
-                        ),
-                    ));
-                }
-                None => {
-                    named = true;
-                    self.found(at(
-                        &h.stream_type,
-                        &h.stream_id,
-                        h.version,
-                        format!(
-                            "anchor {} signed this stream at version {}; the log no longer holds it",
-                            a.id, h.version
-                        ),
-                    ));
-                }
-            }
+            let problem = match self.heads.get(&key) {
+                Some((version, hash)) if *version == h.version && *hash == h.hash => continue,
+                Some((version, _)) if *version < h.version => format!(
+                    "anchor {} signed this stream at version {}, the log holds it up to version {version}: newer events were deleted",
+                    a.id, h.version
+                ),
+                Some((version, _)) => format!(
+                    "anchor {} signed this stream at version {} with another head (the log has version {version} there)",
+                    a.id, h.version
+                ),
+                None => format!(
+                    "anchor {} signed this stream at version {}; the log no longer holds it",
+                    a.id, h.version
+                ),
+            };
+            named = true;
+            self.found(at(&h.stream_type, &h.stream_id, h.version, problem));
         }
         let root = heads_digest(&self.heads);
-        if !self.partial && !named && (root != a.root || self.events != a.events) {
+        if !named && (root != a.root || self.events != a.events) {
             self.found(at(
                 "log",
                 "",

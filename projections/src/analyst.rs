@@ -32,14 +32,16 @@ pub const ACCESS_STREAM_TYPE: &str = "access";
 
 impl LogFilter {
     pub fn matches(&self, e: &RecordedEvent) -> bool {
-        e.stream_type != ACCESS_STREAM_TYPE
-            && self
-                .stream_type
-                .as_ref()
-                .is_none_or(|t| *t == e.stream_type)
-            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
-            && self.from.is_none_or(|f| e.meta.recorded_at >= f)
-            && self.to.is_none_or(|t| e.meta.recorded_at < t)
+        self.admits(&e.stream_type, &e.event_type, e.meta.recorded_at)
+    }
+
+    /// Whether an event of this stream type and event type, recorded then, passes.
+    fn admits(&self, stream_type: &str, event_type: &str, recorded_at: DateTime<Utc>) -> bool {
+        stream_type != ACCESS_STREAM_TYPE
+            && self.stream_type.as_deref().is_none_or(|t| t == stream_type)
+            && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && self.from.is_none_or(|f| recorded_at >= f)
+            && self.to.is_none_or(|t| recorded_at < t)
     }
 }
 
@@ -319,14 +321,7 @@ impl FeedEvent {
     }
 
     pub fn matches(&self, filter: &LogFilter) -> bool {
-        self.stream_type != ACCESS_STREAM_TYPE
-            && filter
-                .stream_type
-                .as_ref()
-                .is_none_or(|t| *t == self.stream_type)
-            && (filter.event_types.is_empty() || filter.event_types.contains(&self.event_type))
-            && filter.from.is_none_or(|f| self.recorded_at >= f)
-            && filter.to.is_none_or(|t| self.recorded_at < t)
+        filter.admits(&self.stream_type, &self.event_type, self.recorded_at)
     }
 }
 

@@ -46,8 +46,8 @@ fn seen_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Seen {
     }
 }
 
-/// Reads `cinelog.*` from the start until `want` distinct events (by `ce_id`) arrived.
-async fn consume(brokers: &str, want: usize) -> Vec<Seen> {
+/// A consumer of a new group, reading `cinelog.*` from the start.
+fn reader(brokers: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set(
@@ -60,6 +60,12 @@ async fn consume(brokers: &str, want: usize) -> Vec<Seen> {
         .create()
         .expect("consumer");
     consumer.subscribe(&["^cinelog\\..*"]).expect("subscribe");
+    consumer
+}
+
+/// Reads `cinelog.*` from the start until `want` distinct events (by `ce_id`) arrived.
+async fn consume(brokers: &str, want: usize) -> Vec<Seen> {
+    let consumer = reader(brokers);
     let mut seen = Vec::new();
     let mut ids = HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -508,18 +514,7 @@ async fn consume_ids(brokers: &str, want: &[cinelog_domain::RecordedEvent]) -> V
 
 /// Everything on `cinelog.*` that arrives within `window` of reading from the start.
 async fn consume_for(brokers: &str, window: Duration) -> Vec<Seen> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("test-{}", uuid::Uuid::now_v7().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("topic.metadata.refresh.interval.ms", "500")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&["^cinelog\\..*"]).expect("subscribe");
+    let consumer = reader(brokers);
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + window;
     // Until the window closes; a broker still making its topics answers errors meanwhile.
