@@ -1,0 +1,186 @@
+//! The catalogue rows on a profile's home.
+
+use super::card::Card;
+use super::{text, use_taste_at};
+use crate::api::{Api, Profile, Session};
+use crate::pages::{Screen, authed};
+use dioxus::prelude::*;
+use serde_json::Value;
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn clock(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Home: search, continue watching, recommendation rows with their reasons, My List, and a row
+/// per genre, all within the profile's rating. Any rating or list change reloads it.
+#[component]
+pub fn Browse(
+    api: Api,
+    session: Signal<Option<Session>>,
+    profile: Profile,
+    screen: Signal<Screen>,
+) -> Element {
+    let mut search = use_signal(String::new);
+    let mut submitted = use_signal(String::new);
+    let taste_at = use_taste_at();
+    let pid = profile.profile_id.clone();
+
+    let personal_api = api.clone();
+    let personal_pid = pid.clone();
+    let personal = use_resource(move || {
+        let (api, pid) = (personal_api.clone(), personal_pid.clone());
+        async move {
+            let at = taste_at();
+            let get = |view: &'static str| {
+                let (api, pid) = (api.clone(), pid.clone());
+                async move {
+                    authed(&api, session, screen, |t| {
+                        let (api, pid) = (api.clone(), pid.clone());
+                        async move { api.profile_view(&t, &pid, view, at).await }
+                    })
+                    .await
+                    .unwrap_or(Value::Null)
+                }
+            };
+            let continuing = get("continue-watching")
+                .await
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let recs = get("recommendations").await["rows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let list = get("list").await.as_array().cloned().unwrap_or_default();
+            (continuing, recs, list)
+        }
+    });
+
+    let rows_api = api.clone();
+    let rows_pid = pid.clone();
+    let rows = use_resource(move || {
+        let (api, pid) = (rows_api.clone(), rows_pid.clone());
+        async move {
+            let genres: Vec<String> = api
+                .genres()
+                .await
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect();
+            let mut rows = Vec::new();
+            for genre in genres {
+                let page = authed(&api, session, screen, |t| {
+                    let (api, pid, genre) = (api.clone(), pid.clone(), genre.clone());
+                    async move { api.titles(&t, &pid, "", &genre).await }
+                })
+                .await;
+                if let Ok(page) = page {
+                    let list = items(&page);
+                    if !list.is_empty() {
+                        rows.push((genre, list));
+                    }
+                }
+            }
+            rows
+        }
+    });
+
+    let search_api = api.clone();
+    let search_pid = pid.clone();
+    let results = use_resource(move || {
+        let (api, pid) = (search_api.clone(), search_pid.clone());
+        async move {
+            let q = submitted();
+            if q.trim().is_empty() {
+                return None;
+            }
+            authed(&api, session, screen, |t| {
+                let (api, pid, q) = (api.clone(), pid.clone(), q.clone());
+                async move { api.titles(&t, &pid, &q, "").await }
+            })
+            .await
+            .ok()
+        }
+    });
+
+    let (continuing, recs, list) = personal().unwrap_or_default();
+    let rows = rows().unwrap_or_default();
+    let found = results().flatten();
+    rsx! {
+        div { class: "search",
+            input { id: "search", r#type: "search", placeholder: "Titles, genres, stories…", maxlength: "200",
+                oninput: move |e| search.set(e.value()),
+                onkeydown: move |e| if e.key() == Key::Enter { submitted.set(search()) } }
+            button { id: "search-btn", class: "primary", onclick: move |_| submitted.set(search()), "Search" }
+        }
+        if let Some(page) = found {
+            section { class: "row", id: "search-results",
+                h2 { "Results for “{submitted}” ({page[\"total\"]})" }
+                if items(&page).is_empty() {
+                    p { class: "muted", "Nothing matches. Try other words." }
+                }
+                div { class: "grid",
+                    for t in items(&page) {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            }
+        }
+        if !continuing.is_empty() {
+            section { class: "row", id: "continue-watching",
+                h2 { "Continue watching" }
+                div { class: "strip",
+                    for c in continuing {
+                        Card { key: "{c[\"title\"][\"id\"]}", api: api.clone(), session, title: c["title"].clone(), profile: profile.clone(), screen,
+                            opens: Screen::Player(profile.clone(), text(&c["title"], "id"), c["episode_id"].as_str().map(str::to_string)),
+                            note: Some(match c["episode_id"].as_str() {
+                                Some(e) => format!("{} · {}", e.to_uppercase(), clock(c["position_secs"].as_f64().unwrap_or(0.0))),
+                                None => format!("Resume at {}", clock(c["position_secs"].as_f64().unwrap_or(0.0))),
+                            }) }
+                    }
+                }
+            }
+        }
+        for r in recs {
+            if r["items"].as_array().is_some_and(|i| !i.is_empty()) {
+                section { class: "row recs", key: "{r[\"reason\"]}", "data-row": "{r[\"kind\"]}",
+                    h2 { "{text(&r, \"reason\")}" }
+                    div { class: "strip",
+                        for t in r["items"].as_array().cloned().unwrap_or_default() {
+                            Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen,
+                                note: t["reason"].as_str().map(str::to_string) }
+                        }
+                    }
+                }
+            }
+        }
+        if !list.is_empty() {
+            section { class: "row", id: "my-list-row",
+                h2 { "My List" }
+                div { class: "strip",
+                    for t in list {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            }
+        }
+        for (genre, titles) in rows {
+            section { class: "row", key: "{genre}", "data-genre": "{genre}",
+                h2 { "{genre}" }
+                div { class: "strip",
+                    for t in titles {
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The poster card shown in every row and grid of titles.
+
+use super::{TasteChange, change_taste, text};
+use crate::api::{Api, Profile, Session};
+use crate::pages::Screen;
+use dioxus::prelude::*;
+use serde_json::Value;
+
+/// A poster card that opens the title page, with like / love / dislike under it.
+#[component]
+pub(super) fn Card(
+    api: Api,
+    session: Signal<Option<Session>>,
+    title: Value,
+    profile: Profile,
+    screen: Signal<Screen>,
+    note: Option<String>,
+    /// Where the card leads; the title's page unless given (continue watching plays).
+    opens: Option<Screen>,
+) -> Element {
+    let id = text(&title, "id");
+    let (name, poster) = (text(&title, "name"), text(&title, "poster"));
+    let card_id = id.clone();
+    let opens = opens.unwrap_or_else(|| Screen::Title(profile.clone(), id.clone()));
+    let mut rated = use_signal(|| None::<String>);
+    let rate = move |rating: &'static str| {
+        let (api, pid, id) = (api.clone(), profile.profile_id.clone(), id.clone());
+        move |_| {
+            let (api, pid, id) = (api.clone(), pid.clone(), id.clone());
+            spawn(async move {
+                if change_taste(
+                    &api,
+                    session,
+                    screen,
+                    &pid,
+                    &id,
+                    TasteChange::Rate(Some(rating.into())),
+                )
+                .await
+                .is_ok()
+                {
+                    rated.set(Some(rating.into()));
+                }
+            });
+        }
+    };
+    let current = rated();
+    let pressed = |r: &str| {
+        if current.as_deref() == Some(r) {
+            "taste on"
+        } else {
+            "taste"
+        }
+    };
+    rsx! {
+        div { class: "card-title", "data-title": "{card_id}",
+            button { class: "card-open", onclick: move |_| screen.set(opens.clone()),
+                img { src: "{poster}", alt: "{name}", loading: "lazy" }
+                span { class: "card-name", "{name}" }
+                if let Some(n) = note {
+                    span { class: "card-note", "{n}" }
+                }
+            }
+            div { class: "card-taste",
+                button { class: pressed("dislike"), title: "Not for me", "aria-label": "Dislike {name}", onclick: rate("dislike"), "▼" }
+                button { class: pressed("like"), title: "I like this", "aria-label": "Like {name}", onclick: rate("like"), "▲" }
+                button { class: pressed("love"), title: "Love this!", "aria-label": "Love {name}", onclick: rate("love"), "♥" }
+            }
+        }
+    }
+}
