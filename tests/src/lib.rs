@@ -12,6 +12,8 @@ use cinelog_domain::values::Email;
 use cinelog_infra::Settings;
 use cinelog_infra::phone::ConsoleVerifier;
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -320,6 +322,17 @@ impl Client {
         assert_eq!(sub.body["status"], "active", "{:?}", sub.body);
     }
 
+    /// The caller's subscription (`GET /api/subscription`), read at `min_position` when given.
+    pub async fn subscription(&self, token: &str, min_position: Option<i64>) -> SubscriptionView {
+        let path = match min_position {
+            Some(p) => format!("/api/subscription?min_position={p}"),
+            None => "/api/subscription".into(),
+        };
+        let a = self.get(&path, Some(token)).await;
+        assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+        a.decode()
+    }
+
     /// Creates a profile; answers its id.
     pub async fn profile(&self, token: &str, body: Value) -> String {
         let a = self.post("/api/profiles", body, Some(token)).await;
@@ -350,6 +363,67 @@ impl Answer {
     pub fn error_code(&self) -> &str {
         self.body["error"].as_str().unwrap_or("")
     }
+
+    /// The body as a typed answer; panics, showing the body, when it does not have that shape.
+    pub fn decode<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.body.clone())
+            .unwrap_or_else(|e| panic!("{} ({e}): {:?}", std::any::type_name::<T>(), self.body))
+    }
+}
+
+/// The subscription answer (`GET /api/subscription`): the entitlement, the provider and the
+/// payment history.
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionView {
+    /// `none`, `active`, `past_due`, `canceled`, `expired`, ...
+    pub status: String,
+    pub entitled: bool,
+    pub plan: Option<String>,
+    pub plan_name: Option<String>,
+    /// A downgrade waiting for the period end.
+    pub pending_plan: Option<String>,
+    /// Highest rendition height playable, 0 when not entitled.
+    pub max_quality: u32,
+    pub concurrent_streams: u32,
+    /// RFC 3339.
+    pub period_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub provider: Option<String>,
+    /// Newest first.
+    pub payments: Vec<PaymentView>,
+}
+
+/// One line of the subscription answer's payment history.
+#[derive(Debug, Deserialize)]
+pub struct PaymentView {
+    /// `paid`, `failed` or `rejected`.
+    pub outcome: String,
+    /// In minor units (cents).
+    pub amount: Option<i64>,
+}
+
+/// The playback start answer (`POST /api/profiles/{pid}/playback`).
+#[derive(Debug, Deserialize)]
+pub struct PlaybackStarted {
+    pub session_id: String,
+    pub master_playlist_url: String,
+    pub resume_position_secs: f64,
+    /// Highest height the plan plays, e.g. 1080.
+    pub max_quality: u32,
+    /// The renditions offered, e.g. `["240p", "480p", "720p"]`.
+    pub qualities: Vec<String>,
+    pub episode_id: Option<String>,
+    pub duration_secs: f64,
+}
+
+/// The title ids of a page of `/api/titles`, in order.
+pub fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub async fn settings_for(backend: Backend, dir: &TempDir) -> Settings {
