@@ -7,12 +7,14 @@ use crate::store::EventStore;
 use cinelog_domain::account::{Account, AccountCommand, AccountError, Profile, ProfileChanges};
 use uuid::Uuid;
 
+/// Profile commands on accounts.
 #[derive(Clone)]
 pub struct AccountService<S> {
     store: S,
 }
 
 impl<S: EventStore> AccountService<S> {
+    /// A service writing to `store`.
     pub fn new(store: S) -> Self {
         Self { store }
     }
@@ -48,6 +50,7 @@ impl<S: EventStore> AccountService<S> {
         Ok((profile_id, done.position))
     }
 
+    /// Changes some fields of a profile; answers the profile as it now is and the log position.
     #[tracing::instrument(skip_all, fields(%account_id, %profile_id))]
     pub async fn update_profile(
         &self,
@@ -73,6 +76,7 @@ impl<S: EventStore> AccountService<S> {
         Ok((profile, done.position))
     }
 
+    /// Deletes a profile; answers the log position.
     #[tracing::instrument(skip_all, fields(%account_id, %profile_id))]
     pub async fn delete_profile(
         &self,

@@ -6,6 +6,7 @@ use crate::meta::CommandMeta;
 use crate::store::EventStore;
 use cinelog_domain::title::{Media, Title, TitleCommand, TitleInfo};
 
+/// Catalog commands on titles.
 #[derive(Clone)]
 pub struct CatalogService<S> {
     store: S,
@@ -14,12 +15,16 @@ pub struct CatalogService<S> {
 /// What an import did to a title.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imported {
+    /// The title is new to the catalog.
     Added,
+    /// The source's description changed.
     Updated,
+    /// The title was already known exactly so; nothing was written.
     Unchanged,
 }
 
 impl<S: EventStore> CatalogService<S> {
+    /// A service writing to `store`.
     pub fn new(store: S) -> Self {
         Self { store }
     }
@@ -65,6 +70,7 @@ impl<S: EventStore> CatalogService<S> {
         Ok(done.position)
     }
 
+    /// Publishes (`true`) or withdraws (`false`) a title; nothing if it already is so.
     pub async fn set_published(
         &self,
         id: &str,

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "", transparent)]
 pub struct CqrsAggregate<D: Decider> {
+    /// The aggregate's state.
     pub state: D::State,
     #[serde(skip)]
     decider: PhantomData<fn() -> D>,

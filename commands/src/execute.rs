@@ -1,3 +1,5 @@
+//! Running one command against one aggregate stream: load, decide, append, retry on conflict.
+
 use crate::error::CommandError;
 use crate::meta::CommandMeta;
 use crate::store::{EventStore, StoreError};
@@ -10,7 +12,9 @@ const MAX_ATTEMPTS: u32 = 40;
 /// The result of a command that was accepted.
 #[derive(Debug)]
 pub struct Executed<D: Decider> {
+    /// The events written; empty if the command changed nothing.
     pub events: Vec<D::Event>,
+    /// The aggregate's state after them.
     pub state: D::State,
     /// Global position of the last event written, or of the stream's head if nothing was written.
     pub position: i64,

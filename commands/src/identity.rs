@@ -27,6 +27,7 @@ pub const ABANDONED_CLAIM_SECS: i64 = 60;
 /// How long a password-reset link works.
 pub const RESET_TTL_MINUTES: i64 = 30;
 
+/// Identity commands: users, email claims, sign-in sessions.
 #[derive(Clone)]
 pub struct IdentityService<S> {
     store: S,
@@ -41,29 +42,45 @@ pub struct IdentityService<S> {
 
 /// What the service needs besides the store.
 pub struct IdentityPorts {
+    /// Sends and checks phone verification codes.
     pub phone: Arc<dyn PhoneVerifier>,
+    /// Sends password-reset mail.
     pub mailer: Arc<dyn Mailer>,
+    /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Seals and opens personal data with each user's key.
     pub vault: Arc<dyn Vault>,
+    /// Which sign-in sessions are open.
     pub sessions: Arc<dyn SessionRegistry>,
+    /// Server secret that keys email-claim stream ids.
     pub claim_key: Vec<u8>,
 }
 
+/// A finished signup.
 #[derive(Debug, Clone)]
 pub struct SignedUp {
+    /// The new user.
     pub user_id: Uuid,
+    /// The account opened for them.
     pub account_id: Uuid,
+    /// Log position of the last event written, for `?min_position` reads.
     pub position: i64,
 }
 
 /// A successful login or refresh: who, and the new refresh token (shown once, stored hashed).
 #[derive(Debug, Clone)]
 pub struct SessionGrant {
+    /// The signed-in user.
     pub user_id: Uuid,
+    /// The user's account.
     pub account_id: Uuid,
+    /// What the user may do beyond watching.
     pub role: Role,
+    /// The sign-in session the refresh token belongs to.
     pub session_id: Uuid,
+    /// The new refresh token, `<session id>.<secret>`.
     pub refresh_token: String,
+    /// Log position of the last event written, for `?min_position` reads.
     pub position: i64,
 }
 
@@ -84,6 +101,7 @@ fn split_token(token: &str) -> Option<(Uuid, &str)> {
 }
 
 impl<S: EventStore> IdentityService<S> {
+    /// A service writing to `store` and reaching outside services through `ports`.
     pub fn new(store: S, ports: IdentityPorts) -> Self {
         Self {
             store,
@@ -411,6 +429,7 @@ impl<S: EventStore> IdentityService<S> {
         Ok((user.state.user_id.is_some() && !user.state.erased).then_some(user_id))
     }
 
+    /// A registered user's state as the log has it; `NotRegistered` if there is none.
     pub async fn user(&self, user_id: Uuid) -> Result<UserState, CommandError> {
         let user = self.store.load::<User>(&user_id.to_string()).await?;
         if user.state.user_id.is_none() {

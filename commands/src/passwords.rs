@@ -7,7 +7,9 @@ use cinelog_domain::values::{InvalidField, check_password};
 
 /// argon2id cost: 19 MiB of memory, 2 passes, 1 lane (OWASP's minimum recommendation).
 pub const MEMORY_KIB: u32 = 19 * 1024;
+/// argon2id passes over memory (time cost).
 pub const PASSES: u32 = 2;
+/// argon2id lanes (parallelism).
 pub const LANES: u32 = 1;
 
 fn argon2() -> Argon2<'static> {

@@ -1,3 +1,5 @@
+//! The event store port of the write side: loading streams and appending with an expected head.
+
 use crate::meta::CommandMeta;
 use cinelog_domain::Decider;
 use cinelog_domain::envelope::GENESIS_HASH;
@@ -27,7 +29,9 @@ impl Default for StreamHead {
 /// A stream loaded and folded into its aggregate's state.
 #[derive(Debug, Clone)]
 pub struct Loaded<D: Decider> {
+    /// The aggregate's state after every event of the stream.
     pub state: D::State,
+    /// Where the stream stands, for the next append.
     pub head: StreamHead,
 }
 
@@ -42,13 +46,16 @@ pub struct Appended {
     pub last_event_id: uuid::Uuid,
 }
 
+/// Why the store could not load or append.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another writer appended to the stream first.
     #[error("the stream changed concurrently")]
     Conflict,
+    /// A stored event could not be read back into its aggregate's event type.
     #[error("stored event is unreadable: {0}")]
     Corrupt(String),
+    /// The database failed.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }

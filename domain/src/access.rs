@@ -9,11 +9,14 @@ use serde_json::Value;
 /// One recorded read.
 pub struct AccessRecord;
 
+/// Whether this read's stream already holds its record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AccessState {
+    /// Set once the read is recorded; a stream records exactly one read.
     pub recorded: bool,
 }
 
+/// Records one audited read.
 #[derive(Debug)]
 pub struct RecordRead {
     /// What was read, e.g. `audit.events`, `events.export`.
@@ -22,9 +25,16 @@ pub struct RecordRead {
     pub filters: Value,
 }
 
+/// What the access stream records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccessEvent {
-    LogRead { what: String, filters: Value },
+    /// An auditor or analyst read `what` with these `filters`.
+    LogRead {
+        /// What was read, e.g. `audit.events`.
+        what: String,
+        /// The filters and parameters of the read.
+        filters: Value,
+    },
 }
 
 impl EventName for AccessEvent {
@@ -35,8 +45,10 @@ impl EventName for AccessEvent {
     }
 }
 
+/// Why a read record is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
+    /// The stream already records a read; each read gets a stream of its own.
     #[error("this read is already recorded")]
     AlreadyRecorded,
 }

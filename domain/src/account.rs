@@ -9,34 +9,49 @@ use uuid::Uuid;
 /// Profiles an account may have at once.
 pub const MAX_PROFILES: usize = 5;
 
+/// The account aggregate: one stream per account, holding its owner and profiles.
 pub struct Account;
 
+/// One viewer within an account, with its own rating ceiling and preferences.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
+    /// Display name, unique within the account regardless of case.
     pub name: ProfileName,
+    /// A kids profile, whose rating may not exceed [`Maturity::KIDS_MAX`].
     pub kids: bool,
+    /// The highest rating the profile may watch.
     pub maturity_rating: Maturity,
+    /// Avatar key, e.g. `blue`.
     pub avatar: String,
+    /// Preferred language tag, e.g. `en`.
     pub language: String,
 }
 
+/// The account as rebuilt from its stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AccountState {
+    /// The user who opened the account; `None` until it is opened.
     pub owner: Option<Uuid>,
+    /// The account's profiles by id.
     pub profiles: BTreeMap<Uuid, Profile>,
 }
 
 /// Fields a profile update may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileChanges {
+    /// New display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<ProfileName>,
+    /// New kids flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kids: Option<bool>,
+    /// New rating ceiling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maturity_rating: Option<Maturity>,
+    /// New avatar key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// New language tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
 }
@@ -61,40 +76,62 @@ impl ProfileChanges {
     }
 }
 
+/// What the owner may ask of an account.
 #[derive(Debug)]
 pub enum AccountCommand {
+    /// Opens the account for its owner (once, at signup).
     Open {
+        /// The user who owns the account.
         owner: Uuid,
     },
+    /// Adds a profile, if the account has room and the name is free.
     CreateProfile {
+        /// Id for the new profile.
         profile_id: Uuid,
+        /// The profile as it starts.
         profile: Profile,
     },
+    /// Changes some fields of a profile.
     UpdateProfile {
+        /// The profile to change.
         profile_id: Uuid,
+        /// The fields to change.
         changes: ProfileChanges,
     },
+    /// Removes a profile.
     DeleteProfile {
+        /// The profile to remove.
         profile_id: Uuid,
     },
 }
 
+/// What happened to an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccountEvent {
+    /// The account was opened.
     AccountOpened {
+        /// The user who owns it.
         owner: Uuid,
     },
+    /// A profile was added.
     ProfileCreated {
+        /// The new profile's id.
         profile_id: Uuid,
+        /// The profile as it started.
         #[serde(flatten)]
         profile: Profile,
     },
+    /// Some fields of a profile changed.
     ProfileUpdated {
+        /// The profile that changed.
         profile_id: Uuid,
+        /// The fields that changed, and their new values.
         #[serde(flatten)]
         changes: ProfileChanges,
     },
+    /// A profile was removed.
     ProfileDeleted {
+        /// The removed profile's id.
         profile_id: Uuid,
     },
 }
@@ -110,18 +147,25 @@ impl EventName for AccountEvent {
     }
 }
 
+/// Why an account command is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
+    /// The account is already open.
     #[error("the account is already open")]
     AlreadyOpen,
+    /// The account was never opened.
     #[error("no such account")]
     NotOpen,
+    /// The account already has [`MAX_PROFILES`] profiles.
     #[error("an account can have at most {MAX_PROFILES} profiles")]
     ProfileLimitReached,
+    /// Another profile of the account has that name, regardless of case.
     #[error("another profile of this account already has that name")]
     ProfileNameTaken,
+    /// No profile of the account has that id.
     #[error("no such profile")]
     ProfileNotFound,
+    /// A field is invalid, e.g. a kids profile rated above the kids' ceiling.
     #[error(transparent)]
     Invalid(#[from] InvalidField),
 }

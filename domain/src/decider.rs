@@ -1,3 +1,5 @@
+//! The shape every aggregate shares: a pure decider over its own event stream.
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;

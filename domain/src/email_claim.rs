@@ -9,34 +9,51 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The email-claim aggregate: one stream per normalised address hash.
 pub struct EmailClaim;
 
+/// Who holds the address, if anyone.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EmailClaimState {
+    /// The user holding the address; `None` if unclaimed or released.
     pub user_id: Option<Uuid>,
+    /// When the current claim was made (absent on claims recorded before this was kept).
     pub claimed_at: Option<DateTime<Utc>>,
 }
 
+/// What signups and erasures ask of an address.
 #[derive(Debug)]
 pub enum EmailClaimCommand {
+    /// Claims the address for a signing-up user.
     Claim {
+        /// The user signing up.
         user_id: Uuid,
+        /// When the claim is made.
         at: DateTime<Utc>,
         /// The current claimer, if the service found its signup abandoned.
         abandoned_by: Option<Uuid>,
     },
     /// The claimer's personal data was erased: the address is free again.
-    Release { user_id: Uuid },
+    Release {
+        /// The erased user; only the address's own holder releases it.
+        user_id: Uuid,
+    },
 }
 
+/// What happened to an address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EmailClaimEvent {
+    /// A user claimed the address.
     EmailClaimed {
+        /// The claiming user.
         user_id: Uuid,
+        /// When; absent on claims recorded before it was kept.
         #[serde(default)]
         claimed_at: Option<DateTime<Utc>>,
     },
+    /// The holder's data was erased, so the address is free.
     EmailClaimReleased {
+        /// The user who held the address.
         user_id: Uuid,
     },
 }
@@ -50,8 +67,10 @@ impl EventName for EmailClaimEvent {
     }
 }
 
+/// Why a claim is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailClaimError {
+    /// Another user holds the address.
     #[error("this email is already registered")]
     EmailTaken,
 }

@@ -1,3 +1,6 @@
+//! The envelope around every stored event (ids, actor, time, hash chain) and the hashing that
+//! makes each stream tamper-evident.
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,10 +56,15 @@ impl TryFrom<String> for Actor {
 /// The envelope fields every stored event carries besides its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMeta {
+    /// Unique id of this event.
     pub event_id: Uuid,
+    /// Shared by every event one request or process caused, so a trace can gather them.
     pub correlation_id: Uuid,
+    /// The event that caused this one, if any; links a trace into a tree.
     pub causation_id: Option<Uuid>,
+    /// Who caused the event.
     pub actor: Actor,
+    /// When the log stored the event.
     pub recorded_at: DateTime<Utc>,
     /// SHA-256 of this event's immutable fields and `prev_hash`.
     pub hash: String,
@@ -71,13 +79,19 @@ pub struct RecordedEvent {
     pub position: i64,
     /// Committing transaction (Postgres); 0 on single-writer backends.
     pub tx: i64,
+    /// The aggregate kind the event belongs to, e.g. `account`.
     pub stream_type: String,
+    /// The aggregate instance within its type, e.g. an account id.
     pub stream_id: String,
     /// 1-based version of the event within its stream.
     pub version: i64,
+    /// The event's name, e.g. `ProfileCreated`.
     pub event_type: String,
+    /// Version of the payload's shape, so readers can upgrade old events.
     pub schema_version: String,
+    /// The event itself, as JSON.
     pub payload: Value,
+    /// Ids, actor, time and hash chain.
     #[serde(flatten)]
     pub meta: EventMeta,
 }
@@ -87,17 +101,29 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// The immutable fields a stored event's hash covers.
 pub struct HashInput<'a> {
+    /// Hash of the previous event of the same stream, or [`GENESIS_HASH`].
     pub prev_hash: &'a str,
+    /// The aggregate kind, e.g. `account`.
     pub stream_type: &'a str,
+    /// The aggregate instance within its type.
     pub stream_id: &'a str,
+    /// 1-based version of the event within its stream.
     pub version: i64,
+    /// The event's name, e.g. `ProfileCreated`.
     pub event_type: &'a str,
+    /// Version of the payload's shape.
     pub schema_version: &'a str,
+    /// The event itself, as JSON.
     pub payload: &'a Value,
+    /// Unique id of the event.
     pub event_id: Uuid,
+    /// The request or process the event belongs to.
     pub correlation_id: Uuid,
+    /// The event that caused this one, if any.
     pub causation_id: Option<Uuid>,
+    /// Who caused the event.
     pub actor: &'a Actor,
+    /// When the log stored the event.
     pub recorded_at: DateTime<Utc>,
 }
 

@@ -1,6 +1,8 @@
 //! Cinelog's domain: events, commands and aggregates as pure `decide` / `evolve` functions,
 //! value types and business errors. Nothing here does IO or reads a clock.
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod account;
 pub mod decider;

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanId {
+    /// 720p, one stream at a time.
     Basic,
+    /// 1080p, two streams at a time.
     Standard,
+    /// 2160p (4K), four streams at a time.
     Premium,
 }
 
@@ -18,7 +21,9 @@ pub type Quality = u32;
 /// A plan as sold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
+    /// Which plan this is.
     pub id: PlanId,
+    /// Display name shown to subscribers, e.g. `Standard`.
     pub name: &'static str,
     /// Highest rendition height the plan plays, e.g. 1080.
     pub max_quality: Quality,
@@ -59,8 +64,10 @@ pub const PLANS: [Plan; 3] = [
 ];
 
 impl PlanId {
+    /// Every plan id, cheapest first.
     pub const ALL: [PlanId; 3] = [PlanId::Basic, PlanId::Standard, PlanId::Premium];
 
+    /// Reads a plan id as clients and providers send it (`basic`, `standard`, `premium`).
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         Self::ALL
             .into_iter()
@@ -71,6 +78,7 @@ impl PlanId {
             })
     }
 
+    /// The plan id as clients and providers spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             PlanId::Basic => "basic",
@@ -79,6 +87,7 @@ impl PlanId {
         }
     }
 
+    /// What this plan costs and allows.
     pub fn plan(self) -> &'static Plan {
         PLANS
             .iter()

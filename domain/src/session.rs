@@ -7,64 +7,99 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The session aggregate: one stream per sign-in session.
 pub struct Session;
 
+/// A session as rebuilt from its stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionState {
+    /// The signed-in user; `None` until the session starts.
     pub user_id: Option<Uuid>,
+    /// Hash of the one refresh token that may be presented next.
     pub current_hash: String,
+    /// Hashes of tokens already rotated away; presenting one revokes the session.
     pub used_hashes: Vec<String>,
+    /// When the current refresh token stops working.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the session has ended; a revoked session never comes back.
     pub revoked: bool,
     /// The user's credentials version when the session started.
     pub credentials_version: u32,
 }
 
+/// What sign-in, refresh and sign-out ask of a session.
 #[derive(Debug)]
 pub enum SessionCommand {
+    /// Starts the session at sign-in.
     Start {
+        /// The user signing in.
         user_id: Uuid,
+        /// Hash of the first refresh token.
         refresh_hash: String,
+        /// When that token stops working.
         expires_at: DateTime<Utc>,
+        /// The user's credentials version at sign-in.
         credentials_version: u32,
     },
+    /// Exchanges the current refresh token for a new one.
     Rotate {
         /// The user's credentials version now, looked up by the service.
         credentials_version: u32,
+        /// Hash of the token the client presented.
         presented_hash: String,
+        /// Hash of the token that replaces it.
         new_hash: String,
+        /// When the new token stops working.
         expires_at: DateTime<Utc>,
+        /// The moment of the request, to check expiry.
         now: DateTime<Utc>,
     },
+    /// Ends the session.
     Revoke {
+        /// Why it ends.
         reason: RevokeReason,
     },
 }
 
+/// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
+    /// The user signed out.
     Logout,
+    /// A token already rotated away was presented again (stolen or replayed).
     TokenReuse,
+    /// The user's password changed since the session started.
     CredentialsChanged,
     /// The user's personal data was erased.
     Erased,
 }
 
+/// What happened to a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SessionEvent {
+    /// The user signed in.
     SessionStarted {
+        /// The signed-in user.
         user_id: Uuid,
+        /// Hash of the first refresh token.
         refresh_hash: String,
+        /// When that token stops working.
         expires_at: DateTime<Utc>,
+        /// The user's credentials version at sign-in (0 on sessions recorded before it was kept).
         #[serde(default)]
         credentials_version: u32,
     },
+    /// The refresh token was rotated.
     SessionRefreshed {
+        /// Hash of the new token.
         refresh_hash: String,
+        /// When the new token stops working.
         expires_at: DateTime<Utc>,
     },
+    /// The session ended for good.
     SessionRevoked {
+        /// Why it ended.
         reason: RevokeReason,
     },
 }
@@ -79,10 +114,13 @@ impl EventName for SessionEvent {
     }
 }
 
+/// Why a session command is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
+    /// A session with this id has already started.
     #[error("the session already exists")]
     AlreadyStarted,
+    /// The session is unknown, expired or revoked, or the token is not its current one.
     #[error("the session is unknown, expired or revoked")]
     Invalid,
 }

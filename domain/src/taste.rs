@@ -6,17 +6,23 @@ use crate::{Decider, EventName};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The taste aggregate: one stream per profile, holding its ratings and My List.
 pub struct Taste;
 
+/// How a profile rated a title.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rating {
+    /// Wants fewer titles like it.
     Dislike,
+    /// Wants more titles like it.
     Like,
+    /// Wants many more titles like it.
     Love,
 }
 
 impl Rating {
+    /// Reads a rating as clients send it (`dislike`, `like`, `love`); `None` for anything else.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "dislike" => Some(Rating::Dislike),
@@ -26,6 +32,7 @@ impl Rating {
         }
     }
 
+    /// The rating as clients and the log spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Rating::Dislike => "dislike",
@@ -44,26 +51,67 @@ impl Rating {
     }
 }
 
+/// A profile's taste as rebuilt from its stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TasteState {
+    /// The profile's rating of each rated title, by title id.
     pub ratings: BTreeMap<String, Rating>,
+    /// Title ids on the profile's My List.
     pub list: BTreeSet<String>,
 }
 
+/// What a profile may ask about its ratings and list.
 #[derive(Debug)]
 pub enum TasteCommand {
-    Rate { title_id: String, rating: Rating },
-    Unrate { title_id: String },
-    AddToList { title_id: String },
-    RemoveFromList { title_id: String },
+    /// Rates a title, replacing any earlier rating.
+    Rate {
+        /// The title, by id.
+        title_id: String,
+        /// The new rating.
+        rating: Rating,
+    },
+    /// Withdraws the profile's rating of a title.
+    Unrate {
+        /// The title, by id.
+        title_id: String,
+    },
+    /// Puts a title on My List.
+    AddToList {
+        /// The title, by id.
+        title_id: String,
+    },
+    /// Takes a title off My List.
+    RemoveFromList {
+        /// The title, by id.
+        title_id: String,
+    },
 }
 
+/// What happened to a profile's taste.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TasteEvent {
-    TitleRated { title_id: String, rating: Rating },
-    RatingRemoved { title_id: String },
-    AddedToList { title_id: String },
-    RemovedFromList { title_id: String },
+    /// The profile rated a title (first time or changed).
+    TitleRated {
+        /// The title, by id.
+        title_id: String,
+        /// The profile's rating of it.
+        rating: Rating,
+    },
+    /// The profile withdrew its rating of a title.
+    RatingRemoved {
+        /// The title, by id.
+        title_id: String,
+    },
+    /// A title was put on My List.
+    AddedToList {
+        /// The title, by id.
+        title_id: String,
+    },
+    /// A title was taken off My List.
+    RemovedFromList {
+        /// The title, by id.
+        title_id: String,
+    },
 }
 
 impl EventName for TasteEvent {

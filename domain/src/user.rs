@@ -7,84 +7,136 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The user aggregate: one stream per user.
 pub struct User;
 
+/// A user as rebuilt from their stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserState {
+    /// The user's id; `None` until registered.
     pub user_id: Option<Uuid>,
+    /// The account the user opened at signup.
     pub account_id: Option<Uuid>,
+    /// Sign-in email, sealed; `None` once erased.
     pub email: Option<Sealed>,
+    /// Hash of the current password.
     pub password_hash: String,
+    /// What the user may do beyond watching.
     pub role: Role,
+    /// The user's phone number, sealed.
     pub phone: Option<Sealed>,
+    /// Whether `phone` was confirmed with a code.
     pub phone_verified: bool,
+    /// A number waiting for its code, sealed.
     pub pending_phone: Option<Sealed>,
+    /// The password reset in progress, if any.
     pub reset: Option<PendingReset>,
     /// Bumped on every password change; access tokens carry it so old ones stop working.
     pub credentials_version: u32,
+    /// Whether the user's personal data was erased.
     pub erased: bool,
 }
 
+/// A password reset link that was sent and not yet used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingReset {
+    /// Hash of the link's token.
     pub token_hash: String,
+    /// When the link stops working.
     pub expires_at: DateTime<Utc>,
 }
 
+/// What signup, sign-in and account settings ask of a user.
 #[derive(Debug)]
 pub enum UserCommand {
+    /// Records a new user at signup.
     Register {
+        /// The new user's id.
         user_id: Uuid,
+        /// The account the user owns.
         account_id: Uuid,
+        /// Sign-in email, sealed with the user's key.
         email: Sealed,
+        /// Hash of the chosen password.
         password_hash: String,
+        /// Phone number given at signup, sealed.
         phone: Option<Sealed>,
+        /// The user's role.
         role: Role,
     },
+    /// Records a number the user is verifying; the code was sent by the phone service.
     StartPhoneVerification {
+        /// The number, sealed.
         phone: Sealed,
     },
+    /// The user entered the right code: the pending number becomes theirs.
     ConfirmPhone,
     /// The user's key has been destroyed; read models must drop what they derived from it.
     ErasePersonalData,
+    /// Records a password reset link sent to the user.
     RequestPasswordReset {
+        /// Hash of the link's token.
         token_hash: String,
+        /// When the link stops working.
         expires_at: DateTime<Utc>,
     },
+    /// Sets a new password through a reset link.
     CompletePasswordReset {
+        /// Hash of the token the link carried.
         token_hash: String,
+        /// Hash of the new password.
         new_password_hash: String,
+        /// The moment of the request, to check expiry.
         now: DateTime<Utc>,
     },
     /// A signed-in user sets a new password; the service has checked the current one.
     ChangePassword {
+        /// Hash of the new password.
         new_password_hash: String,
     },
 }
 
+/// What happened to a user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserEvent {
+    /// The user signed up.
     UserRegistered {
+        /// The new user's id.
         user_id: Uuid,
+        /// The account the user owns.
         account_id: Uuid,
+        /// Sign-in email, sealed.
         email: Sealed,
+        /// Hash of the chosen password.
         password_hash: String,
+        /// Phone number given at signup, sealed.
         phone: Option<Sealed>,
+        /// The user's role.
         role: Role,
     },
+    /// A verification code was sent to a number.
     PhoneVerificationStarted {
+        /// The number, sealed.
         phone: Sealed,
     },
+    /// The user confirmed a number with its code.
     PhoneVerified {
+        /// The confirmed number, sealed.
         phone: Sealed,
     },
+    /// A password reset link was sent.
     PasswordResetRequested {
+        /// Hash of the link's token.
         token_hash: String,
+        /// When the link stops working.
         expires_at: DateTime<Utc>,
     },
+    /// The password changed, by reset or by the signed-in user; older sessions and tokens end.
     PasswordChanged {
+        /// Hash of the new password.
         password_hash: String,
     },
+    /// The user's key was destroyed: their email and phone are unreadable for good.
     PersonalDataErased,
 }
 
@@ -101,18 +153,25 @@ impl EventName for UserEvent {
     }
 }
 
+/// Why a user command is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {
+    /// A user with this id already exists.
     #[error("the user is already registered")]
     AlreadyRegistered,
+    /// No user has this id.
     #[error("no such user")]
     NotRegistered,
+    /// A phone was confirmed without a verification in progress.
     #[error("no phone verification is in progress")]
     NoPendingVerification,
+    /// The reset token is not the one last sent, or was already used.
     #[error("the reset link is invalid or was already used")]
     ResetTokenInvalid,
+    /// The reset link is past its expiry.
     #[error("the reset link has expired")]
     ResetTokenExpired,
+    /// The user's personal data was erased.
     #[error("this account was erased")]
     Erased,
 }

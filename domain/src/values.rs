@@ -1,3 +1,5 @@
+//! Validated value types (email, phone, names, ratings, roles) and the rules that check input.
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -5,7 +7,9 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidField {
+    /// The input field at fault, as the client named it.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -22,6 +26,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
 pub struct Email(String);
 
 impl Email {
+    /// Trims and lower-cases `raw`, refusing anything that is not a plausible address.
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let email = raw.trim().to_lowercase();
         let ok = email.len() <= 254
@@ -36,6 +41,7 @@ impl Email {
         }
     }
 
+    /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -70,6 +76,7 @@ pub fn check_password(password: &str) -> Result<(), InvalidField> {
 pub struct Phone(String);
 
 impl Phone {
+    /// Reads a number in international form, ignoring spaces, dashes and parentheses.
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let compact: String = raw
             .chars()
@@ -89,6 +96,7 @@ impl Phone {
         }
     }
 
+    /// The number in E.164 form.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,9 +106,12 @@ impl Phone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Watches; the role every user starts with.
     #[default]
     Viewer,
+    /// May also read statistics and export the event log.
     Analyst,
+    /// May do all an analyst does and read the audit trail.
     Auditor,
 }
 
@@ -117,6 +128,7 @@ impl std::str::FromStr for Role {
 }
 
 impl Role {
+    /// The role as the API and tokens spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
@@ -129,19 +141,25 @@ impl Role {
 /// The highest maturity rating a profile may watch, ordered from youngest to oldest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 pub enum Maturity {
+    /// Suitable for everyone.
     #[serde(rename = "all")]
     All,
+    /// Seven and older.
     #[serde(rename = "7+")]
     Age7,
+    /// Thirteen and older.
     #[serde(rename = "13+")]
     Age13,
+    /// Sixteen and older.
     #[serde(rename = "16+")]
     Age16,
+    /// Adults only.
     #[serde(rename = "18+")]
     Age18,
 }
 
 impl Maturity {
+    /// Every rating, youngest first.
     pub const ALL: [Maturity; 5] = [
         Maturity::All,
         Maturity::Age7,
@@ -152,6 +170,18 @@ impl Maturity {
     /// The highest rating a kids profile may be set to.
     pub const KIDS_MAX: Maturity = Maturity::Age13;
 
+    /// Whether a profile whose ceiling is `self` may see a title rated `rating`: the one
+    /// visibility rule of the catalog, recommendations and playback.
+    pub fn allows(self, rating: Maturity) -> bool {
+        rating <= self
+    }
+
+    /// The rating's place in order, youngest first (read models store it to filter with SQL).
+    pub fn rank(self) -> i64 {
+        Self::ALL.iter().position(|m| *m == self).unwrap_or(0) as i64
+    }
+
+    /// Reads a rating as clients send it (`all`, `7+`, `13+`, `16+`, `18+`).
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         Self::ALL
             .into_iter()
@@ -159,6 +189,7 @@ impl Maturity {
             .ok_or_else(|| invalid("maturity_rating", "must be one of all, 7+, 13+, 16+, 18+"))
     }
 
+    /// The rating as clients and the catalog spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Maturity::All => "all",
@@ -169,6 +200,7 @@ impl Maturity {
         }
     }
 
+    /// The rating a new profile starts with: `7+` for a kids profile, `18+` otherwise.
     pub fn default_for(kids: bool) -> Self {
         if kids {
             Maturity::Age7
@@ -184,6 +216,7 @@ impl Maturity {
 pub struct ProfileName(String);
 
 impl ProfileName {
+    /// Trims `raw` and checks its length and characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let name = raw.trim();
         match name.chars().count() {
@@ -194,6 +227,7 @@ impl ProfileName {
         }
     }
 
+    /// The trimmed name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
