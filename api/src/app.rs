@@ -8,19 +8,17 @@ use crate::{openapi, routes, web};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use cinelog_commands::accounts::AccountService;
 use cinelog_commands::billing::BillingService;
 use cinelog_commands::catalog::CatalogService;
 use cinelog_commands::identity::{IdentityPorts, IdentityService};
 use cinelog_commands::meta::CommandMeta;
-use cinelog_commands::playback::PlaybackService;
+use cinelog_commands::playback::{PlaybackPorts, PlaybackService, StreamGrant};
+use cinelog_commands::ports::PaymentGateway;
 use cinelog_commands::ports::{Clock, Mailer, PhoneVerifier, SystemClock};
-use cinelog_commands::ports::{PaymentGateway, SessionRegistry, SubscriptionDirectory};
 use cinelog_commands::store::EventStore;
 use cinelog_commands::taste::TasteService;
 use cinelog_domain::Actor;
-use cinelog_domain::subscription::Provider;
 use cinelog_infra::catalog_cache::CatalogCache;
 use cinelog_infra::limits::Throttle;
 use cinelog_infra::mail::{OutboxMailer, SmtpMailer};
@@ -29,13 +27,16 @@ use cinelog_infra::payments::paypal::PaypalGateway;
 use cinelog_infra::payments::sandbox::SandboxGateway;
 use cinelog_infra::payments::stripe::StripeGateway;
 use cinelog_infra::phone::{ConsoleVerifier, TwilioVerifier};
+use cinelog_infra::reads;
+use cinelog_infra::signed::SignedToken;
 use cinelog_infra::vault::KeyVault;
 use cinelog_infra::{Settings, Store};
 use cinelog_projections::accounts::AccountsProjection;
 use cinelog_projections::catalog::CatalogProjection;
 use cinelog_projections::engagement::EngagementProjection;
-use cinelog_projections::sessions::{self, SessionGuard, SessionsProjection};
-use cinelog_projections::subscriptions::{self, SubscriptionsProjection};
+use cinelog_projections::recommendations::Recommender;
+use cinelog_projections::sessions::{SessionGuard, SessionsProjection};
+use cinelog_projections::subscriptions::SubscriptionsProjection;
 use cinelog_projections::watching::WatchingProjection;
 use cinelog_projections::{EventLog, Projection, Projections, ReadDb};
 use std::net::SocketAddr;
@@ -43,7 +44,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -70,11 +70,9 @@ pub struct Services {
     pub taste: TasteService<Store>,
     /// Trending in Redis sorted sets (production mode); `None` reads it from SQL.
     pub trending: Option<Arc<cinelog_infra::trending::RedisTrending>>,
-    /// LLM re-ranking of recommendations, when a Groq key is set.
-    pub groq: Option<Arc<cinelog_infra::groq::GroqReranker>>,
+    /// Recommendation rows (re-ranked by an LLM when a Groq key is set).
+    pub recommender: Recommender,
     pub media: MediaLibrary,
-    /// Signs stream URLs.
-    pub stream_key: Vec<u8>,
     /// The sandbox payment provider, for its checkout page.
     pub sandbox: Option<Arc<SandboxGateway>>,
     pub clock: Arc<dyn Clock>,
@@ -113,81 +111,6 @@ pub struct Outside {
     pub clock: Option<Arc<dyn Clock>>,
 }
 
-/// Answers the billing service's lookups from the subscriptions read model.
-struct ReadDirectory {
-    projections: Projections,
-    /// How long a lookup waits for the read model to reach the log's head.
-    wait: Duration,
-}
-
-#[async_trait::async_trait]
-impl SubscriptionDirectory for ReadDirectory {
-    /// A reference the read model does not know yet may belong to a checkout it has not applied:
-    /// it waits until the read model holds everything committed so far and looks again, so a
-    /// webhook arriving right after its checkout is never taken for a stranger's.
-    async fn account_for(
-        &self,
-        provider: Provider,
-        reference: &str,
-    ) -> Result<Option<Uuid>, String> {
-        let find =
-            || subscriptions::account_for(self.projections.db(), provider.as_str(), reference);
-        let mut found = find().await.map_err(|e| e.to_string())?;
-        if found.is_none() {
-            let caught_up = self
-                .projections
-                .catch_up_with_log(subscriptions::NAME, self.wait)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !caught_up {
-                return Err("the subscriptions read model is behind the log".into());
-            }
-            found = find().await.map_err(|e| e.to_string())?;
-        }
-        Ok(found.and_then(|id| Uuid::parse_str(&id).ok()))
-    }
-
-    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, String> {
-        let due = subscriptions::due(self.projections.db(), now)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(due
-            .iter()
-            .filter_map(|id| Uuid::parse_str(id).ok())
-            .collect())
-    }
-}
-
-/// Lists open sessions from the sessions read model and tells this replica's guard of ends.
-struct ReadSessions {
-    projections: Projections,
-    guard: Arc<SessionGuard>,
-    wait: Duration,
-}
-
-#[async_trait::async_trait]
-impl SessionRegistry for ReadSessions {
-    /// Waits (bounded) for the read model to hold every session started so far, so a session
-    /// begun a moment ago is listed too; the read model ends any it still misses on its own.
-    async fn open_sessions(&self, user_id: Uuid) -> Result<Vec<Uuid>, String> {
-        self.projections
-            .catch_up_with_log(sessions::NAME, self.wait)
-            .await
-            .map_err(|e| e.to_string())?;
-        let open = sessions::open_sessions_of(self.projections.db(), &user_id.to_string())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(open
-            .iter()
-            .filter_map(|id| Uuid::parse_str(id).ok())
-            .collect())
-    }
-
-    fn ended(&self, sessions: &[Uuid]) {
-        self.guard.end(sessions);
-    }
-}
-
 /// Every projection the process runs.
 pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
     vec![
@@ -203,11 +126,19 @@ pub fn projection_list(vault: Arc<KeyVault>) -> Vec<Arc<dyn Projection>> {
 
 /// Opens the event store and the read database for these settings, running migrations.
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<(Store, ReadDb)> {
-    match settings.database_url.as_deref() {
+    open_stores_with(settings, Arc::new(SystemClock)).await
+}
+
+/// Like [`open_stores`], the log's `recorded_at` read from `clock`.
+async fn open_stores_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Store, ReadDb)> {
+    let (store, read) = match settings.database_url.as_deref() {
         Some(url) if settings.is_postgres() => {
             let store = Store::open_postgres(url, settings.max_connections).await?;
             let read = ReadDb::connect(url, settings.max_connections).await?;
-            Ok((store, read))
+            (store, read)
         }
         Some(other) => anyhow::bail!(
             "unsupported database URL {other:?}: use postgres://…, or leave it unset for SQLite in the data directory"
@@ -220,16 +151,24 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<(Store, ReadDb)>
                 settings.data_dir.join("read.db").display()
             );
             let read = ReadDb::connect(&read_url, settings.max_connections).await?;
-            Ok((store, read))
+            (store, read)
         }
-    }
+    };
+    Ok((store.with_clock(clock), read))
 }
 
 /// Opens stores and sets up the projections (no followers started).
 pub async fn open_projections(
     settings: &Settings,
 ) -> anyhow::Result<(Store, Projections, Arc<KeyVault>)> {
-    let (store, read) = open_stores(settings).await?;
+    open_projections_with(settings, Arc::new(SystemClock)).await
+}
+
+async fn open_projections_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Store, Projections, Arc<KeyVault>)> {
+    let (store, read) = open_stores_with(settings, clock).await?;
     let vault = Arc::new(KeyVault::new(store.clone()));
     let log: Arc<dyn EventLog> = Arc::new(store.clone());
     let projections = Projections::new(read, log, projection_list(vault.clone()));
@@ -282,7 +221,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Builds the services for these settings.
 pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppState> {
-    let (store, projections, vault) = open_projections(&settings).await?;
+    let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let (store, projections, vault) = open_projections_with(&settings, clock.clone()).await?;
     let phone: Arc<dyn PhoneVerifier> = match (outside.phone, &settings.twilio) {
         (Some(p), _) => p,
         (None, Some(t)) => Arc::new(TwilioVerifier::new(
@@ -307,7 +247,6 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
             })
         }
     };
-    let clock = outside.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let secret = jwt_secret(&settings)?;
     let jwt = JwtKeys::new(&secret, settings.access_token_ttl_secs);
     let sandbox = Arc::new(SandboxGateway::new(
@@ -331,7 +270,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         gateways.push(Arc::new(PaypalGateway::new(paypal.clone())));
     }
     let read_wait = Duration::from_secs(3);
-    let directory = Arc::new(ReadDirectory {
+    let directory = Arc::new(reads::ReadDirectory {
         projections: projections.clone(),
         wait: read_wait,
     });
@@ -346,7 +285,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     let guard = Arc::new(SessionGuard::new(Duration::from_secs(
         settings.access_token_ttl_secs.max(0) as u64,
     )));
-    let registry = Arc::new(ReadSessions {
+    let registry = Arc::new(reads::ReadSessions {
         projections: projections.clone(),
         guard: guard.clone(),
         wait: read_wait,
@@ -359,6 +298,27 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         analyst_log.clone(),
         anchor_key.public(),
     );
+    let media = MediaLibrary::new(&settings.data_dir);
+    let playback = PlaybackPorts {
+        clock: clock.clone(),
+        signer: Arc::new(SignedToken::<StreamGrant>::new(
+            derive_key(&secret, "stream-urls"),
+            "stream",
+        )),
+        resume: Arc::new(reads::ReadResumePoints {
+            projections: projections.clone(),
+            wait: read_wait,
+        }),
+        ladders: Arc::new(media.clone()),
+    };
+    let trending = match &settings.redis_url {
+        Some(url) => Some(Arc::new(cinelog_infra::trending::RedisTrending::new(
+            url,
+            &settings.redis_prefix,
+            Arc::new(store.clone()),
+        )?)),
+        None => None,
+    };
     let identity = IdentityService::new(
         store.clone(),
         IdentityPorts {
@@ -381,22 +341,17 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         sandbox: settings.sandbox_offered().then_some(sandbox),
         catalog: CatalogService::new(store.clone()),
         catalog_cache,
-        playback: PlaybackService::new(store.clone(), clock.clone()),
+        playback: PlaybackService::new(store.clone(), playback),
         taste: TasteService::new(store.clone()),
-        trending: match &settings.redis_url {
-            Some(url) => Some(Arc::new(cinelog_infra::trending::RedisTrending::new(
-                url,
-                &settings.redis_prefix,
-                Arc::new(store.clone()),
-            )?)),
-            None => None,
+        recommender: Recommender {
+            reranker: settings
+                .groq
+                .clone()
+                .map(|g| Arc::new(cinelog_infra::groq::GroqReranker::new(g)) as _),
+            trending: trending.clone().map(|t| t as _),
         },
-        groq: settings
-            .groq
-            .clone()
-            .map(|g| Arc::new(cinelog_infra::groq::GroqReranker::new(g))),
-        media: MediaLibrary::new(&settings.data_dir),
-        stream_key: derive_key(&secret, "stream-urls"),
+        trending,
+        media,
         clock: clock.clone(),
         store,
         projections,

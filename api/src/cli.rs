@@ -508,6 +508,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: UserCommand::Erase { email },
         } => {
             let state = app::build(settings, Outside::default()).await?;
+            // No followers run here: the read models the erasure asks (open sessions) are
+            // brought to the log's head first.
+            state.projections.catch_up_all(app::STARTUP_WAIT).await?;
             let user_id = state
                 .identity
                 .erase_personal_data(&email, &CommandMeta::new(Actor::System))

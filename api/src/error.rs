@@ -3,7 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cinelog_commands::CommandError;
+use cinelog_commands::ports::WebhookError;
+use cinelog_commands::{CommandError, StoreError};
 use cinelog_domain::account::AccountError;
 use cinelog_domain::email_claim::EmailClaimError;
 use cinelog_domain::session::SessionError;
@@ -11,7 +12,9 @@ use cinelog_domain::subscription::SubscriptionError;
 use cinelog_domain::title::TitleError;
 use cinelog_domain::user::UserError;
 use cinelog_domain::values::InvalidField;
-use cinelog_domain::viewing::ViewingError;
+use cinelog_domain::viewing::{PlaybackError, ViewingError};
+use cinelog_infra::history::HistoryError;
+use cinelog_projections::analyst::ReadError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -133,13 +136,11 @@ impl From<CommandError> for ApiError {
         use StatusCode as S;
         let message = e.to_string();
         let (status, code) = match &e {
-            CommandError::Invalid(f) => {
-                return ApiError::new(
-                    S::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("{}: {}", f.field, f.message),
-                );
+            CommandError::Invalid(f) | CommandError::Account(AccountError::Invalid(f)) => {
+                return ApiError::from(f.clone());
             }
+            CommandError::Playback(refused) => return playback(refused),
+            CommandError::Webhook(refused) => return webhook(refused),
             CommandError::Account(AccountError::ProfileLimitReached) => {
                 (S::CONFLICT, "profile_limit_reached")
             }
@@ -149,13 +150,6 @@ impl From<CommandError> for ApiError {
             CommandError::Account(AccountError::ProfileNotFound) => (S::NOT_FOUND, "not_found"),
             CommandError::Account(AccountError::NotOpen) => (S::NOT_FOUND, "not_found"),
             CommandError::Account(AccountError::AlreadyOpen) => (S::CONFLICT, "conflict"),
-            CommandError::Account(AccountError::Invalid(f)) => {
-                return ApiError::new(
-                    S::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("{}: {}", f.field, f.message),
-                );
-            }
             CommandError::EmailClaim(EmailClaimError::EmailTaken) => (S::CONFLICT, "email_taken"),
             CommandError::User(UserError::ResetTokenInvalid | UserError::ResetTokenExpired) => {
                 (S::UNPROCESSABLE_ENTITY, "invalid_token")
@@ -203,7 +197,6 @@ impl From<CommandError> for ApiError {
             CommandError::ProviderNotOffered(_) => {
                 (S::UNPROCESSABLE_ENTITY, "provider_not_offered")
             }
-            CommandError::Webhook(_) => (S::BAD_REQUEST, "bad_webhook"),
             CommandError::BadCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
             CommandError::WrongCode => (S::UNPROCESSABLE_ENTITY, "wrong_code"),
             CommandError::Contention => (S::CONFLICT, "concurrent_change"),
@@ -218,6 +211,85 @@ impl From<CommandError> for ApiError {
             CommandError::Store(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, message)
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::NoStream(..) => ApiError::not_found("stream"),
+            HistoryError::UnknownStreamType(t) => {
+                ApiError::invalid("stream_type", format!("{t:?} is not a stream type"))
+            }
+            HistoryError::Other(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::UnknownPosition(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                e.to_string(),
+            ),
+            ReadError::Log(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        CommandError::from(e).into()
+    }
+}
+
+/// Playback refusals: the plan (402), the profile or the URL (403), what does not exist (404),
+/// a title without media (409).
+fn playback(refused: &PlaybackError) -> ApiError {
+    use PlaybackError as P;
+    use StatusCode as S;
+    let (status, code) = match refused {
+        P::TitleNotFound | P::EpisodeNotFound | P::RenditionNotFound | P::MediaNotFound => {
+            (S::NOT_FOUND, "not_found")
+        }
+        P::SubscriptionRequired => (S::PAYMENT_REQUIRED, "subscription_required"),
+        P::SubscriptionEnded => (S::PAYMENT_REQUIRED, "subscription_ended"),
+        P::MaturityBlocked(_) => (S::FORBIDDEN, "maturity_blocked"),
+        P::NotPlayable => (S::CONFLICT, "not_playable"),
+        P::SessionEnded => (S::FORBIDDEN, "session_ended"),
+        P::UrlExpired => (S::FORBIDDEN, "stream_url_expired"),
+        P::BadUrl => (S::FORBIDDEN, "bad_stream_url"),
+        P::QualityNotInPlan(_) => (S::FORBIDDEN, "quality_not_in_plan"),
+    };
+    ApiError::new(status, code, refused.to_string())
+}
+
+/// A webhook refused: a bad signature or body is the sender's (400, the reason logged, not
+/// told); a provider that cannot confirm it asks for a redelivery later (503).
+fn webhook(refused: &WebhookError) -> ApiError {
+    match refused {
+        WebhookError::BadSignature(why) => {
+            tracing::warn!(%why, "webhook refused");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_signature",
+                "the webhook signature is missing, wrong or stale",
+            )
+        }
+        WebhookError::Malformed(why) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_event", why.clone())
+        }
+        WebhookError::Unavailable(why) => {
+            tracing::warn!(%why, "webhook could not be verified");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "verification_unavailable",
+                "the provider could not confirm the webhook; deliver it again later",
+            )
+            .retry_after(30)
+        }
     }
 }
 

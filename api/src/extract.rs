@@ -1,17 +1,21 @@
-//! Our own extractors: JSON whose rejections speak our error format, the signed-in caller, and
-//! the command metadata (actor, correlation id) every event carries.
+//! Our own extractors: JSON whose rejections speak our error format, the signed-in caller and
+//! their own profile, read-your-writes on the read models a query reads, and the command
+//! metadata (actor, correlation id) every event carries.
 
 use crate::app::AppState;
 use crate::auth::Claims;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use cinelog_commands::CommandMeta;
 use cinelog_domain::Actor;
-use cinelog_domain::values::Role;
+use cinelog_domain::account::Profile;
+use cinelog_domain::values::{Maturity, Role};
+use cinelog_projections as projections;
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use uuid::Uuid;
 
@@ -237,6 +241,194 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 pub struct MinPosition {
     /// Wait until the read model has applied the event at this global position.
     pub min_position: Option<i64>,
+}
+
+/// The read models a query reads, named by a marker type.
+pub trait ReadModels: Send + Sync + 'static {
+    /// The projections' names.
+    const NAMES: &'static [&'static str];
+}
+
+macro_rules! read_models {
+    ($($(#[$doc:meta])* $marker:ident => [$($name:expr),*];)*) => {$(
+        $(#[$doc])*
+        pub struct $marker;
+        impl ReadModels for $marker {
+            const NAMES: &'static [&'static str] = &[$($name),*];
+        }
+    )*};
+}
+
+read_models! {
+    /// No read model: the write side answers.
+    WriteSide => [];
+    /// Users, accounts and profiles.
+    Accounts => [projections::accounts::NAME];
+    /// The user with their subscription.
+    AccountAndSubscription => [projections::accounts::NAME, projections::subscriptions::NAME];
+    /// Subscriptions and payments.
+    Subscriptions => [projections::subscriptions::NAME];
+    /// The catalog.
+    Catalog => [projections::catalog::NAME];
+    /// Ratings, My List and what recommendations are built from.
+    Engagement => [projections::engagement::NAME];
+    /// Playback progress and history.
+    Watching => [projections::watching::NAME];
+    /// The analysts' dashboard.
+    Stats => [projections::stats::NAME];
+}
+
+/// Read-your-writes: with `?min_position=N` the request waits until the read models `M` have
+/// applied the event at N (503 with Retry-After if they do not in time; 422 for a position no
+/// write has reached).
+pub struct ReadAt<M>(PhantomData<M>);
+
+impl<M: ReadModels> FromRequestParts<AppState> for ReadAt<M> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Query(q) = Query::<MinPosition>::from_request_parts(parts, state).await?;
+        if let Some(position) = q.min_position {
+            for name in M::NAMES {
+                read_model_at(state, name, position).await?;
+            }
+        }
+        Ok(ReadAt(PhantomData))
+    }
+}
+
+/// Waits for the named read model to reach `position`.
+async fn read_model_at(app: &AppState, projection: &str, position: i64) -> ApiResult<()> {
+    // A position no write has reached yet will not come by waiting: it is the caller's mistake.
+    if position > 0 && position > app.projections.log_head().await? {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "min_position is past the end of the log",
+        ));
+    }
+    if app
+        .projections
+        .wait_for(projection, position, app.read_wait)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_caught_up",
+            "the read model has not reached that position yet",
+        )
+        .retry_after(1))
+    }
+}
+
+/// A profile of the caller's account, named by the path's `pid` (or `id`), as the write side
+/// knows it (no read-model lag), after read-your-writes on the read models `M`. Another
+/// account's profile, or a malformed id, is not found.
+pub struct OwnProfile<M = WriteSide> {
+    /// The signed-in caller.
+    pub caller: Caller,
+    /// The profile's id.
+    pub id: Uuid,
+    /// The profile.
+    pub profile: Profile,
+    read: PhantomData<M>,
+}
+
+impl<M> OwnProfile<M> {
+    /// The highest rating the profile may watch.
+    pub fn ceiling(&self) -> Maturity {
+        self.profile.maturity_rating
+    }
+}
+
+impl<M: ReadModels> FromRequestParts<AppState> for OwnProfile<M> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("profile"))?;
+        let pid = params
+            .iter()
+            .find(|(name, _)| matches!(*name, "pid" | "id"))
+            .map(|(_, value)| value.to_string())
+            .ok_or_else(|| ApiError::not_found("profile"))?;
+        ReadAt::<M>::from_request_parts(parts, state).await?;
+        let (id, profile) = own_profile(state, &caller, &pid).await?;
+        Ok(OwnProfile {
+            caller,
+            id,
+            profile,
+            read: PhantomData,
+        })
+    }
+}
+
+async fn own_profile(app: &AppState, caller: &Caller, pid: &str) -> ApiResult<(Uuid, Profile)> {
+    let id = Uuid::parse_str(pid).map_err(|_| ApiError::not_found("profile"))?;
+    let profile = app
+        .accounts
+        .profile(caller.account_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    Ok((id, profile))
+}
+
+#[derive(serde::Deserialize)]
+struct ProfileQuery {
+    profile_id: Option<String>,
+}
+
+/// The maturity ceiling of the viewing profile named by `?profile_id=`, if one is: catalog
+/// reads are limited to what it may see. A profile of another account, or one named without
+/// a token, is not found / unauthenticated. Read from its account's events, so a rating just
+/// changed counts at once.
+pub struct Ceiling(pub Option<Maturity>);
+
+impl FromRequestParts<AppState> for Ceiling {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Query(q) = Query::<ProfileQuery>::from_request_parts(parts, state).await?;
+        let Some(pid) = q.profile_id.filter(|p| !p.is_empty()) else {
+            return Ok(Ceiling(None));
+        };
+        let MaybeCaller(caller) = MaybeCaller::from_request_parts(parts, state).await?;
+        let caller = caller.ok_or_else(ApiError::unauthorized)?;
+        let (_, profile) = own_profile(state, &caller, &pid).await?;
+        Ok(Ceiling(Some(profile.maturity_rating)))
+    }
+}
+
+/// `Last-Event-ID`: the position an SSE client saw last, when it sends one.
+pub struct LastEventId(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(raw) = parts
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(LastEventId(None));
+        };
+        raw.trim()
+            .parse::<i64>()
+            .ok()
+            .map(|p| LastEventId(Some(p)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "Last-Event-ID must be a position",
+                )
+            })
+    }
 }
 
 /// The client's address: the connection's peer, or, when that peer is a configured trusted

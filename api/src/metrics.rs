@@ -93,3 +93,41 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     );
     response
 }
+
+/// A gauge per projection: its name, help text, and how to read it off a status.
+type ProjectionGauge = (
+    &'static str,
+    &'static str,
+    fn(&cinelog_projections::ProjectionStatus) -> String,
+);
+
+/// Each projection's position and lag, in the Prometheus text format.
+pub fn projection_gauges(statuses: &[cinelog_projections::ProjectionStatus]) -> String {
+    use std::fmt::Write;
+    let gauges: [ProjectionGauge; 3] = [
+        (
+            "cinelog_projection_position",
+            "Global position of the last event a projection applied.",
+            |p| p.position.to_string(),
+        ),
+        (
+            "cinelog_projection_lag_events",
+            "Events in the log a projection has not applied yet.",
+            |p| p.lag_events.to_string(),
+        ),
+        (
+            "cinelog_projection_lag_seconds",
+            "Age of the oldest event a projection has not applied yet.",
+            |p| p.lag_seconds.to_string(),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for p in statuses {
+            let _ = writeln!(out, "{name}{{projection=\"{}\"}} {}", p.name, value(p));
+        }
+    }
+    out
+}

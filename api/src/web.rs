@@ -15,6 +15,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+/// Text made safe inside HTML or SVG, in element content and quoted attributes alike.
+pub fn escape(text: &str) -> String {
+    html_escape::encode_safe(text).into_owned()
+}
+
 pub fn router(pool: LiveViewPool) -> Router<AppState> {
     Router::new()
         .route("/", get(page))

@@ -4,7 +4,9 @@
 use crate::error::CommandError;
 use crate::execute::execute;
 use crate::meta::CommandMeta;
-use crate::ports::{CheckoutRequest, Clock, PaymentGateway, SubscriptionDirectory, WebhookRequest};
+use crate::ports::{
+    CheckoutRequest, Clock, PaymentGateway, SubscriptionDirectory, VerifiedNotice, WebhookRequest,
+};
 use crate::store::EventStore;
 use cinelog_domain::plan::PlanId;
 use cinelog_domain::subscription::{
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Subscriptions through payment providers.
 #[derive(Clone)]
 pub struct BillingService<S> {
     store: S,
@@ -34,6 +37,7 @@ pub struct Received {
 }
 
 impl<S: EventStore> BillingService<S> {
+    /// A billing service over the store, the providers offered, and the read side's directory.
     pub fn new(
         store: S,
         gateways: Vec<Arc<dyn PaymentGateway>>,
@@ -54,12 +58,18 @@ impl<S: EventStore> BillingService<S> {
         self.gateways.keys().copied().collect()
     }
 
+    /// Whether payments through `provider` are offered here.
+    pub fn offers(&self, provider: Provider) -> bool {
+        self.gateways.contains_key(&provider)
+    }
+
     fn gateway(&self, provider: Provider) -> Result<&Arc<dyn PaymentGateway>, CommandError> {
         self.gateways
             .get(&provider)
             .ok_or(CommandError::ProviderNotOffered(provider.as_str()))
     }
 
+    /// The account's subscription as the log knows it.
     pub async fn state(&self, account_id: Uuid) -> Result<SubscriptionState, CommandError> {
         Ok(self
             .store
@@ -221,6 +231,20 @@ impl<S: EventStore> BillingService<S> {
         correlation_id: Uuid,
     ) -> Result<Received, CommandError> {
         let verified = self.gateway(provider)?.verify(request).await?;
+        let meta = CommandMeta {
+            correlation_id,
+            ..CommandMeta::new(Actor::Provider(provider.as_str().to_string()))
+        };
+        self.record_notice(provider, verified, &meta).await
+    }
+
+    /// Records what a verified notice says about a subscription, once per notice id.
+    async fn record_notice(
+        &self,
+        provider: Provider,
+        verified: VerifiedNotice,
+        meta: &CommandMeta,
+    ) -> Result<Received, CommandError> {
         let not_recorded = Received {
             recorded: false,
             position: None,
@@ -238,14 +262,10 @@ impl<S: EventStore> BillingService<S> {
             return Ok(not_recorded);
         };
         let at = self.clock.now();
-        let meta = CommandMeta {
-            correlation_id,
-            ..CommandMeta::new(Actor::Provider(provider.as_str().to_string()))
-        };
         let done = execute::<Subscription, _, CommandError>(
             &self.store,
             &account_id.to_string(),
-            &meta,
+            meta,
             |_| {
                 Ok(SubscriptionCommand::Receive {
                     notice_id: verified.notice_id.clone(),
@@ -312,16 +332,14 @@ impl<S: EventStore> BillingService<S> {
             state.pending_plan.or(state.plan),
             state.period_end,
         ) && end <= now
-            && let Some(delivery) = self
+            && let Some(renewal) = self
                 .gateway(provider)?
                 .renewal(account_id, reference, plan, end)
                 .await
                 .map_err(CommandError::Service)?
         {
-            return Ok(self
-                .receive(provider, &delivery, Uuid::now_v7())
-                .await?
-                .recorded);
+            let meta = CommandMeta::new(Actor::Provider(provider.as_str().to_string()));
+            return Ok(self.record_notice(provider, renewal, &meta).await?.recorded);
         }
         let done = execute::<Subscription, _, CommandError>(
             &self.store,

@@ -2,6 +2,8 @@
 //! and append the events with their metadata. Outside services are reached through the traits
 //! (ports) in [`ports`]; `infra` implements them.
 
+#![warn(missing_docs)]
+
 pub mod accounts;
 pub mod billing;
 pub mod catalog;

@@ -8,14 +8,9 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// A candidate as the model sees it.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub id: String,
-    pub name: String,
-    pub genres: Vec<String>,
-}
+pub use cinelog_projections::recommendations::Candidate;
 
+/// Re-ranks through Groq's chat-completions API.
 pub struct GroqReranker {
     http: reqwest::Client,
     settings: GroqSettings,
@@ -124,6 +119,18 @@ pub fn parse_ranking(
         }
     }
     Ok(ordered)
+}
+
+#[async_trait::async_trait]
+impl cinelog_projections::recommendations::Reranker for GroqReranker {
+    async fn rerank(
+        &self,
+        profile: &str,
+        history: &[String],
+        candidates: &[Candidate],
+    ) -> Result<Vec<(String, Option<String>)>, String> {
+        GroqReranker::rerank(self, profile, history, candidates).await
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,35 @@ impl History {
         })
     }
 
+    /// A stream's whole history, every event with its envelope (credentials redacted), and
+    /// whether its hash chain holds; `None` for a stream with no events.
+    pub async fn stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let events = self.store.read_stream(stream_type, stream_id).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut prev = cinelog_domain::envelope::GENESIS_HASH.to_string();
+        let mut chain_intact = true;
+        for e in &events {
+            chain_intact &= e.meta.prev_hash == prev && e.computed_hash() == e.meta.hash;
+            prev = e.meta.hash.clone();
+        }
+        let version = events.len();
+        let mut events = serde_json::to_value(&events)?;
+        cinelog_projections::analyst::strip_credentials(&mut events);
+        Ok(Some(json!({
+            "stream_type": stream_type,
+            "stream_id": stream_id,
+            "version": version,
+            "chain_intact": chain_intact,
+            "events": events,
+        })))
+    }
+
     /// Everything one request caused, as a tree: each event under the event that caused it.
     pub async fn trace(&self, meta: &CommandMeta, correlation: Uuid) -> anyhow::Result<Value> {
         self.record(

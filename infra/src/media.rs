@@ -130,7 +130,26 @@ pub fn safe_component(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+impl cinelog_commands::ports::Ladders for MediaLibrary {
+    fn ladder(&self, name: &str) -> Option<Media> {
+        self.read_ladder(name).ok()
+    }
+}
+
+/// An HLS master playlist listing these renditions.
+pub fn master_playlist(renditions: &[Rendition]) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for r in renditions {
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",NAME=\"{}\"\n{}/index.m3u8\n",
+            r.bandwidth, r.width, r.height, r.codecs, r.name, r.name
+        ));
+    }
+    out
+}
+
 impl MediaLibrary {
+    /// The ladders shipped with Cinelog, and those ingested into `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         Self {
             bundled: default_bundled_dir(),
@@ -150,6 +169,29 @@ impl MediaLibrary {
             "ingested" => Some(self.ingested.join(name)),
             _ => None,
         }
+    }
+
+    /// A rendition's playlist (`index.m3u8`) or segment (`*.ts`) and its content type; `None`
+    /// for a name that is not one, or a file that is not there.
+    pub async fn stream_file(
+        &self,
+        ladder: &str,
+        rendition: &str,
+        file: &str,
+    ) -> Option<(Vec<u8>, &'static str)> {
+        if !safe_component(file) || !safe_component(rendition) {
+            return None;
+        }
+        let content_type = if file.ends_with(".m3u8") {
+            "application/vnd.apple.mpegurl"
+        } else if file.ends_with(".ts") {
+            "video/mp2t"
+        } else {
+            return None;
+        };
+        let path = self.ladder_dir(ladder)?.join(rendition).join(file);
+        let bytes = tokio::fs::read(path).await.ok()?;
+        Some((bytes, content_type))
     }
 
     /// Reads a ladder's description (`ladder.json`); kept in memory until the file changes.

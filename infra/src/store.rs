@@ -5,6 +5,7 @@ use crate::cache::StreamCache;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use cinelog_commands::cqrs::{CqrsAggregate, SCHEMA_VERSION};
+use cinelog_commands::ports::{Clock, SystemClock};
 use cinelog_commands::{Appended, CommandMeta, EventStore, Loaded, StoreError, StreamHead};
 use cinelog_domain::envelope::HashInput;
 use cinelog_domain::{Decider, EventMeta, EventName, RecordedEvent};
@@ -40,6 +41,19 @@ struct Inner {
     backend: Backend,
     appended: Arc<Notify>,
     cache: StreamCache,
+    /// Stamps `recorded_at`.
+    clock: Arc<dyn Clock>,
+}
+
+/// Runs the same query code on whichever pool the store has: both backends take the same SQL
+/// and binds (`$1`…), so only the pool's type differs between the two arms.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.0.backend {
+            Backend::Sqlite { pool: $pool, .. } => $body,
+            Backend::Postgres { pool: $pool, .. } => $body,
+        }
+    };
 }
 
 /// Streams whose folded state is kept in memory.
@@ -154,6 +168,7 @@ impl Store {
             },
             appended: Arc::new(Notify::new()),
             cache: StreamCache::new(CACHED_STREAMS),
+            clock: Arc::new(SystemClock),
         })))
     }
 
@@ -170,9 +185,21 @@ impl Store {
             backend: Backend::Postgres { pool, repo },
             appended: Arc::new(Notify::new()),
             cache: StreamCache::new(CACHED_STREAMS),
+            clock: Arc::new(SystemClock),
         })))
     }
 
+    /// The same store with `recorded_at` read from `clock`. Set it right after opening: a
+    /// store already shared keeps the clock it has.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.clock = clock,
+            None => tracing::warn!("the store is already shared; its clock stays as it is"),
+        }
+        self
+    }
+
+    /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match &self.0.backend {
             Backend::Sqlite { .. } => "sqlite",
@@ -182,9 +209,14 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    /// The event columns in [`EventRow`]'s order, as this backend selects them.
+    fn columns(&self) -> &'static str {
         match &self.0.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
-            Backend::Postgres { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Backend::Sqlite { .. } => SQLITE_COLUMNS,
+            Backend::Postgres { .. } => PG_COLUMNS,
         }
     }
 
@@ -199,56 +231,23 @@ impl Store {
     /// Stores a personal-data key for `owner` unless one exists.
     pub async fn insert_pii_key(&self, owner: &str, key: &str) -> anyhow::Result<()> {
         let sql = "INSERT INTO pii_keys (owner, key, created_at) VALUES ($1, $2, $3) ON CONFLICT (owner) DO NOTHING";
-        let now = Utc::now().to_rfc3339();
-        match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query(sql)
-                    .bind(owner)
-                    .bind(key)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query(sql)
-                    .bind(owner)
-                    .bind(key)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        let now = self.0.clock.now().to_rfc3339();
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(owner).bind(key).bind(now).execute(pool).await?;
+        });
         Ok(())
     }
 
     pub async fn pii_key(&self, owner: &str) -> anyhow::Result<Option<String>> {
         let sql = "SELECT key FROM pii_keys WHERE owner = $1";
-        Ok(match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_scalar(sql)
-                    .bind(owner)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_scalar(sql)
-                    .bind(owner)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).bind(owner).fetch_optional(pool).await?))
     }
 
     pub async fn delete_pii_key(&self, owner: &str) -> anyhow::Result<()> {
         let sql = "DELETE FROM pii_keys WHERE owner = $1";
-        match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query(sql).bind(owner).execute(pool).await?;
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query(sql).bind(owner).execute(pool).await?;
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(owner).execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -303,24 +302,14 @@ impl Store {
             clauses.join(" AND "),
             q.limit.clamp(1, 10_000)
         );
-        let rows: Vec<EventRow> = match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                let sql = format!("SELECT {SQLITE_COLUMNS} FROM events {filter}");
-                let mut query = sqlx::query_as(&sql).bind(q.after);
-                for b in &binds {
-                    query = query.bind(b);
-                }
-                query.fetch_all(pool).await
+        let sql = format!("SELECT {} FROM events {filter}", self.columns());
+        let rows: Vec<EventRow> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(&sql).bind(q.after);
+            for b in &binds {
+                query = query.bind(b);
             }
-            Backend::Postgres { pool, .. } => {
-                let sql = format!("SELECT {PG_COLUMNS} FROM events {filter}");
-                let mut query = sqlx::query_as(&sql).bind(q.after);
-                for b in &binds {
-                    query = query.bind(b);
-                }
-                query.fetch_all(pool).await
-            }
-        }
+            query.fetch_all(pool).await
+        })
         .map_err(backend_error)?;
         rows.into_iter().map(to_recorded).collect()
     }
@@ -329,10 +318,7 @@ impl Store {
     /// signed_at, public_key, signature).
     pub async fn anchor_rows(&self) -> anyhow::Result<Vec<AnchorRow>> {
         let sql = "SELECT id, tx, position, events, streams, root, heads, signed_at, public_key, signature FROM anchors ORDER BY tx, position";
-        Ok(match &self.0.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query_as(sql).fetch_all(pool).await?,
-            Backend::Postgres { pool, .. } => sqlx::query_as(sql).fetch_all(pool).await?,
-        })
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
     }
 
     /// Stores an anchor (its fields after the id); answers its id. One already stored for the
@@ -341,31 +327,21 @@ impl Store {
         let insert = "INSERT INTO anchors (tx, position, events, streams, root, heads, signed_at, public_key, signature)
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tx, position) DO NOTHING";
         let select = "SELECT id FROM anchors WHERE tx = $1 AND position = $2";
-        macro_rules! run {
-            ($pool:expr) => {{
-                sqlx::query(insert)
-                    .bind(a.0)
-                    .bind(a.1)
-                    .bind(a.2)
-                    .bind(a.3)
-                    .bind(&a.4)
-                    .bind(&a.5)
-                    .bind(&a.6)
-                    .bind(&a.7)
-                    .bind(&a.8)
-                    .execute($pool)
-                    .await?;
-                sqlx::query_scalar(select)
-                    .bind(a.0)
-                    .bind(a.1)
-                    .fetch_one($pool)
-                    .await?
-            }};
-        }
-        Ok(match &self.0.backend {
-            Backend::Sqlite { pool, .. } => run!(pool),
-            Backend::Postgres { pool, .. } => run!(pool),
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query(insert)
+                .bind(a.0)
+                .bind(a.1)
+                .bind(a.2)
+                .bind(a.3)
+                .bind(&a.4)
+                .bind(&a.5)
+                .bind(&a.6)
+                .bind(&a.7)
+                .bind(&a.8)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar(select).bind(a.0).bind(a.1).fetch_one(pool).await?
+        }))
     }
 
     /// A stream's events after `version`, oldest first.
@@ -377,24 +353,15 @@ impl Store {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let filter =
             "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence";
-        let rows: Vec<EventRow> = match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_as(&format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"))
-                    .bind(stream_type)
-                    .bind(stream_id)
-                    .bind(version)
-                    .fetch_all(pool)
-                    .await
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_as(&format!("SELECT {PG_COLUMNS} FROM events {filter}"))
-                    .bind(stream_type)
-                    .bind(stream_id)
-                    .bind(version)
-                    .fetch_all(pool)
-                    .await
-            }
-        }
+        let sql = format!("SELECT {} FROM events {filter}", self.columns());
+        let rows: Vec<EventRow> = on_pool!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(stream_type)
+                .bind(stream_id)
+                .bind(version)
+                .fetch_all(pool)
+                .await
+        })
         .map_err(backend_error)?;
         rows.into_iter().map(to_recorded).collect()
     }
@@ -419,24 +386,14 @@ impl Store {
         version: i64,
     ) -> Result<i64, StoreError> {
         let sql = "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
-        match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_scalar(sql)
-                    .bind(stream_type)
-                    .bind(stream_id)
-                    .bind(version)
-                    .fetch_one(pool)
-                    .await
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_scalar(sql)
-                    .bind(stream_type)
-                    .bind(stream_id)
-                    .bind(version)
-                    .fetch_one(pool)
-                    .await
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query_scalar(sql)
+                .bind(stream_type)
+                .bind(stream_id)
+                .bind(version)
+                .fetch_one(pool)
+                .await
+        })
         .map_err(backend_error)
     }
 }
@@ -484,7 +441,7 @@ impl EventStore for Store {
         events: &[D::Event],
         meta: &CommandMeta,
     ) -> Result<Appended, StoreError> {
-        let recorded_at = Utc::now().trunc_subsecs(6);
+        let recorded_at = self.0.clock.now().trunc_subsecs(6);
         let mut prev_hash = head.hash.clone();
         let mut serialized = Vec::with_capacity(events.len());
         let mut last_event_id = Uuid::nil();
@@ -624,28 +581,12 @@ impl EventLog for Store {
 
     async fn stream_of(&self, position: i64) -> anyhow::Result<Option<(String, String)>> {
         let sql = "SELECT aggregate_type, aggregate_id FROM events WHERE position = $1";
-        Ok(match &self.0.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_as(sql)
-                    .bind(position)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_as(sql)
-                    .bind(position)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(position).fetch_optional(pool).await?))
     }
 
     async fn head(&self) -> anyhow::Result<i64> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
-        Ok(match &self.0.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query_scalar(sql).fetch_one(pool).await?,
-            Backend::Postgres { pool, .. } => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        })
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
     async fn backlog(&self, after: Checkpoint) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {

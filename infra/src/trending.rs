@@ -231,3 +231,10 @@ impl RedisTrending {
         Ok(ranked)
     }
 }
+
+#[async_trait::async_trait]
+impl cinelog_projections::recommendations::TrendingSource for RedisTrending {
+    async fn top(&self, now: DateTime<Utc>, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
+        RedisTrending::top(self, now, n).await
+    }
+}

@@ -272,6 +272,11 @@ pub async fn user(db: &ReadDb, user_id: &str) -> anyhow::Result<Option<UserView>
     }))
 }
 
+/// The user's email address, if the read model holds it.
+pub async fn email(db: &ReadDb, user_id: Uuid) -> anyhow::Result<Option<String>> {
+    Ok(user(db, &user_id.to_string()).await?.and_then(|u| u.email))
+}
+
 /// Every row of every table of the model, in a stable order, for comparing two builds.
 pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
@@ -301,4 +306,38 @@ pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// A signed-in user with their account's profiles.
+pub struct Overview {
+    /// The account the user belongs to.
+    pub account_id: Uuid,
+    /// The user.
+    pub user: UserView,
+    /// The account's profiles.
+    pub profiles: Vec<ProfileView>,
+}
+
+/// The user and their account's profiles. A signed-in user is in the log: a read model without
+/// them has not applied it yet, so it is brought up to the log's head (within `wait`) before
+/// answering `None`.
+pub async fn overview(
+    projections: &crate::Projections,
+    user_id: Uuid,
+    account_id: Uuid,
+    wait: std::time::Duration,
+) -> anyhow::Result<Option<Overview>> {
+    let db = projections.db();
+    let mut found = user(db, &user_id.to_string()).await?;
+    if found.is_none() && projections.catch_up_with_log(NAME, wait).await? {
+        found = user(db, &user_id.to_string()).await?;
+    }
+    let Some(user) = found else {
+        return Ok(None);
+    };
+    Ok(Some(Overview {
+        account_id,
+        user,
+        profiles: profiles_of(db, &account_id.to_string()).await?,
+    }))
 }

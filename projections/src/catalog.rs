@@ -5,6 +5,7 @@ use crate::db::ReadDb;
 use crate::runtime::{Projection, Tables};
 use crate::text::{self, TextIndex};
 use async_trait::async_trait;
+pub use cinelog_domain::title::plausible_id;
 use cinelog_domain::title::{Media, Season, Title, TitleEvent, TitleInfo};
 use cinelog_domain::values::Maturity;
 use cinelog_domain::{Decider, RecordedEvent};
@@ -28,9 +29,10 @@ const TEXT: TextIndex = TextIndex {
     columns: &["name_words", "search"],
 };
 
-/// A maturity rating's place in order, as stored in `maturity_rank`.
+/// A maturity rating's place in order, as stored in `maturity_rank`: the SQL form of
+/// [`Maturity::allows`].
 pub fn rank(m: Maturity) -> i64 {
-    Maturity::ALL.iter().position(|x| *x == m).unwrap_or(0) as i64
+    m.rank()
 }
 
 #[async_trait]
@@ -346,6 +348,16 @@ pub async fn details(
     }))
 }
 
+/// Cards of the titles among `ids` that a profile with this ceiling may see, in `ids`' order.
+pub async fn visible_cards(
+    db: &ReadDb,
+    ids: &[String],
+    ceiling: Maturity,
+) -> anyhow::Result<Vec<TitleCard>> {
+    let mut found = cards(db, ids, Some(ceiling)).await?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
 /// Cards of the published titles among `ids` that the viewer may see, by id, in one query.
 pub async fn cards(
     db: &ReadDb,
@@ -372,12 +384,6 @@ pub async fn cards(
         .map(card)
         .map(|c| (c.id.clone(), c))
         .collect())
-}
-
-/// Whether a string can be a title id at all (short, no control characters); anything else is
-/// simply not found, on every backend.
-pub fn plausible_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control)
 }
 
 /// Every genre of a published title, sorted.

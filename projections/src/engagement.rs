@@ -366,3 +366,40 @@ pub async fn model(db: &ReadDb, seeds: &[String]) -> anyhow::Result<Model> {
     }
     Ok(model)
 }
+
+/// A profile's rating of a title.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RatingView {
+    pub title_id: String,
+    pub rating: String,
+}
+
+/// A profile's ratings, latest first, of the titles it may see now (its rating may have been
+/// lowered since).
+pub async fn visible_ratings(
+    db: &ReadDb,
+    profile_id: &str,
+    ceiling: cinelog_domain::values::Maturity,
+) -> anyhow::Result<Vec<RatingView>> {
+    let rated = ratings(db, profile_id).await?;
+    let ids: Vec<String> = rated.iter().map(|(t, _, _)| t.clone()).collect();
+    let visible = crate::catalog::cards(db, &ids, Some(ceiling)).await?;
+    Ok(rated
+        .into_iter()
+        .filter(|(title_id, _, _)| visible.contains_key(title_id))
+        .map(|(title_id, r, _)| RatingView {
+            title_id,
+            rating: r.as_str().into(),
+        })
+        .collect())
+}
+
+/// My List as cards, most recently added first, of the titles the profile may see now.
+pub async fn visible_list(
+    db: &ReadDb,
+    profile_id: &str,
+    ceiling: cinelog_domain::values::Maturity,
+) -> anyhow::Result<Vec<crate::catalog::TitleCard>> {
+    let ids = list(db, profile_id).await?;
+    crate::catalog::visible_cards(db, &ids, ceiling).await
+}

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analyst;
+pub mod analyst_streams;
 pub mod analytics;
 pub mod catalog;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod external;
 pub mod log;
 pub mod pii;
 pub mod recommend;
+pub mod recommendations;
 pub mod runtime;
 pub mod sessions;
 pub mod stats;

@@ -166,3 +166,89 @@ pub async fn resume_position(
         _ => 0.0,
     })
 }
+
+/// A title to carry on with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContinueItem {
+    #[schema(value_type = Object)]
+    pub title: crate::catalog::TitleCard,
+    /// For series: the episode to play (the next one once an episode is finished).
+    pub episode_id: Option<String>,
+    pub position_secs: f64,
+    pub duration_secs: f64,
+    pub updated_at: String,
+}
+
+/// The episode after `episode` in the title, if any.
+fn next_episode(details: &crate::catalog::TitleDetails, episode: &str) -> Option<String> {
+    let all: Vec<String> = details
+        .seasons
+        .iter()
+        .flat_map(|s| {
+            s.episodes
+                .iter()
+                .map(move |e| format!("s{}e{}", s.number, e.number))
+        })
+        .collect();
+    let i = all.iter().position(|e| e == episode)?;
+    all.get(i + 1).cloned()
+}
+
+/// What the profile is part-way through, latest first: titles with a position, and series
+/// whose last episode was finished with the next one to play. Only titles the profile may see
+/// (its rating may have been lowered since).
+pub async fn continue_watching(
+    db: &ReadDb,
+    profile_id: &str,
+    ceiling: cinelog_domain::values::Maturity,
+) -> anyhow::Result<Vec<ContinueItem>> {
+    use crate::catalog;
+    let entries = latest_per_title(db, profile_id).await?;
+    let ids: Vec<String> = entries.iter().map(|e| e.title_id.clone()).collect();
+    let mut cards = catalog::cards(db, &ids, Some(ceiling)).await?;
+    let mut items = Vec::new();
+    for entry in entries {
+        let Some(card) = cards.remove(&entry.title_id) else {
+            continue;
+        };
+        let (episode_id, position) = match (&entry.episode_id, entry.finished) {
+            (_, false) if entry.position_secs > 0.0 => {
+                (entry.episode_id.clone(), entry.position_secs)
+            }
+            // Only a finished episode needs the seasons, to find the next one.
+            (Some(done), true) => {
+                let next = catalog::details(db, &entry.title_id, Some(ceiling))
+                    .await?
+                    .and_then(|title| next_episode(&title, done));
+                match next {
+                    Some(next) => (Some(next), 0.0),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        items.push(ContinueItem {
+            title: card,
+            episode_id,
+            position_secs: position,
+            duration_secs: entry.duration_secs,
+            updated_at: entry.updated_at,
+        });
+    }
+    Ok(items)
+}
+
+/// What the profile played, most recent first, of the titles it may see now.
+pub async fn visible_history(
+    db: &ReadDb,
+    profile_id: &str,
+    ceiling: cinelog_domain::values::Maturity,
+) -> anyhow::Result<Vec<WatchEntry>> {
+    let mut entries = history(db, profile_id).await?;
+    let mut ids: Vec<String> = entries.iter().map(|e| e.title_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let visible = crate::catalog::cards(db, &ids, Some(ceiling)).await?;
+    entries.retain(|e| visible.contains_key(&e.title_id));
+    Ok(entries)
+}

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use cinelog_domain::values::Role;
-use cinelog_infra::history::{AsOf, Cursor, HistoryError};
+use cinelog_infra::history::{AsOf, Cursor};
 use cinelog_infra::store::AuditQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -90,11 +90,7 @@ pub async fn events(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
     let (query, cursor) = p.into_query()?;
-    let page = app
-        .history
-        .events(&caller.meta, query, cursor)
-        .await
-        .map_err(ApiError::internal)?;
+    let page = app.history.events(&caller.meta, query, cursor).await?;
     let events = page
         .events
         .iter()
@@ -118,11 +114,7 @@ pub async fn trace(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
     let correlation_id = uuid_param("correlation_id", &correlation_id)?;
-    let tree = app
-        .history
-        .trace(&caller.meta, correlation_id)
-        .await
-        .map_err(ApiError::internal)?;
+    let tree = app.history.trace(&caller.meta, correlation_id).await?;
     if tree["events"] == 0 {
         return Err(ApiError::not_found("correlation"));
     }
@@ -163,8 +155,7 @@ pub async fn state(
     let state = app
         .history
         .state(&caller.meta, &stream_type, &stream_id, at)
-        .await
-        .map_err(history_error)?;
+        .await?;
     Ok(axum::Json(state))
 }
 
@@ -189,8 +180,7 @@ pub async fn entitlement(
     let answer = app
         .history
         .entitlement(&caller.meta, account_id, p.at.unwrap_or_else(Utc::now))
-        .await
-        .map_err(history_error)?;
+        .await?;
     Ok(axum::Json(answer))
 }
 
@@ -199,27 +189,13 @@ pub async fn entitlement(
     responses((status = 200, description = "`{intact, events_checked, streams_checked, anchors_checked, first_broken, broken, public_key}`"), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify(State(app): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
-    let report = app
-        .history
-        .verify(&caller.meta)
-        .await
-        .map_err(ApiError::internal)?;
+    let report = app.history.verify(&caller.meta).await?;
     Ok(axum::Json(report))
 }
 
 /// A UUID from the path, or the JSON error saying it is not one.
 fn uuid_param(name: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid(name, "must be a UUID"))
-}
-
-fn history_error(e: HistoryError) -> ApiError {
-    match e {
-        HistoryError::NoStream(..) => ApiError::not_found("stream"),
-        HistoryError::UnknownStreamType(t) => {
-            ApiError::invalid("stream_type", format!("{t:?} is not a stream type"))
-        }
-        HistoryError::Other(e) => ApiError::internal(e),
-    }
 }
 
 /// A stream's full history, every event with its envelope, and whether its hash chain holds.
@@ -232,45 +208,9 @@ pub async fn stream(
     Path((stream_type, stream_id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Auditor)?;
-    let events = app
-        .store
-        .read_stream(&stream_type, &stream_id)
-        .await
-        .map_err(ApiError::internal)?;
-    if events.is_empty() {
-        return Err(ApiError::not_found("stream"));
-    }
-    let mut prev = cinelog_domain::envelope::GENESIS_HASH.to_string();
-    let mut chain_intact = true;
-    for e in &events {
-        chain_intact &= e.meta.prev_hash == prev && e.computed_hash() == e.meta.hash;
-        prev = e.meta.hash.clone();
-    }
-    let version = events.len();
-    let mut events = serde_json::to_value(&events).map_err(ApiError::internal)?;
-    redact(&mut events);
-    Ok(axum::Json(serde_json::json!({
-        "stream_type": stream_type,
-        "stream_id": stream_id,
-        "version": version,
-        "chain_intact": chain_intact,
-        "events": events,
-    })))
-}
-
-/// Credentials never leave through the audit API, though the chain is verified over them.
-fn redact(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if key == "password_hash" {
-                    *v = serde_json::Value::String("[redacted]".into());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
+    app.history
+        .stream(&stream_type, &stream_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("stream"))
 }

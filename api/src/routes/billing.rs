@@ -3,18 +3,20 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AnonymousMeta, Caller, Json, MinPosition, Query, RawBody};
-use crate::routes::profiles::read_model_at;
+use crate::extract::{
+    AnonymousMeta, Caller, Json, MinPosition, Query, RawBody, ReadAt, Subscriptions,
+};
+use crate::web::escape;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use cinelog_commands::CommandError;
-use cinelog_commands::ports::{WebhookError, WebhookRequest};
+use cinelog_commands::ports::WebhookRequest;
 use cinelog_domain::plan::{PLANS, Plan, PlanId};
 use cinelog_domain::subscription::Provider;
-use cinelog_infra::payments::sandbox::{CHECKOUT_PATH, SandboxCheckout};
+use cinelog_infra::payments::sandbox::{CHECKOUT_PATH, SandboxCheckout, SandboxGateway};
+use cinelog_projections::accounts;
 use cinelog_projections::subscriptions::{self, Entitlement, PaymentView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -109,10 +111,7 @@ pub async fn checkout(
 ) -> ApiResult<impl IntoResponse> {
     let plan = PlanId::parse(&body.plan)?;
     let provider = provider_named(body.provider.as_deref())?;
-    let email =
-        cinelog_projections::accounts::user(app.projections.db(), &caller.user_id.to_string())
-            .await?
-            .and_then(|u| u.email);
+    let email = accounts::email(app.projections.db(), caller.user_id).await?;
     let base = app.public_base();
     let (redirect_url, position) = app
         .billing
@@ -125,10 +124,10 @@ pub async fn checkout(
             &caller.meta,
         )
         .await?;
-    let redirect_url = if redirect_url.starts_with('/') {
-        format!("{base}{redirect_url}")
-    } else {
-        redirect_url
+    // The sandbox's page is ours: its URL comes relative.
+    let redirect_url = match redirect_url.starts_with('/') {
+        true => format!("{base}{redirect_url}"),
+        false => redirect_url,
     };
     Ok(axum::Json(CheckoutStarted {
         redirect_url,
@@ -217,9 +216,8 @@ pub struct SubscriptionBody {
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<MinPosition>,
+    _: ReadAt<Subscriptions>,
 ) -> ApiResult<impl IntoResponse> {
-    read_model_at(&app, subscriptions::NAME, &q).await?;
     let db = app.projections.db();
     let account = caller.account_id.to_string();
     let entitlement = subscriptions::entitlement(db, &account, app.clock.now()).await?;
@@ -249,8 +247,9 @@ pub async fn webhook(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let unknown = || ApiError::not_found("payment provider");
-    let provider = Provider::parse(&provider).ok_or_else(unknown)?;
+    let provider = Provider::parse(&provider)
+        .filter(|p| app.billing.offers(*p))
+        .ok_or_else(|| ApiError::not_found("payment provider"))?;
     let request = WebhookRequest {
         headers: headers
             .iter()
@@ -261,42 +260,12 @@ pub async fn webhook(
     let received = app
         .billing
         .receive(provider, &request, meta.correlation_id)
-        .await
-        .map_err(|e| match e {
-            CommandError::ProviderNotOffered(_) => unknown(),
-            other => webhook_error(other),
-        })?;
+        .await?;
     Ok(axum::Json(WebhookAnswer {
         received: true,
         recorded: received.recorded,
         position: received.position,
     }))
-}
-
-fn webhook_error(e: CommandError) -> ApiError {
-    match e {
-        CommandError::Webhook(WebhookError::BadSignature(why)) => {
-            tracing::warn!(%why, "webhook refused");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_signature",
-                "the webhook signature is missing, wrong or stale",
-            )
-        }
-        CommandError::Webhook(WebhookError::Malformed(why)) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_event", why)
-        }
-        CommandError::Webhook(WebhookError::Unavailable(why)) => {
-            tracing::warn!(%why, "webhook could not be verified");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "verification_unavailable",
-                "the provider could not confirm the webhook; deliver it again later",
-            )
-            .retry_after(30)
-        }
-        other => other.into(),
-    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -305,19 +274,15 @@ pub struct SandboxSession {
     pub session: String,
 }
 
-fn sandbox_checkout(app: &AppState, token: &str) -> ApiResult<SandboxCheckout> {
+/// The sandbox and the checkout its signed token names.
+fn sandbox_checkout<'a>(
+    app: &'a AppState,
+    token: &str,
+) -> ApiResult<(&'a SandboxGateway, SandboxCheckout)> {
     app.sandbox
-        .as_ref()
-        .and_then(|s| s.open(token))
+        .as_deref()
+        .and_then(|s| Some((s, s.open(token)?)))
         .ok_or_else(|| ApiError::not_found("sandbox checkout"))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// The sandbox's checkout page: the plan, its price, and approve / decline.
@@ -325,10 +290,24 @@ pub async fn sandbox_page(
     State(app): State<AppState>,
     Query(q): Query<SandboxSession>,
 ) -> ApiResult<Response> {
-    let checkout = sandbox_checkout(&app, &q.session)?;
-    let plan = PlanBody::from(checkout.plan.plan());
-    let session = escape(&q.session);
-    let page = format!(
+    let (_, checkout) = sandbox_checkout(&app, &q.session)?;
+    let page = sandbox_html(&PlanBody::from(checkout.plan.plan()), &escape(&q.session));
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        Html(page),
+    )
+        .into_response())
+}
+
+/// The checkout page's HTML for a plan; `session` is already escaped.
+fn sandbox_html(plan: &PlanBody, session: &str) -> String {
+    format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sandbox checkout · Cinelog</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;background:#111;color:#eee;display:grid;place-items:center;min-height:100vh;margin:0}}
@@ -345,22 +324,12 @@ main{{background:#1d1d1d;padding:2rem 2.5rem;border-radius:12px;max-width:26rem}
         streams = plan.concurrent_streams,
         price = plan.price,
         currency = plan.currency.to_uppercase(),
-    );
-    Ok((
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ],
-        Html(page),
     )
-        .into_response())
 }
 
 /// The subscriber's answer on the sandbox checkout page: the sandbox turns it into a signed
-/// webhook delivery and hands it to the same path as the real providers' webhooks.
+/// webhook delivery and hands it to the same path as the real providers' webhooks; the
+/// subscriber goes back to the app with the position to read their subscription at.
 pub async fn sandbox_answer(
     State(app): State<AppState>,
     AnonymousMeta(meta): AnonymousMeta,
@@ -372,26 +341,24 @@ pub async fn sandbox_answer(
         "decline" => false,
         _ => return Err(ApiError::not_found("sandbox answer")),
     };
-    let checkout = sandbox_checkout(&app, &q.session)?;
-    let sandbox = app
-        .sandbox
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("sandbox checkout"))?;
+    let (sandbox, checkout) = sandbox_checkout(&app, &q.session)?;
     let delivery = sandbox.settle(&checkout, approved);
     let received = app
         .billing
         .receive(Provider::Sandbox, &delivery, meta.correlation_id)
-        .await
-        .map_err(webhook_error)?;
-    let back = if approved {
-        &checkout.success_url
-    } else {
-        &checkout.cancel_url
+        .await?;
+    let back = match approved {
+        true => &checkout.success_url,
+        false => &checkout.cancel_url,
     };
-    let separator = if back.contains('?') { '&' } else { '?' };
-    let target = match received.position {
-        Some(p) => format!("{back}{separator}position={p}"),
-        None => back.clone(),
-    };
-    Ok(Redirect::to(&target).into_response())
+    Ok(Redirect::to(&with_position(back, received.position)).into_response())
+}
+
+/// `url` with `position=` added to its query, when there is one.
+fn with_position(url: &str, position: Option<i64>) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    match position {
+        Some(p) => format!("{url}{separator}position={p}"),
+        None => url.to_string(),
+    }
 }

@@ -3,14 +3,13 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{MaybeCaller, MinPosition, Query};
-use crate::routes::profiles::{own_profile, read_model_at};
+use crate::extract::{Catalog, Ceiling, Query, ReadAt};
+use crate::web::escape;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cinelog_domain::values::Maturity;
 use cinelog_projections::catalog::{self, PAGE_SIZE, TitleCard, TitleQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -49,32 +48,15 @@ pub struct TitlePage {
     pub total: i64,
 }
 
-/// The maturity ceiling of the caller's profile, if one is named. A profile of another account,
-/// or without a token, is not found. The profile is read from its account's events, so a rating
-/// just changed counts at once.
-pub async fn ceiling(
-    app: &AppState,
-    caller: &MaybeCaller,
-    profile_id: Option<&str>,
-) -> ApiResult<Option<Maturity>> {
-    let Some(pid) = profile_id.filter(|p| !p.is_empty()) else {
-        return Ok(None);
-    };
-    let caller = caller.0.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let (_, profile) = own_profile(app, caller, pid).await?;
-    Ok(Some(profile.maturity_rating))
-}
-
 #[utoipa::path(get, path = "/api/titles", tag = "catalog", params(TitlesParams),
     responses((status = 200, body = TitlePage), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
-    caller: MaybeCaller,
+    _: ReadAt<Catalog>,
+    Ceiling(max_maturity): Ceiling,
     Query(q): Query<TitlesParams>,
 ) -> ApiResult<impl IntoResponse> {
-    catalog_at(&app, q.min_position).await?;
-    let max_maturity = ceiling(&app, &caller, q.profile_id.as_deref()).await?;
     let page = q.page.unwrap_or(1).clamp(1, 10_000);
     let query = TitleQuery {
         text: q.query,
@@ -103,22 +85,15 @@ pub struct ProfileParam {
     pub min_position: Option<i64>,
 }
 
-/// Waits for the catalog to reach `min_position`.
-async fn catalog_at(app: &AppState, min_position: Option<i64>) -> ApiResult<()> {
-    read_model_at(app, catalog::NAME, &MinPosition { min_position }).await
-}
-
 #[utoipa::path(get, path = "/api/titles/{id}", tag = "catalog", params(("id" = String, Path), ProfileParam),
     responses((status = 200, description = "the title with seasons and episodes"), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn show(
     State(app): State<AppState>,
-    caller: MaybeCaller,
+    _: ReadAt<Catalog>,
+    Ceiling(max_maturity): Ceiling,
     Path(id): Path<String>,
-    Query(q): Query<ProfileParam>,
 ) -> ApiResult<impl IntoResponse> {
-    catalog_at(&app, q.min_position).await?;
-    let max_maturity = ceiling(&app, &caller, q.profile_id.as_deref()).await?;
     let title = app
         .catalog_cache
         .details(app.projections.db(), &id, max_maturity)
@@ -154,13 +129,6 @@ pub async fn poster(
     ))
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Two colours from the title's id, its name in lines of about 14 characters, its year and genre.
 fn poster_svg(card: &TitleCard) -> String {
     let hash = card.id.bytes().fold(2166136261u32, |h, b| {
@@ -185,7 +153,7 @@ fn poster_svg(card: &TitleCard) -> String {
             format!(
                 r##"<text x="20" y="{}" font-size="26" font-weight="700" fill="#fff">{}</text>"##,
                 190 + i * 32,
-                xml_escape(l)
+                escape(l)
             )
         })
         .collect();
@@ -198,7 +166,7 @@ fn poster_svg(card: &TitleCard) -> String {
 <g font-family="sans-serif">{text}</g>
 <text x="20" y="420" font-size="16" fill="#ddd" font-family="sans-serif">{} · {} · {}</text></svg>"##,
         card.year,
-        xml_escape(genre),
-        xml_escape(&card.maturity_rating)
+        escape(genre),
+        escape(&card.maturity_rating)
     )
 }

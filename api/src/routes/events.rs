@@ -3,21 +3,20 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, LastEventId, Query};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use cinelog_domain::values::Role;
-use cinelog_projections::Checkpoint;
-use cinelog_projections::analyst::{FeedBatch, LogFilter, ReadError};
-use futures::Stream;
+use cinelog_projections::analyst::LogFilter;
+use cinelog_projections::analyst_streams;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 use utoipa::IntoParams;
@@ -25,8 +24,6 @@ use utoipa::IntoParams;
 /// Most events one NDJSON answer carries; continue with `after`.
 pub const MAX_LIMIT: i64 = 100_000;
 const DEFAULT_LIMIT: i64 = 1_000;
-/// How long the live tail waits for an append before looking again (other processes append too).
-const FOLLOW_POLL: Duration = Duration::from_millis(500);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,17 +62,6 @@ pub struct LiveParams {
     pub event_type: Option<String>,
 }
 
-fn read_error(e: ReadError) -> ApiError {
-    match e {
-        ReadError::UnknownPosition(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
-            e.to_string(),
-        ),
-        ReadError::Log(e) => ApiError::internal(e),
-    }
-}
-
 /// The log as NDJSON, one envelope per line, in log order.
 #[utoipa::path(get, path = "/api/events", tag = "analysts", params(ExportParams),
     responses((status = 200, description = "one envelope per line, in log order", content_type = "application/x-ndjson", body = String),
@@ -87,24 +73,9 @@ pub async fn export(
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
     caller.require(Role::Analyst)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let (after, filter, limit) = q.parse()?;
     let reader = app.analyst_log.clone();
-    let start = reader
-        .start_after(q.after.unwrap_or(0))
-        .await
-        .map_err(read_error)?;
-    let filter = LogFilter {
-        stream_type: q.stream_type,
-        event_types: q.event_type.into_iter().collect(),
-        from: q.from,
-        to: q.to,
-    };
+    let start = reader.start_after(after).await?;
     record(
         &app,
         &caller,
@@ -114,46 +85,7 @@ pub async fn export(
         Some(limit),
     )
     .await?;
-    // One batch in memory at a time, however long the answer.
-    struct Cursor {
-        next: Checkpoint,
-        left: i64,
-        done: bool,
-        erased: HashMap<uuid::Uuid, bool>,
-    }
-    let cursor = Cursor {
-        next: start,
-        left: limit,
-        done: false,
-        erased: HashMap::new(),
-    };
-    let lines = futures::stream::unfold(cursor, move |mut c| {
-        let (reader, filter) = (reader.clone(), filter.clone());
-        async move {
-            if c.done || c.left <= 0 {
-                return None;
-            }
-            let batch = match reader.next_batch(c.next, &filter, &mut c.erased).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = ?e, "reading the log for an export failed");
-                    return Some((
-                        Err(std::io::Error::other("log read failed")),
-                        Cursor { done: true, ..c },
-                    ));
-                }
-            };
-            let mut out = Vec::new();
-            for event in batch.events.iter().take(c.left as usize) {
-                event.write_json(&mut out).ok()?;
-                out.push(b'\n');
-                c.left -= 1;
-            }
-            c.next = batch.next;
-            c.done = batch.at_end;
-            Some((Ok::<_, std::io::Error>(Bytes::from(out)), c))
-        }
-    });
+    let lines = analyst_streams::ndjson(reader, start, filter, limit);
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
@@ -162,6 +94,26 @@ pub async fn export(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+impl ExportParams {
+    /// Where the export starts, what it keeps, and how many events at most.
+    fn parse(self) -> ApiResult<(i64, LogFilter, i64)> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be 1 to {MAX_LIMIT}"),
+            ));
+        }
+        let filter = LogFilter {
+            stream_type: self.stream_type,
+            event_types: self.event_type.into_iter().collect(),
+            from: self.from,
+            to: self.to,
+        };
+        Ok((self.after.unwrap_or(0), filter, limit))
+    }
 }
 
 /// The log as Server-Sent Events: catch up, then follow. `id:` is the position, `event:` the
@@ -174,28 +126,12 @@ pub async fn export(
 pub async fn live(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    LastEventId(resume): LastEventId,
     Query(q): Query<LiveParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     caller.require(Role::Analyst)?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim().parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "Last-Event-ID must be a position",
-                )
-            })
-        })
-        .transpose()?;
     let reader = app.analyst_log.clone();
-    let start = reader
-        .start_after(resume.or(q.after).unwrap_or(0))
-        .await
-        .map_err(read_error)?;
+    let start = reader.start_after(resume.or(q.after).unwrap_or(0)).await?;
     let filter = LogFilter {
         stream_type: q.stream_type,
         event_types: q.event_type.into_iter().collect(),
@@ -205,91 +141,11 @@ pub async fn live(
     record(&app, &caller, "events.live", &filter, start.position, None).await?;
     // Subscribed before catching up, so no batch falls between the two.
     let feed = app.live_feed.subscribe().await;
-    let events = follow(reader, filter, start, feed);
+    let events = analyst_streams::tail(reader, filter, start, feed).map(|e| {
+        let sse = Event::default().id(e.position.to_string());
+        Ok(sse.event(e.event_type).data(e.json))
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-/// The live tail after `start`: from the log until it is caught up, then from the shared feed,
-/// back to the log whenever it falls behind the feed.
-fn follow(
-    reader: cinelog_projections::analyst::AnalystLog,
-    filter: LogFilter,
-    start: Checkpoint,
-    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<FeedBatch>>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    struct Tail {
-        next: Checkpoint,
-        queue: VecDeque<Event>,
-        erased: HashMap<uuid::Uuid, bool>,
-        feed: tokio::sync::broadcast::Receiver<std::sync::Arc<FeedBatch>>,
-        /// Reading the shared feed rather than the log.
-        following: bool,
-    }
-    let tail = Tail {
-        next: start,
-        queue: VecDeque::new(),
-        erased: HashMap::new(),
-        feed,
-        following: false,
-    };
-    let sse = |id: i64, name: &str, data: String| {
-        Event::default().id(id.to_string()).event(name).data(data)
-    };
-    futures::stream::unfold(tail, move |mut t| {
-        let (reader, filter) = (reader.clone(), filter.clone());
-        async move {
-            loop {
-                if let Some(event) = t.queue.pop_front() {
-                    return Some((Ok(event), t));
-                }
-                if t.following {
-                    match t.feed.recv().await {
-                        Ok(batch) if batch.to <= t.next => {}
-                        // Events between where this follower is and the batch: from the log.
-                        Ok(batch) if batch.after > t.next => t.following = false,
-                        Ok(batch) => {
-                            for e in batch
-                                .events
-                                .iter()
-                                .filter(|e| e.at > t.next && e.matches(&filter))
-                            {
-                                t.queue.push_back(sse(
-                                    e.at.position,
-                                    &e.event_type,
-                                    e.json.clone(),
-                                ));
-                            }
-                            t.next = batch.to;
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            t.following = false
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                    continue;
-                }
-                match reader.next_batch(t.next, &filter, &mut t.erased).await {
-                    Ok(batch) => {
-                        t.next = batch.next;
-                        for safe in batch.events {
-                            let mut data = Vec::new();
-                            safe.write_json(&mut data).ok()?;
-                            t.queue.push_back(sse(
-                                safe.event.position,
-                                &safe.event.event_type,
-                                String::from_utf8(data).ok()?,
-                            ));
-                        }
-                        t.following = batch.at_end;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "live tail read failed; trying again");
-                        tokio::time::sleep(FOLLOW_POLL).await;
-                    }
-                }
-            }
-        }
-    })
 }
 
 /// Records an analyst's read (who, what, filters) in the audited access log.
@@ -309,8 +165,5 @@ async fn record(
         "from": filter.from,
         "to": filter.to,
     });
-    app.history
-        .record(&caller.meta, what, filters)
-        .await
-        .map_err(ApiError::internal)
+    Ok(app.history.record(&caller.meta, what, filters).await?)
 }

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::fmt::Write;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,42 +51,7 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let mut out = app.metrics.render();
     if let Ok(statuses) = app.projections.status().await {
-        let _ = writeln!(
-            out,
-            "# HELP cinelog_projection_position Global position of the last event a projection applied."
-        );
-        let _ = writeln!(out, "# TYPE cinelog_projection_position gauge");
-        for p in &statuses {
-            let _ = writeln!(
-                out,
-                "cinelog_projection_position{{projection=\"{}\"}} {}",
-                p.name, p.position
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cinelog_projection_lag_events Events in the log a projection has not applied yet."
-        );
-        let _ = writeln!(out, "# TYPE cinelog_projection_lag_events gauge");
-        for p in &statuses {
-            let _ = writeln!(
-                out,
-                "cinelog_projection_lag_events{{projection=\"{}\"}} {}",
-                p.name, p.lag_events
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cinelog_projection_lag_seconds Age of the oldest event a projection has not applied yet."
-        );
-        let _ = writeln!(out, "# TYPE cinelog_projection_lag_seconds gauge");
-        for p in &statuses {
-            let _ = writeln!(
-                out,
-                "cinelog_projection_lag_seconds{{projection=\"{}\"}} {}",
-                p.name, p.lag_seconds
-            );
-        }
+        out.push_str(&crate::metrics::projection_gauges(&statuses));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

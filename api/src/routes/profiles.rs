@@ -2,15 +2,17 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, Json, MinPosition, Query};
+use crate::extract::{
+    AccountAndSubscription, Accounts, Caller, Json, MinPosition, OwnProfile, ReadAt,
+};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cinelog_domain::account::{Profile, ProfileChanges};
-use cinelog_domain::values::{Maturity, ProfileName, check_avatar, check_language};
-use cinelog_projections::accounts::{self, ProfileView, UserView};
+use cinelog_domain::values::{InvalidField, Maturity, ProfileName, check_avatar, check_language};
+use cinelog_projections::accounts::{self, Overview, ProfileView, UserView};
 use cinelog_projections::subscriptions;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +47,45 @@ pub struct UpdateProfile {
     pub language: Option<String>,
 }
 
+impl CreateProfile {
+    /// The profile asked for, its fields checked; avatar and language defaulted.
+    fn parse(&self) -> Result<Profile, InvalidField> {
+        Ok(Profile {
+            name: ProfileName::parse(&self.name)?,
+            kids: self.kids,
+            maturity_rating: match self.maturity_rating.as_deref() {
+                Some(m) => Maturity::parse(m)?,
+                None => Maturity::default_for(self.kids),
+            },
+            avatar: match self.avatar.as_deref() {
+                Some(a) => check_avatar(a)?,
+                None => default_avatar(&self.name),
+            },
+            language: match self.language.as_deref() {
+                Some(l) => check_language(l)?,
+                None => "en".into(),
+            },
+        })
+    }
+}
+
+impl UpdateProfile {
+    /// The changes asked for, each field checked.
+    fn parse(&self) -> Result<ProfileChanges, InvalidField> {
+        Ok(ProfileChanges {
+            name: self.name.as_deref().map(ProfileName::parse).transpose()?,
+            kids: self.kids,
+            maturity_rating: self
+                .maturity_rating
+                .as_deref()
+                .map(Maturity::parse)
+                .transpose()?,
+            avatar: self.avatar.as_deref().map(check_avatar).transpose()?,
+            language: self.language.as_deref().map(check_language).transpose()?,
+        })
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Created {
     pub profile_id: Uuid,
@@ -74,76 +115,20 @@ pub struct Me {
     pub subscription: serde_json::Value,
 }
 
-/// A profile of the caller's account as the write side knows it (no read-model lag); another
-/// account's profile, or a malformed id, is not found.
-pub async fn own_profile(
-    app: &AppState,
-    caller: &Caller,
-    pid: &str,
-) -> ApiResult<(Uuid, cinelog_domain::account::Profile)> {
-    let id = Uuid::parse_str(pid).map_err(|_| ApiError::not_found("profile"))?;
-    let profile = app
-        .accounts
-        .profile(caller.account_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
-    Ok((id, profile))
-}
-
-/// Waits for the accounts read model to reach `min_position`; 503 with Retry-After if it does not in time.
-pub async fn read_your_writes(app: &AppState, q: &MinPosition) -> ApiResult<()> {
-    read_model_at(app, accounts::NAME, q).await
-}
-
-/// Waits for the named read model to reach `min_position`; 503 with Retry-After if it does not in time.
-pub async fn read_model_at(app: &AppState, projection: &str, q: &MinPosition) -> ApiResult<()> {
-    let Some(position) = q.min_position else {
-        return Ok(());
-    };
-    // A position no write has reached yet will not come by waiting: it is the caller's mistake.
-    if position > 0 && position > app.projections.log_head().await? {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
-            "min_position is past the end of the log",
-        ));
-    }
-    if app
-        .projections
-        .wait_for(projection, position, app.read_wait)
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_caught_up",
-            "the read model has not reached that position yet",
-        )
-        .retry_after(1))
-    }
-}
-
 #[utoipa::path(get, path = "/api/me", tag = "accounts", params(MinPosition), responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn me(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<MinPosition>,
+    _: ReadAt<AccountAndSubscription>,
 ) -> ApiResult<impl IntoResponse> {
-    read_your_writes(&app, &q).await?;
-    read_model_at(&app, subscriptions::NAME, &q).await?;
-    let db = app.projections.db();
-    let mut user = accounts::user(db, &caller.user_id.to_string()).await?;
-    // A signed-in user is in the log: a read model without them has not applied it yet.
-    if user.is_none()
-        && app
-            .projections
-            .catch_up_with_log(accounts::NAME, app.read_wait)
-            .await?
-    {
-        user = accounts::user(db, &caller.user_id.to_string()).await?;
-    }
-    let user = user.ok_or_else(|| {
+    let overview = accounts::overview(
+        &app.projections,
+        caller.user_id,
+        caller.account_id,
+        app.read_wait,
+    )
+    .await?
+    .ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_caught_up",
@@ -151,16 +136,21 @@ pub async fn me(
         )
         .retry_after(1)
     })?;
-    let profiles = accounts::profiles_of(db, &caller.account_id.to_string()).await?;
-    Ok(axum::Json(Me {
-        account: serde_json::json!({ "account_id": caller.account_id, "profile_count": profiles.len(), "max_profiles": cinelog_domain::account::MAX_PROFILES }),
-        subscription: serde_json::to_value(
-            subscriptions::entitlement(db, &caller.account_id.to_string(), app.clock.now()).await?,
-        )
-        .map_err(ApiError::internal)?,
-        user,
-        profiles,
-    }))
+    let account = caller.account_id.to_string();
+    let entitlement =
+        subscriptions::entitlement(app.projections.db(), &account, app.clock.now()).await?;
+    Ok(axum::Json(Me::new(overview, entitlement)?))
+}
+
+impl Me {
+    fn new(o: Overview, entitlement: subscriptions::Entitlement) -> ApiResult<Me> {
+        Ok(Me {
+            account: serde_json::json!({ "account_id": o.account_id, "profile_count": o.profiles.len(), "max_profiles": cinelog_domain::account::MAX_PROFILES }),
+            subscription: serde_json::to_value(entitlement).map_err(ApiError::internal)?,
+            user: o.user,
+            profiles: o.profiles,
+        })
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -187,9 +177,8 @@ pub async fn erase_me(
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<MinPosition>,
+    _: ReadAt<Accounts>,
 ) -> ApiResult<impl IntoResponse> {
-    read_your_writes(&app, &q).await?;
     Ok(axum::Json(
         accounts::profiles_of(app.projections.db(), &caller.account_id.to_string()).await?,
     ))
@@ -202,19 +191,11 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
 #[utoipa::path(get, path = "/api/profiles/{id}", tag = "accounts", params(("id" = String, Path), MinPosition), responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<MinPosition>,
+    profile: OwnProfile<Accounts>,
 ) -> ApiResult<impl IntoResponse> {
-    read_your_writes(&app, &q).await?;
-    let id = parse_id(&id)?;
-    let profile = accounts::profile(
-        app.projections.db(),
-        &caller.account_id.to_string(),
-        &id.to_string(),
-    )
-    .await?;
-    profile
+    let account = profile.caller.account_id.to_string();
+    accounts::profile(app.projections.db(), &account, &profile.id.to_string())
+        .await?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("profile"))
 }
@@ -233,29 +214,7 @@ pub async fn create(
     caller: Caller,
     Json(req): Json<CreateProfile>,
 ) -> ApiResult<impl IntoResponse> {
-    let maturity_rating = match req.maturity_rating.as_deref() {
-        Some(m) => Maturity::parse(m).map_err(|e| ApiError::invalid(e.field, e.message))?,
-        None => Maturity::default_for(req.kids),
-    };
-    let profile = Profile {
-        name: ProfileName::parse(&req.name).map_err(|e| ApiError::invalid(e.field, e.message))?,
-        kids: req.kids,
-        maturity_rating,
-        avatar: req
-            .avatar
-            .as_deref()
-            .map(check_avatar)
-            .transpose()
-            .map_err(|e| ApiError::invalid(e.field, e.message))?
-            .unwrap_or_else(|| default_avatar(&req.name)),
-        language: req
-            .language
-            .as_deref()
-            .map(check_language)
-            .transpose()
-            .map_err(|e| ApiError::invalid(e.field, e.message))?
-            .unwrap_or_else(|| "en".into()),
-    };
+    let profile = req.parse()?;
     let (profile_id, position) = app
         .accounts
         .create_profile(caller.account_id, profile, &caller.meta)
@@ -269,6 +228,8 @@ pub async fn create(
     ))
 }
 
+/// Edits a profile: the caller's account is the command's stream, so another account's profile
+/// is not found there.
 #[utoipa::path(patch, path = "/api/profiles/{id}", tag = "accounts", request_body = UpdateProfile, params(("id" = String, Path)),
     responses((status = 200, body = ProfileBody), (status = 404, body = ErrorBody), (status = 409, description = "profile_name_taken", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update(
@@ -278,34 +239,7 @@ pub async fn update(
     Json(req): Json<UpdateProfile>,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&id)?;
-    let invalid = |e: cinelog_domain::values::InvalidField| ApiError::invalid(e.field, e.message);
-    let changes = ProfileChanges {
-        name: req
-            .name
-            .as_deref()
-            .map(ProfileName::parse)
-            .transpose()
-            .map_err(invalid)?,
-        kids: req.kids,
-        maturity_rating: req
-            .maturity_rating
-            .as_deref()
-            .map(Maturity::parse)
-            .transpose()
-            .map_err(invalid)?,
-        avatar: req
-            .avatar
-            .as_deref()
-            .map(check_avatar)
-            .transpose()
-            .map_err(invalid)?,
-        language: req
-            .language
-            .as_deref()
-            .map(check_language)
-            .transpose()
-            .map_err(invalid)?,
-    };
+    let changes = req.parse()?;
     let (p, position) = app
         .accounts
         .update_profile(caller.account_id, id, changes, &caller.meta)

@@ -3,8 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Caller, MinPosition, Query};
-use crate::routes::profiles::read_model_at;
+use crate::extract::{Caller, Query, ReadAt, Stats};
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -40,6 +39,7 @@ pub async fn dashboard(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<Window>,
+    _: ReadAt<Stats>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Analyst)?;
     let days = q.days.unwrap_or(14);
@@ -49,14 +49,6 @@ pub async fn dashboard(
             format!("must be 1 to {MAX_DAYS}"),
         ));
     }
-    read_model_at(
-        &app,
-        stats::NAME,
-        &MinPosition {
-            min_position: q.min_position,
-        },
-    )
-    .await?;
     Ok(axum::Json(
         stats::dashboard(app.projections.db(), app.clock.now(), days).await?,
     ))

@@ -3,9 +3,8 @@
 //! sandbox's key and handed to the same webhook path as the real providers' deliveries.
 
 use super::{signature, stripe};
+use crate::signed::SignedToken;
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use cinelog_commands::ports::{
     CheckoutRequest, CheckoutSession, Clock, PaymentGateway, VerifiedNotice, WebhookError,
@@ -13,18 +12,18 @@ use cinelog_commands::ports::{
 };
 use cinelog_domain::plan::PlanId;
 use cinelog_domain::subscription::{Provider, next_period_end};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Sha256;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where the sandbox's checkout page lives.
 pub const CHECKOUT_PATH: &str = "/sandbox/checkout";
 
+/// The sandbox provider.
 pub struct SandboxGateway {
     key: Vec<u8>,
+    links: SignedToken<SandboxCheckout>,
     clock: Arc<dyn Clock>,
 }
 
@@ -41,31 +40,16 @@ pub struct SandboxCheckout {
 impl SandboxGateway {
     /// `key` signs checkout links and webhook deliveries; keep it stable across restarts.
     pub fn new(key: Vec<u8>, clock: Arc<dyn Clock>) -> Self {
-        Self { key, clock }
-    }
-
-    fn tag(&self, payload: &str) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(b"checkout:");
-        mac.update(payload.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    }
-
-    fn token(&self, checkout: &SandboxCheckout) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(checkout).expect("serializable"));
-        let tag = URL_SAFE_NO_PAD.encode(self.tag(&payload));
-        format!("{payload}.{tag}")
+        Self {
+            links: SignedToken::new(key.clone(), "checkout"),
+            key,
+            clock,
+        }
     }
 
     /// Reads a checkout link's token; `None` if it was not made here or was altered.
     pub fn open(&self, token: &str) -> Option<SandboxCheckout> {
-        let (payload, tag) = token.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(b"checkout:");
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&tag).ok()?;
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+        self.links.open(token)
     }
 
     /// The webhook delivery for the subscriber's answer on the checkout page. Its ids come from
@@ -141,7 +125,7 @@ impl PaymentGateway for SandboxGateway {
             cancel_url: request.cancel_url.clone(),
         };
         Ok(CheckoutSession {
-            redirect_url: format!("{CHECKOUT_PATH}?session={}", self.token(&checkout)),
+            redirect_url: format!("{CHECKOUT_PATH}?session={}", self.links.sign(&checkout)),
             checkout_ref: checkout.checkout_ref,
         })
     }
@@ -175,7 +159,7 @@ impl PaymentGateway for SandboxGateway {
         provider_ref: &str,
         plan: PlanId,
         period_end: DateTime<Utc>,
-    ) -> Result<Option<WebhookRequest>, String> {
+    ) -> Result<Option<VerifiedNotice>, String> {
         let price = plan.plan();
         // The same period always makes the same event and invoice ids, so schedulers running in
         // several processes record one renewal.
@@ -195,8 +179,11 @@ impl PaymentGateway for SandboxGateway {
                 "subscription_details": {"metadata": {"account_id": account_id}},
             },
         });
-        Ok(Some(
-            self.delivery(&format!("evt_sbx_renew_{period}"), event),
-        ))
+        let delivery = self.delivery(&format!("evt_sbx_renew_{period}"), event);
+        // Read through the same path as every delivery, so a renewal means what a webhook would.
+        self.verify(&delivery)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 }

@@ -1,0 +1,294 @@
+//! A profile's recommendation rows, assembled from the engagement and watching read models:
+//! "Because you liked X" for its two latest likes, top picks (optionally re-ranked by an LLM),
+//! trending now, and popular titles. Only titles within the profile's rating appear.
+
+use crate::catalog::{self, TitleCard};
+use crate::db::ReadDb;
+use crate::recommend::Model;
+use crate::{engagement, watching};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use cinelog_domain::taste::Rating;
+use cinelog_domain::values::Maturity;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Titles per row.
+const ROW_LEN: usize = 12;
+/// Candidates sent to the re-ranker.
+const RERANK_CANDIDATES: usize = 20;
+/// Titles of a profile's history the model looks at.
+const SEEDS: usize = 30;
+
+/// A title offered to the re-ranker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub id: String,
+    pub name: String,
+    pub genres: Vec<String>,
+}
+
+/// Re-orders top picks for a profile (an LLM, when one is configured).
+#[async_trait]
+pub trait Reranker: Send + Sync {
+    /// The candidates' ids in a better order, each with a reason when there is one.
+    async fn rerank(
+        &self,
+        profile: &str,
+        history: &[String],
+        candidates: &[Candidate],
+    ) -> Result<Vec<(String, Option<String>)>, String>;
+}
+
+/// Titles trending now, kept outside the read database (Redis).
+#[async_trait]
+pub trait TrendingSource: Send + Sync {
+    /// The `n` titles with the most plays and likes over the week up to `now`, most first.
+    async fn top(&self, now: DateTime<Utc>, n: usize) -> anyhow::Result<Vec<(String, i64)>>;
+}
+
+/// A recommended title.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendedTitle {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub title: TitleCard,
+    /// Why this title, when there is more to say than the row's reason.
+    pub reason: Option<String>,
+}
+
+/// One row of recommendations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationRow {
+    /// because_you_liked, top_picks, trending or popular.
+    pub kind: String,
+    /// The row's reason, for people: "Because you liked X", "Top picks for Sam", "Trending now".
+    pub reason: String,
+    pub items: Vec<RecommendedTitle>,
+}
+
+/// A profile's rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recommendations {
+    pub rows: Vec<RecommendationRow>,
+    /// Whether the top picks were re-ordered by the LLM re-ranker.
+    pub reranked: bool,
+}
+
+/// Assembles recommendation rows.
+#[derive(Clone, Default)]
+pub struct Recommender {
+    /// Re-ranks top picks, when configured.
+    pub reranker: Option<Arc<dyn Reranker>>,
+    /// Trending from Redis, when configured; else from the read database.
+    pub trending: Option<Arc<dyn TrendingSource>>,
+}
+
+/// What the rows are built from: a profile's history and the model around it.
+struct Taste {
+    liked: Vec<String>,
+    history: Vec<(String, f64)>,
+    seeds: Vec<String>,
+    exclude: HashSet<String>,
+    model: Model,
+    max_rank: i64,
+}
+
+impl Taste {
+    async fn of(db: &ReadDb, profile_id: &str, ceiling: Maturity) -> anyhow::Result<Taste> {
+        let rated = engagement::ratings(db, profile_id).await?;
+        let played = engagement::played(db, profile_id).await?;
+        let finished = watching::history(db, profile_id)
+            .await?
+            .into_iter()
+            .filter(|w| w.finished && w.episode_id.is_none())
+            .map(|w| w.title_id);
+        let liked = rated
+            .iter()
+            .filter(|(_, r, _)| *r != Rating::Dislike)
+            .map(|(t, _, _)| t.clone())
+            .collect();
+        let mut history: Vec<(String, f64)> = rated
+            .iter()
+            .map(|(t, r, _)| (t.clone(), r.weight()))
+            .collect();
+        for title in played {
+            if !rated.iter().any(|(t, _, _)| *t == title) {
+                history.push((title, 0.5));
+            }
+        }
+        let seeds: Vec<String> = history.iter().map(|(t, _)| t.clone()).take(SEEDS).collect();
+        Ok(Taste {
+            model: engagement::model(db, &seeds).await?,
+            exclude: rated
+                .into_iter()
+                .map(|(t, _, _)| t)
+                .chain(finished)
+                .collect(),
+            liked,
+            history,
+            seeds,
+            max_rank: ceiling.rank(),
+        })
+    }
+
+    /// Whether the title is in the model and within the profile's rating.
+    fn allowed(&self, id: &str) -> bool {
+        self.model
+            .items
+            .get(id)
+            .is_some_and(|i| i.maturity_rank <= self.max_rank)
+    }
+}
+
+async fn plain_row(
+    db: &ReadDb,
+    kind: &str,
+    reason: String,
+    ids: Vec<String>,
+    ceiling: Maturity,
+) -> anyhow::Result<RecommendationRow> {
+    let items = catalog::visible_cards(db, &ids, ceiling)
+        .await?
+        .into_iter()
+        .map(|title| RecommendedTitle {
+            title,
+            reason: None,
+        })
+        .collect();
+    Ok(RecommendationRow {
+        kind: kind.into(),
+        reason,
+        items,
+    })
+}
+
+impl Recommender {
+    /// The rows for a profile named `name` whose rating ceiling is `ceiling`.
+    pub async fn rows(
+        &self,
+        db: &ReadDb,
+        profile_id: &str,
+        name: &str,
+        ceiling: Maturity,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Recommendations> {
+        let taste = Taste::of(db, profile_id, ceiling).await?;
+        let mut rows = Vec::new();
+        for seed in taste.liked.iter().filter(|s| taste.allowed(s)).take(2) {
+            let picks = taste
+                .model
+                .like(seed, &taste.exclude, taste.max_rank, ROW_LEN);
+            if !picks.is_empty() {
+                let reason = format!("Because you liked {}", taste.model.items[seed].name);
+                let ids = picks.into_iter().map(|(id, _)| id).collect();
+                rows.push(plain_row(db, "because_you_liked", reason, ids, ceiling).await?);
+            }
+        }
+        let mut reranked = false;
+        if !taste.history.is_empty() {
+            let (row, by_llm) = self.top_picks(db, &taste, name, ceiling).await?;
+            rows.push(row);
+            reranked = by_llm;
+        }
+        let trending: Vec<String> = self
+            .trending(db, now)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !taste.exclude.contains(id) && taste.allowed(id))
+            .take(ROW_LEN)
+            .collect();
+        if !trending.is_empty() {
+            let reason = "Trending now".to_string();
+            rows.push(plain_row(db, "trending", reason, trending, ceiling).await?);
+        }
+        let popular = taste.model.popular(&taste.exclude, taste.max_rank, ROW_LEN);
+        let ids = popular.into_iter().map(|(id, _)| id).collect();
+        let reason = "Popular on Cinelog".to_string();
+        rows.push(plain_row(db, "popular", reason, ids, ceiling).await?);
+        Ok(Recommendations { rows, reranked })
+    }
+
+    /// The personal row, re-ranked when a re-ranker is configured and answers; and whether it was.
+    async fn top_picks(
+        &self,
+        db: &ReadDb,
+        taste: &Taste,
+        name: &str,
+        ceiling: Maturity,
+    ) -> anyhow::Result<(RecommendationRow, bool)> {
+        let picks = taste.model.personal(
+            &taste.history,
+            &taste.exclude,
+            taste.max_rank,
+            RERANK_CANDIDATES,
+        );
+        let mut ordered: Vec<(String, Option<String>)> =
+            picks.into_iter().map(|(id, _)| (id, None)).collect();
+        let mut reranked = false;
+        if let Some(reranker) = self.reranker.as_ref().filter(|_| ordered.len() > 1) {
+            let item = |id: &String| taste.model.items.get(id);
+            let candidates: Vec<Candidate> = ordered
+                .iter()
+                .filter_map(|(id, _)| item(id))
+                .map(|i| Candidate {
+                    id: i.id.clone(),
+                    name: i.name.clone(),
+                    genres: i.genres.clone(),
+                })
+                .collect();
+            let recent: Vec<String> = taste
+                .seeds
+                .iter()
+                .filter_map(item)
+                .map(|i| i.name.clone())
+                .take(10)
+                .collect();
+            match reranker.rerank(name, &recent, &candidates).await {
+                Ok(better) => {
+                    ordered = better;
+                    reranked = true;
+                }
+                Err(why) => tracing::warn!(%why, "re-ranking failed; keeping the local order"),
+            }
+        }
+        ordered.truncate(ROW_LEN);
+        let ids: Vec<String> = ordered.iter().map(|(id, _)| id.clone()).collect();
+        let mut reasons: HashMap<String, Option<String>> = ordered.into_iter().collect();
+        let items = catalog::visible_cards(db, &ids, ceiling)
+            .await?
+            .into_iter()
+            .map(|title| RecommendedTitle {
+                reason: reasons.remove(&title.id).flatten(),
+                title,
+            })
+            .collect();
+        let row = RecommendationRow {
+            kind: "top_picks".into(),
+            reason: format!("Top picks for {name}"),
+            items,
+        };
+        Ok((row, reranked))
+    }
+
+    /// Trending titles: from Redis when configured and answering, else from the read database.
+    async fn trending(
+        &self,
+        db: &ReadDb,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        if let Some(redis) = &self.trending {
+            match redis.top(now, 100).await {
+                Ok(top) => return Ok(top),
+                Err(e) => {
+                    tracing::warn!(error = %e, "trending unavailable in Redis; reading it from SQL")
+                }
+            }
+        }
+        let since = (now - Duration::days(6)).format("%Y-%m-%d").to_string();
+        engagement::trending(db, &since, 100).await
+    }
+}
