@@ -78,17 +78,6 @@ impl<S: EventStore> BillingService<S> {
             .state)
     }
 
-    /// Global position of the account's latest subscription event (0 if it has none): a read of
-    /// its entitlement waits for this, so a caller's own upgrade is seen at once.
-    pub async fn last_position(&self, account_id: Uuid) -> Result<i64, CommandError> {
-        Ok(self
-            .store
-            .load::<Subscription>(&account_id.to_string())
-            .await?
-            .head
-            .position)
-    }
-
     /// Opens a checkout at the provider and records it; answers where to send the subscriber.
     #[tracing::instrument(skip_all, fields(%account_id, plan = plan.as_str(), provider = provider.as_str()))]
     pub async fn checkout(

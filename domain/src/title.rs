@@ -135,6 +135,11 @@ pub fn plausible_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control)
 }
 
+/// An episode's id within its series: `s<season>e<number>`.
+pub fn episode_id(season: u32, number: u32) -> String {
+    format!("s{season}e{number}")
+}
+
 impl TitleState {
     /// Whether a profile with this maturity ceiling (none: no profile) may see the title: it is
     /// published and rated within the ceiling.
@@ -154,7 +159,7 @@ impl TitleState {
                 .flat_map(|s| {
                     s.episodes
                         .iter()
-                        .map(move |e| format!("s{}e{}", s.number, e.number))
+                        .map(move |e| episode_id(s.number, e.number))
                 })
                 .collect()
         })

@@ -29,12 +29,6 @@ const TEXT: TextIndex = TextIndex {
     columns: &["name_words", "search"],
 };
 
-/// A maturity rating's place in order, as stored in `maturity_rank`: the SQL form of
-/// [`Maturity::allows`].
-pub fn rank(m: Maturity) -> i64 {
-    m.rank()
-}
-
 #[async_trait]
 impl Projection for CatalogProjection {
     fn name(&self) -> &'static str {
@@ -141,7 +135,7 @@ async fn upsert(
     .bind(i64::from(info.year))
     .bind(format!("|{}|", info.genres.join("|")))
     .bind(info.maturity.as_str())
-    .bind(rank(info.maturity))
+    .bind(info.maturity.rank())
     .bind(i64::from(info.runtime_mins))
     .bind(info.synopsis.clone())
     .bind(info.tagline.clone())
@@ -267,7 +261,7 @@ fn filter(db: &ReadDb, q: &TitleQuery) -> (String, Vec<String>, Option<(String, 
         );
     }
     if let Some(max) = q.max_maturity {
-        sql.push_str(&format!(" AND maturity_rank <= {}", rank(max)));
+        sql.push_str(&format!(" AND maturity_rank <= {}", max.rank()));
     }
     // The ORDER BY value is bound after the filter's.
     let name_first = name_first.map(|(clause, value)| {
@@ -335,7 +329,7 @@ pub async fn details(
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    if max_maturity.is_some_and(|max| r.get::<i64, _>(13) > rank(max)) {
+    if max_maturity.is_some_and(|max| r.get::<i64, _>(13) > max.rank()) {
         return Ok(None);
     }
     let media: Option<String> = r.get(10);
@@ -369,7 +363,7 @@ pub async fn cards(
         return Ok(HashMap::new());
     }
     let params = crate::db::placeholders(ids.len());
-    let ceiling = max_maturity.map_or(i64::MAX, rank);
+    let ceiling = max_maturity.map_or(i64::MAX, Maturity::rank);
     let sql = format!(
         "SELECT {CARD_COLUMNS} FROM titles WHERE published = 1 AND maturity_rank <= {ceiling} AND title_id IN ({params})"
     );

@@ -187,7 +187,7 @@ fn next_episode(details: &crate::catalog::TitleDetails, episode: &str) -> Option
         .flat_map(|s| {
             s.episodes
                 .iter()
-                .map(move |e| format!("s{}e{}", s.number, e.number))
+                .map(move |e| cinelog_domain::title::episode_id(s.number, e.number))
         })
         .collect();
     let i = all.iter().position(|e| e == episode)?;

@@ -506,6 +506,16 @@ impl TestApp {
     }
 
     /// Number of events in the log.
+    /// Whether the named read model reaches log `position` within ten seconds.
+    pub async fn reaches(&self, projection: &str, position: i64) -> bool {
+        self.running
+            .state
+            .projections
+            .wait_for(projection, position, std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+    }
+
     pub async fn log_len(&self) -> usize {
         self.log().await.len()
     }

@@ -414,16 +414,8 @@ async fn the_lifecycle_follows_the_clock_renew_fail_grace_expire() {
 async fn wait_caught_up(app: &TestApp) {
     let head = app.log().await.last().map_or(0, |e| e.position);
     assert!(
-        app.running
-            .state
-            .projections
-            .wait_for(
-                cinelog_projections::subscriptions::NAME,
-                head,
-                std::time::Duration::from_secs(10)
-            )
+        app.reaches(cinelog_projections::subscriptions::NAME, head)
             .await
-            .unwrap()
     );
 }
 

@@ -567,18 +567,7 @@ async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
     assert_eq!(app.log_len().await, events + 1);
 
     let head = app.log().await.last().unwrap().position;
-    assert!(
-        app.running
-            .state
-            .projections
-            .wait_for(
-                cinelog_projections::catalog::NAME,
-                head,
-                std::time::Duration::from_secs(10)
-            )
-            .await
-            .unwrap()
-    );
+    assert!(app.reaches(cinelog_projections::catalog::NAME, head).await);
     let matrix = app.get("/api/titles/tmdb-movie-603", None).await;
     assert_eq!(
         matrix.body["synopsis"],

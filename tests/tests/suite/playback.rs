@@ -477,16 +477,8 @@ async fn media_ingest_makes_a_ladder_with_shared_segments_and_plays_it() {
     assert_eq!(cuts("720p"), cuts("1080p"));
     // The title now plays the ingested ladder.
     assert!(
-        app.running
-            .state
-            .projections
-            .wait_for(
-                cinelog_projections::catalog::NAME,
-                position,
-                std::time::Duration::from_secs(10)
-            )
+        app.reaches(cinelog_projections::catalog::NAME, position)
             .await
-            .unwrap()
     );
     let (token, _) = app.signup_login("studio@example.com").await;
     let pid = app.profile(&token, json!({"name": "Studio"})).await;
