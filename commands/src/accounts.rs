@@ -7,6 +7,9 @@ use crate::store::EventStore;
 use cinelog_domain::account::{Account, AccountCommand, AccountError, Profile, ProfileChanges};
 use uuid::Uuid;
 
+/// How old a cached account may be when a read asks for one of its profiles.
+const PROFILE_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Profile commands on accounts.
 #[derive(Clone)]
 pub struct AccountService<S> {
@@ -25,8 +28,11 @@ impl<S: EventStore> AccountService<S> {
         account_id: Uuid,
         profile_id: Uuid,
     ) -> Result<Option<Profile>, CommandError> {
-        // `load`, not `load_for_append`: another replica may have changed the account.
-        let loaded = self.store.load::<Account>(&account_id.to_string()).await?;
+        // Another replica may have changed the account: its change counts within a second.
+        let loaded = self
+            .store
+            .load_recent::<Account>(&account_id.to_string(), PROFILE_FRESHNESS)
+            .await?;
         Ok(loaded.state.profiles.get(&profile_id).cloned())
     }
 

@@ -18,9 +18,25 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Hashes running at once: each takes [`MEMORY_KIB`] and a core, so a burst of signups or logins
+/// waits here instead of growing the process by 19 MiB a request.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _slot = hashing().acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// Hashes a password into a PHC string.
 pub async fn hash(password: String) -> Result<String, CommandError> {
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         argon2()
             .hash_password(password.as_bytes(), &salt)
@@ -28,12 +44,12 @@ pub async fn hash(password: String) -> Result<String, CommandError> {
             .map_err(|e| CommandError::Service(format!("password hashing failed: {e}")))
     })
     .await
-    .map_err(|e| CommandError::Service(e.to_string()))?
+    .unwrap_or_else(|| Err(CommandError::Service("password hashing stopped".into())))
 }
 
 /// Checks a password against a PHC string; a malformed stored hash never matches.
 pub async fn verify(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         PasswordHash::new(&phc).is_ok_and(|parsed| {
             argon2()
                 .verify_password(password.as_bytes(), &parsed)

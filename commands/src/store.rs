@@ -77,6 +77,18 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         self.load::<D>(stream_id)
     }
 
+    /// Like [`load`](Self::load), but may answer from memory when the stream's head was known
+    /// within `max_age`: what this process appended is seen at once, another process's
+    /// appends within `max_age`. For reads that may lag that much.
+    fn load_recent<D: Decider>(
+        &self,
+        stream_id: &str,
+        max_age: std::time::Duration,
+    ) -> impl Future<Output = Result<Loaded<D>, StoreError>> + Send {
+        let _ = max_age;
+        self.load::<D>(stream_id)
+    }
+
     /// Appends events after `head`, failing with [`StoreError::Conflict`] if the stream moved on.
     fn append<D: Decider>(
         &self,

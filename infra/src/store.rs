@@ -4,15 +4,12 @@
 use crate::cache::StreamCache;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use cinelog_commands::cqrs::{CqrsAggregate, SCHEMA_VERSION};
+use cinelog_commands::cqrs::SCHEMA_VERSION;
 use cinelog_commands::ports::{Clock, SystemClock};
 use cinelog_commands::{Appended, CommandMeta, EventStore, Loaded, StoreError, StreamHead};
 use cinelog_domain::envelope::HashInput;
 use cinelog_domain::{Decider, EventMeta, EventName, RecordedEvent};
 use cinelog_projections::{Checkpoint, EventLog};
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
-use postgres_es::PostgresEventRepository;
-use sqlite_es::SqliteEventRepository;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -28,12 +25,10 @@ enum Backend {
     /// SQLite's busy handler.
     Sqlite {
         pool: SqlitePool,
-        repo: SqliteEventRepository,
         write: tokio::sync::Mutex<()>,
     },
     Postgres {
         pool: PgPool,
-        repo: PostgresEventRepository,
     },
 }
 
@@ -159,11 +154,9 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        let repo = SqliteEventRepository::new(pool.clone());
         Ok(Store(Arc::new(Inner {
             backend: Backend::Sqlite {
                 pool,
-                repo,
                 write: tokio::sync::Mutex::new(()),
             },
             appended: Arc::new(Notify::new()),
@@ -180,9 +173,8 @@ impl Store {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        let repo = PostgresEventRepository::new(pool.clone());
         Ok(Store(Arc::new(Inner {
-            backend: Backend::Postgres { pool, repo },
+            backend: Backend::Postgres { pool },
             appended: Arc::new(Notify::new()),
             cache: StreamCache::new(CACHED_STREAMS),
             clock: Arc::new(SystemClock),
@@ -366,48 +358,102 @@ impl Store {
         rows.into_iter().map(to_recorded).collect()
     }
 
-    async fn persist<D: Decider>(
-        &self,
-        events: &[SerializedEvent],
-    ) -> Result<(), PersistenceError> {
-        match &self.0.backend {
-            Backend::Sqlite { repo, write, .. } => {
+    /// Writes a stream's new events in one statement, so one round trip: the primary key on
+    /// (stream, version) refuses a stale expected version, and the statement answers the
+    /// position of its last event. A single statement is atomic, so either every event lands
+    /// or none does.
+    async fn insert(&self, rows: &[NewEvent<'_>]) -> Result<i64, StoreError> {
+        let result = match &self.0.backend {
+            Backend::Sqlite { pool, write } => {
                 let _one_writer = write.lock().await;
-                repo.persist::<CqrsAggregate<D>>(events, None).await
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+                );
+                query.push_values(rows, |mut b, e| {
+                    b.push_bind(e.stream_type)
+                        .push_bind(e.stream_id)
+                        .push_bind(e.version)
+                        .push_bind(e.event_type)
+                        .push_bind(SCHEMA_VERSION)
+                        .push_bind(e.payload.as_str())
+                        .push_bind(e.metadata.as_str());
+                });
+                // Positions are rowids (a trigger copies them after the insert).
+                query.push(" RETURNING rowid");
+                query
+                    .build_query_scalar::<i64>()
+                    .fetch_all(pool)
+                    .await
+                    .map(|p| p.into_iter().max().unwrap_or_default())
             }
-            Backend::Postgres { repo, .. } => repo.persist::<CqrsAggregate<D>>(events, None).await,
-        }
-    }
-
-    async fn position_of(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        version: i64,
-    ) -> Result<i64, StoreError> {
-        let sql = "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
-        on_pool!(self, pool => {
-            sqlx::query_scalar(sql)
-                .bind(stream_type)
-                .bind(stream_id)
-                .bind(version)
-                .fetch_one(pool)
-                .await
+            Backend::Postgres { pool } => {
+                let column =
+                    |f: fn(&NewEvent<'_>) -> String| rows.iter().map(f).collect::<Vec<_>>();
+                sqlx::query_scalar(PG_INSERT)
+                    .bind(column(|e| e.stream_type.to_string()))
+                    .bind(column(|e| e.stream_id.to_string()))
+                    .bind(rows.iter().map(|e| e.version).collect::<Vec<_>>())
+                    .bind(column(|e| e.event_type.to_string()))
+                    .bind(column(|e| e.payload.clone()))
+                    .bind(SCHEMA_VERSION)
+                    .bind(column(|e| e.metadata.clone()))
+                    .fetch_one(pool)
+                    .await
+            }
+        };
+        result.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            e => backend_error(e),
         })
-        .map_err(backend_error)
     }
 }
+
+/// One event as [`Store::insert`] writes it.
+struct NewEvent<'a> {
+    stream_type: &'a str,
+    stream_id: &'a str,
+    version: i64,
+    event_type: &'a str,
+    payload: String,
+    metadata: String,
+}
+
+/// A stream's new events as one Postgres statement (one array per column), answering the last
+/// position written.
+const PG_INSERT: &str = "WITH written AS (
+    INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+    SELECT t, i, s, e, $6, p::json, m::json FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $7::text[]) AS u(t, i, s, e, p, m)
+    RETURNING position)
+  SELECT MAX(position) FROM written";
 
 impl EventStore for Store {
     async fn load_for_append<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
         match self.0.cache.get::<D>(stream_id) {
-            Some((state, head)) => Ok(Loaded { state, head }),
+            Some((state, head, _)) => Ok(Loaded { state, head }),
             None => self.load::<D>(stream_id).await,
         }
     }
 
+    async fn load_recent<D: Decider>(
+        &self,
+        stream_id: &str,
+        max_age: Duration,
+    ) -> Result<Loaded<D>, StoreError> {
+        match self.0.cache.get::<D>(stream_id) {
+            Some((state, head, checked)) if checked.elapsed() <= max_age => {
+                Ok(Loaded { state, head })
+            }
+            _ => self.load::<D>(stream_id).await,
+        }
+    }
+
     async fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
-        let (mut state, mut head) = self.0.cache.get::<D>(stream_id).unwrap_or_default();
+        let (mut state, mut head) = self
+            .0
+            .cache
+            .get::<D>(stream_id)
+            .map(|(state, head, _)| (state, head))
+            .unwrap_or_default();
         let events = self
             .read_stream_after(D::STREAM_TYPE, stream_id, head.version)
             .await?;
@@ -427,6 +473,9 @@ impl EventStore for Store {
                 hash: last.meta.hash.clone(),
                 position: last.position,
             };
+        }
+        if head.version > 0 {
+            // Known current now, new events or not.
             self.0
                 .cache
                 .put::<D>(stream_id, state.clone(), head.clone());
@@ -443,7 +492,7 @@ impl EventStore for Store {
     ) -> Result<Appended, StoreError> {
         let recorded_at = self.0.clock.now().trunc_subsecs(6);
         let mut prev_hash = head.hash.clone();
-        let mut serialized = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
         let mut last_event_id = Uuid::nil();
         for (i, event) in events.iter().enumerate() {
             let version = head.version + 1 + i as i64;
@@ -475,24 +524,19 @@ impl EventStore for Store {
                 hash: hash.clone(),
                 prev_hash: std::mem::replace(&mut prev_hash, hash),
             };
-            serialized.push(SerializedEvent::new(
-                stream_id.to_string(),
-                version as usize,
-                D::STREAM_TYPE.to_string(),
-                event.event_name().to_string(),
-                SCHEMA_VERSION.to_string(),
-                payload,
-                serde_json::to_value(&envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            ));
+            rows.push(NewEvent {
+                stream_type: D::STREAM_TYPE,
+                stream_id,
+                version,
+                event_type: event.event_name(),
+                payload: payload.to_string(),
+                metadata: serde_json::to_string(&envelope)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
         }
-        match self.persist::<D>(&serialized).await {
-            Ok(()) => {}
-            Err(PersistenceError::OptimisticLockError) => return Err(StoreError::Conflict),
-            Err(e) => return Err(backend_error(e)),
-        }
+        let position = self.insert(&rows).await?;
         let version = head.version + events.len() as i64;
-        let position = self.position_of(D::STREAM_TYPE, stream_id, version).await?;
-        if let Some((cached, at)) = self.0.cache.get::<D>(stream_id)
+        if let Some((cached, at, _)) = self.0.cache.get::<D>(stream_id)
             && at.version == head.version
         {
             let state = events.iter().fold(cached, D::evolve);
