@@ -276,7 +276,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
     });
     let catalog_cache = match &settings.redis_url {
         Some(url) => CatalogCache::redis(url, &settings.redis_prefix).await?,
-        None => CatalogCache::Off,
+        None => CatalogCache::memory(),
     };
     let throttle = match &settings.redis_url {
         Some(url) => Throttle::redis(url, &settings.redis_prefix, settings.limits.clone()).await?,

@@ -5,7 +5,7 @@ use crate::pii::PiiReader;
 use crate::runtime::{Projection, Tables};
 use async_trait::async_trait;
 use cinelog_domain::RecordedEvent;
-use cinelog_domain::account::AccountEvent;
+use cinelog_domain::account::{AccountEvent, ProfileChanges};
 use cinelog_domain::envelope::format_time;
 use cinelog_domain::user::UserEvent;
 use serde::Serialize;
@@ -25,6 +25,10 @@ pub const NAME: &str = "accounts";
 impl Projection for AccountsProjection {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        &["user", "account"]
     }
 
     fn version(&self) -> i64 {
@@ -67,6 +71,35 @@ impl Projection for AccountsProjection {
 
     fn indexes(&self) -> &'static [&'static str] {
         &["CREATE INDEX profiles_account_{g} ON {profiles} (account_id, created_position)"]
+    }
+
+    /// Profile edits in a row are merged per profile and written with one statement; any other
+    /// event first writes the edits before it, so the order of effects stays the log's.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let mut edits = ProfileEdits::default();
+        for e in events {
+            let edit = (e.stream_type == "account")
+                .then(|| serde_json::from_value::<AccountEvent>(e.payload.clone()).ok())
+                .flatten();
+            match edit {
+                Some(AccountEvent::ProfileUpdated {
+                    profile_id,
+                    changes,
+                }) => edits.add(profile_id, changes),
+                _ => {
+                    edits.write(conn, t).await?;
+                    self.apply(conn, t, e)
+                        .await
+                        .map_err(|err| err.context(format!("event at position {}", e.position)))?;
+                }
+            }
+        }
+        edits.write(conn, t).await
     }
 
     async fn apply(
@@ -184,6 +217,78 @@ impl Projection for AccountsProjection {
                 }
             },
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Profile edits not yet written, merged per profile (a later change of a field wins).
+#[derive(Default)]
+struct ProfileEdits {
+    merged: std::collections::HashMap<Uuid, ProfileChanges>,
+}
+
+/// Rows per statement (six binds each), well under either database's bind limit.
+const EDITS_PER_STATEMENT: usize = 1_000;
+
+impl ProfileEdits {
+    fn add(&mut self, profile_id: Uuid, changes: ProfileChanges) {
+        match self.merged.get_mut(&profile_id) {
+            Some(merged) => {
+                merged.name = changes.name.or(merged.name.take());
+                merged.kids = changes.kids.or(merged.kids);
+                merged.maturity_rating = changes.maturity_rating.or(merged.maturity_rating);
+                merged.avatar = changes.avatar.or(merged.avatar.take());
+                merged.language = changes.language.or(merged.language.take());
+            }
+            None => {
+                self.merged.insert(profile_id, changes);
+            }
+        }
+    }
+
+    /// Writes and forgets the merged edits.
+    async fn write(&mut self, conn: &mut AnyConnection, t: &Tables) -> anyhow::Result<()> {
+        let merged: Vec<_> = self.merged.drain().collect();
+        for chunk in merged.chunks(EDITS_PER_STATEMENT) {
+            let profiles = t.name("profiles");
+            // Numbered placeholders: both databases read `$n` (the Any driver's query builder
+            // writes `?`, which Postgres does not).
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let n = |c: usize| format!("${}", r * 6 + c);
+                    format!(
+                        "({}, {}, {}, {}, {}, {})",
+                        n(1),
+                        n(2),
+                        n(3),
+                        n(4),
+                        n(5),
+                        n(6)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "WITH v (profile_id, name, kids, maturity_rating, avatar, language) AS (VALUES {})
+                 UPDATE {profiles} SET name = COALESCE(v.name, {profiles}.name),
+                 kids = COALESCE(v.kids, {profiles}.kids),
+                 maturity_rating = COALESCE(v.maturity_rating, {profiles}.maturity_rating),
+                 avatar = COALESCE(v.avatar, {profiles}.avatar),
+                 language = COALESCE(v.language, {profiles}.language)
+                 FROM v WHERE {profiles}.profile_id = v.profile_id",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, c) in chunk {
+                q = q
+                    .bind(id.to_string())
+                    .bind(c.name.as_ref().map(|n| n.as_str().to_string()))
+                    .bind(c.kids.map(i64::from))
+                    .bind(c.maturity_rating.map(|m| m.as_str().to_string()))
+                    .bind(c.avatar.clone())
+                    .bind(c.language.clone());
+            }
+            q.execute(&mut *conn).await?;
         }
         Ok(())
     }

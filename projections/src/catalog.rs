@@ -35,6 +35,10 @@ impl Projection for CatalogProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["title"]
+    }
+
     fn version(&self) -> i64 {
         VERSION
     }

@@ -23,6 +23,10 @@ impl Projection for EngagementProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["taste", "viewing"]
+    }
+
     fn version(&self) -> i64 {
         1
     }

@@ -16,10 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Events applied per transaction.
+/// Events applied per transaction while following.
 const BATCH: i64 = 500;
-/// How long a woken follower waits for more appends before applying a batch.
-const COALESCE: Duration = Duration::from_millis(2);
+/// Events applied per transaction while rebuilding: fewer, larger transactions.
+const REBUILD_BATCH: i64 = 5_000;
+/// How long a woken follower waits for more appends before applying a batch: under load, each
+/// round of every projection (a log read and a read-model transaction) then carries more events.
+const COALESCE: Duration = Duration::from_millis(10);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -76,6 +79,16 @@ pub trait Projection: Send + Sync {
     fn analytics_views(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+    /// The stream types whose events it reads; empty for every stream. A batch with none of
+    /// them only moves the checkpoint.
+    fn streams(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether it reads events of `stream_type`.
+    fn reads(&self, stream_type: &str) -> bool {
+        let streams = self.streams();
+        streams.is_empty() || streams.contains(&stream_type)
+    }
     /// Applies one event. Must be idempotent per event and return errors rather than panic.
     async fn apply(
         &self,
@@ -83,6 +96,23 @@ pub trait Projection: Send + Sync {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> anyhow::Result<()>;
+
+    /// Applies a batch of events in log order, inside the batch's transaction. The default
+    /// applies them one by one; a projection may instead write runs of events with one
+    /// multi-row statement, as long as the tables end as one-by-one would leave them.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.apply(conn, tables, event)
+                .await
+                .map_err(|e| e.context(format!("event at position {}", event.position)))?;
+        }
+        Ok(())
+    }
 }
 
 /// A projection's progress, for `/readyz`, `/metrics` and operators.
@@ -102,11 +132,51 @@ pub struct Projections {
     db: ReadDb,
     log: Arc<dyn EventLog>,
     all: Vec<Arc<dyn Projection>>,
+    seen: Arc<Seen>,
+}
+
+/// The live checkpoint this process last saw of each projection, and how often it saw one
+/// move: whatever applied it (a follower here, another process, a rebuild's swap).
+#[derive(Default)]
+struct Seen(std::sync::Mutex<std::collections::HashMap<String, SeenLive>>);
+
+/// A projection's live (generation, checkpoint) as last seen, and how many times it changed.
+type SeenLive = ((i64, Checkpoint), u64);
+
+impl Seen {
+    fn observe(&self, name: &str, generation: i64, ck: Checkpoint) {
+        let Ok(mut seen) = self.0.lock() else { return };
+        let entry = seen.entry(name.to_string()).or_default();
+        if entry.0 != (generation, ck) {
+            *entry = ((generation, ck), entry.1 + 1);
+        }
+    }
+
+    fn moves(&self, name: &str) -> u64 {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(name).map(|e| e.1))
+            .unwrap_or(0)
+    }
 }
 
 impl Projections {
     pub fn new(db: ReadDb, log: Arc<dyn EventLog>, all: Vec<Arc<dyn Projection>>) -> Self {
-        Self { db, log, all }
+        Self {
+            db,
+            log,
+            all,
+            seen: Arc::default(),
+        }
+    }
+
+    /// How many times this process has seen the named projection's read model move. A cache of
+    /// answers read from it is current while this number stays the same — for changes applied
+    /// here at once, for another process's within a follower's poll (or at once after a
+    /// read-your-writes wait).
+    pub fn moves(&self, name: &str) -> u64 {
+        self.seen.moves(name)
     }
 
     pub fn db(&self) -> &ReadDb {
@@ -200,7 +270,7 @@ impl Projections {
             .bind(name)
             .fetch_optional(&self.db.pool)
             .await?;
-        Ok(row.map(|r| Active {
+        let active = row.map(|r| Active {
             generation: r.get(0),
             version: r.get(1),
             ck: Checkpoint {
@@ -208,7 +278,11 @@ impl Projections {
                 position: r.get(3),
             },
             kafka: r.get::<String, _>(4) == KAFKA,
-        }))
+        });
+        if let Some(a) = &active {
+            self.seen.observe(name, a.generation, a.ck);
+        }
+        Ok(active)
     }
 
     async fn checkpoint(&self, name: &str, generation: i64) -> anyhow::Result<Checkpoint> {
@@ -283,15 +357,19 @@ impl Projections {
         &self,
         p: &dyn Projection,
         generation: i64,
+        from: Option<Checkpoint>,
         must_be_active: bool,
+        limit: i64,
     ) -> anyhow::Result<Option<usize>> {
-        let from = self.checkpoint(p.name(), generation).await?;
-        let events = self.log.read_after(from, BATCH).await?;
+        let from = match from {
+            Some(known) => known,
+            None => self.checkpoint(p.name(), generation).await?,
+        };
+        let events = self.log.read_after(from, limit).await?;
         let Some(last) = events.last() else {
             return Ok(Some(0));
         };
         let to = Checkpoint::of(last);
-        let mut tx = self.db.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE projection_state SET ck_tx = $1, ck_position = $2, updated_at = $3
              WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8
@@ -304,25 +382,30 @@ impl Projections {
         .bind(generation)
         .bind(from.tx)
         .bind(from.position)
-        .bind(i64::from(must_be_active))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
+        .bind(i64::from(must_be_active));
+        if !events.iter().any(|e| p.reads(&e.stream_type)) {
+            // Nothing here for this read model: only the checkpoint moves, in one statement.
+            if moved.execute(&self.db.pool).await?.rows_affected() != 1 {
+                return Ok(None);
+            }
+            if must_be_active {
+                self.seen.observe(p.name(), generation, to);
+            }
+            return Ok(Some(events.len()));
+        }
+        let mut tx = self.db.pool.begin().await?;
+        if moved.execute(&mut *tx).await?.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(None);
         }
         let tables = Tables { generation };
-        for event in &events {
-            p.apply(&mut tx, &tables, event).await.map_err(|e| {
-                e.context(format!(
-                    "projection {} failed on event at position {}",
-                    p.name(),
-                    event.position
-                ))
-            })?;
-        }
+        p.apply_batch(&mut tx, &tables, &events)
+            .await
+            .map_err(|e| e.context(format!("projection {} failed", p.name())))?;
         tx.commit().await?;
+        if must_be_active {
+            self.seen.observe(p.name(), generation, to);
+        }
         Ok(Some(events.len()))
     }
 
@@ -340,9 +423,18 @@ impl Projections {
             if live.version != p.version() || live.kafka {
                 return Ok(total);
             }
-            match self.step(p.as_ref(), live.generation, true).await? {
-                Some(0) => return Ok(total),
-                Some(n) => total += n,
+            match self
+                .step(p.as_ref(), live.generation, Some(live.ck), true, BATCH)
+                .await?
+            {
+                Some(n) => {
+                    total += n;
+                    // A short batch reached the readable end of the log: what arrives next is
+                    // taken in the follower's next round, together with whatever comes with it.
+                    if n < BATCH as usize {
+                        return Ok(total);
+                    }
+                }
                 // Another runner got there first, or a rebuild swapped generations: look again.
                 None => tokio::task::yield_now().await,
             }
@@ -368,7 +460,11 @@ impl Projections {
     pub async fn rebuild(&self, name: &str) -> anyhow::Result<i64> {
         let p = self.find(name)?;
         let generation = self.create_generation(p.as_ref(), "log").await?;
-        while self.step(p.as_ref(), generation, false).await? != Some(0) {}
+        while self
+            .step(p.as_ref(), generation, None, false, REBUILD_BATCH)
+            .await?
+            != Some(0)
+        {}
         self.swap(p.as_ref(), generation).await?;
         tracing::info!(projection = name, generation, "rebuilt and swapped");
         Ok(generation)

@@ -31,6 +31,10 @@ impl Projection for SessionsProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["session", "user"]
+    }
+
     fn version(&self) -> i64 {
         2
     }

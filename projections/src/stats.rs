@@ -88,6 +88,10 @@ impl Projection for StatsProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["user", "viewing", "subscription"]
+    }
+
     fn version(&self) -> i64 {
         1
     }

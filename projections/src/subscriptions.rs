@@ -24,6 +24,10 @@ impl Projection for SubscriptionsProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["subscription"]
+    }
+
     fn version(&self) -> i64 {
         1
     }

@@ -23,6 +23,10 @@ impl Projection for WatchingProjection {
         NAME
     }
 
+    fn streams(&self) -> &'static [&'static str] {
+        &["viewing"]
+    }
+
     fn version(&self) -> i64 {
         1
     }

@@ -65,10 +65,8 @@ pub async fn list(
         max_maturity,
         page,
     };
-    let (items, has_more, total) = app
-        .catalog_cache
-        .browse(app.projections.db(), &query)
-        .await?;
+    let answer = app.catalog_cache.browse(&app.projections, &query).await?;
+    let (items, has_more, total) = answer.as_ref().clone();
     Ok(axum::Json(TitlePage {
         items,
         page,
@@ -96,16 +94,19 @@ pub async fn show(
 ) -> ApiResult<impl IntoResponse> {
     let title = app
         .catalog_cache
-        .details(app.projections.db(), &id, max_maturity)
-        .await?
+        .details(&app.projections, &id, max_maturity)
+        .await?;
+    let title = title
+        .as_ref()
+        .as_ref()
         .ok_or_else(|| ApiError::not_found("title"))?;
-    Ok(axum::Json(title))
+    Ok(axum::Json(title.clone()))
 }
 
 #[utoipa::path(get, path = "/api/genres", tag = "catalog", responses((status = 200, body = Vec<String>)))]
 pub async fn genres(State(app): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(
-        app.catalog_cache.genres(app.projections.db()).await?,
+        app.catalog_cache.genres(&app.projections).await?.to_vec(),
     ))
 }
 
