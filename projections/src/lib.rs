@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod sessions;
 pub mod stats;
 pub mod subscriptions;
+pub mod tail;
 pub mod text;
 pub mod watching;
 

@@ -131,6 +131,8 @@ pub struct ProjectionStatus {
 pub struct Projections {
     db: ReadDb,
     log: Arc<dyn EventLog>,
+    /// The log's newest events, shared by the live generations' reads.
+    tail: Arc<dyn EventLog>,
     all: Vec<Arc<dyn Projection>>,
     seen: Arc<Seen>,
 }
@@ -165,6 +167,7 @@ impl Projections {
     pub fn new(db: ReadDb, log: Arc<dyn EventLog>, all: Vec<Arc<dyn Projection>>) -> Self {
         Self {
             db,
+            tail: Arc::new(crate::tail::SharedTail::new(log.clone())),
             log,
             all,
             seen: Arc::default(),
@@ -365,7 +368,9 @@ impl Projections {
             Some(known) => known,
             None => self.checkpoint(p.name(), generation).await?,
         };
-        let events = self.log.read_after(from, limit).await?;
+        // A rebuild reads from the start, past what the tail keeps: straight from the log.
+        let log = if must_be_active { &self.tail } else { &self.log };
+        let events = log.read_after(from, limit).await?;
         let Some(last) = events.last() else {
             return Ok(Some(0));
         };
