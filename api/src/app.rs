@@ -497,15 +497,40 @@ pub async fn import_tmdb(
     pages: u32,
 ) -> anyhow::Result<ImportReport> {
     use cinelog_commands::catalog::Imported;
+    use cinelog_domain::title::Kind;
     let meta = CommandMeta::new(Actor::System);
     let mut report = ImportReport::default();
-    for (id, info) in client.fetch(pages).await? {
-        match state.catalog.import(&id, info, &meta).await?.0 {
-            Imported::Added => report.added += 1,
-            Imported::Updated => report.updated += 1,
-            Imported::Unchanged => report.unchanged += 1,
+    let max = cinelog_infra::tmdb::MAX_PAGE;
+    anyhow::ensure!(
+        pages <= max,
+        "TMDB serves at most {max} pages of a list; ask for {max} or fewer"
+    );
+    let genres = client.genre_names().await?;
+    let pages = pages.max(1);
+    let bar = indicatif::ProgressBar::new(u64::from(pages) * 2).with_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} pages ({eta})")
+            .expect("a valid progress template"),
+    );
+    bar.set_message("importing from TMDB");
+    // Page by page: each page's titles are written as they arrive, so memory holds one page.
+    for kind in [Kind::Movie, Kind::Series] {
+        for page in 1..=pages {
+            let (titles, total) = client.page(kind, page, &genres).await?;
+            for (id, info) in titles {
+                match state.catalog.import(&id, info, &meta).await?.0 {
+                    Imported::Added => report.added += 1,
+                    Imported::Updated => report.updated += 1,
+                    Imported::Unchanged => report.unchanged += 1,
+                }
+            }
+            bar.inc(1);
+            if u64::from(page) >= total {
+                bar.inc(u64::from(pages - page));
+                break;
+            }
         }
     }
+    bar.finish_and_clear();
     Ok(report)
 }
 

@@ -5,6 +5,7 @@ use crate::settings::TmdbSettings;
 use anyhow::{Context, bail};
 use cinelog_domain::title::{Episode, Kind, Season, TitleInfo};
 use cinelog_domain::values::Maturity;
+use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -92,41 +93,62 @@ impl TmdbClient {
         Ok(names)
     }
 
-    /// Titles from the first `pages` pages of popular movies and series, with their details.
-    pub async fn fetch(&self, pages: u32) -> anyhow::Result<Vec<(String, TitleInfo)>> {
-        let genres = self.genres().await?;
-        let mut titles = Vec::new();
-        for (kind, path) in [(Kind::Movie, "movie"), (Kind::Series, "tv")] {
-            for page in 1..=pages.max(1) {
-                let found = self
-                    .get(
-                        &format!("/discover/{path}"),
-                        &[
-                            ("page", page.to_string()),
-                            ("sort_by", "popularity.desc".into()),
-                        ],
-                    )
-                    .await?;
-                for item in found["results"].as_array().into_iter().flatten() {
-                    let Some(id) = item["id"].as_i64() else {
-                        continue;
-                    };
-                    let details = self.get(&format!("/{path}/{id}"), &[]).await?;
-                    if let Some(info) = title_info(kind, id, item, &details, &genres) {
-                        titles.push((format!("tmdb-{path}-{id}"), info));
-                    }
-                }
-                if found["total_pages"]
-                    .as_u64()
-                    .is_some_and(|total| u64::from(page) >= total)
-                {
-                    break;
-                }
-            }
+    /// The genre names of both kinds, which a page's titles are read with.
+    pub async fn genre_names(&self) -> anyhow::Result<HashMap<i64, String>> {
+        self.genres().await
+    }
+
+    /// One page of popular titles of `kind`, with their details fetched [`DETAILS_AT_ONCE`] at a
+    /// time, in the page's order; and the number of pages TMDB has.
+    pub async fn page(
+        &self,
+        kind: Kind,
+        page: u32,
+        genres: &HashMap<i64, String>,
+    ) -> anyhow::Result<(Vec<(String, TitleInfo)>, u64)> {
+        if page > MAX_PAGE {
+            bail!("TMDB serves at most {MAX_PAGE} pages of a list; ask for {MAX_PAGE} or fewer");
         }
-        Ok(titles)
+        let path = match kind {
+            Kind::Movie => "movie",
+            Kind::Series => "tv",
+        };
+        let found = self
+            .get(
+                &format!("/discover/{path}"),
+                &[
+                    ("page", page.to_string()),
+                    ("sort_by", "popularity.desc".into()),
+                ],
+            )
+            .await?;
+        let items: Vec<&Value> = found["results"].as_array().into_iter().flatten().collect();
+        let titles: Vec<Option<(String, TitleInfo)>> = stream::iter(items)
+            .map(|item| async move {
+                let Some(id) = item["id"].as_i64() else {
+                    return Ok(None);
+                };
+                let details = self.get(&format!("/{path}/{id}"), &[]).await?;
+                Ok::<_, anyhow::Error>(
+                    title_info(kind, id, item, &details, genres)
+                        .map(|info| (format!("tmdb-{path}-{id}"), info)),
+                )
+            })
+            .buffered(DETAILS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let total = found["total_pages"]
+            .as_u64()
+            .unwrap_or(0)
+            .min(u64::from(MAX_PAGE));
+        Ok((titles.into_iter().flatten().collect(), total))
     }
 }
+
+/// Detail requests in flight at once while reading a page.
+pub const DETAILS_AT_ONCE: usize = 8;
+/// The last page TMDB's list endpoints serve.
+pub const MAX_PAGE: u32 = 500;
 
 /// TMDB gives no certification in these endpoints: adult titles are 18+, horror 16+, family and
 /// animation 7+, anything else 13+.

@@ -369,7 +369,11 @@ impl Projections {
             None => self.checkpoint(p.name(), generation).await?,
         };
         // A rebuild reads from the start, past what the tail keeps: straight from the log.
-        let log = if must_be_active { &self.tail } else { &self.log };
+        let log = if must_be_active {
+            &self.tail
+        } else {
+            &self.log
+        };
         let events = log.read_after(from, limit).await?;
         let Some(last) = events.last() else {
             return Ok(Some(0));

@@ -597,5 +597,19 @@ async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Invalid API key"), "{err}");
+    // TMDB's lists end at page 500: asking for more is refused before anything is fetched.
+    let discovers = tmdb.requests("/discover/");
+    let events = app.log_len().await;
+    let refused = cinelog_api::app::import_tmdb(&app.running.state, &client, 501)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("at most 500 pages"),
+        "{refused:#}"
+    );
+    assert_eq!(
+        (tmdb.requests("/discover/"), app.log_len().await),
+        (discovers, events)
+    );
     app.stop();
 }
