@@ -2,6 +2,7 @@
 //! ingest`), the bundled catalog, and ffmpeg.
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use cinelog_domain::title::{Episode, Kind, Media, Rendition, Season, TitleInfo};
 use cinelog_domain::values::Maturity;
 use serde::Deserialize;
@@ -37,7 +38,14 @@ pub struct MediaLibrary {
     ingested: PathBuf,
     /// Ladder descriptions read so far, with the modification time they were read at.
     known: Arc<Mutex<HashMap<String, (SystemTime, Media)>>>,
+    /// Playlists and segments read so far. A ladder's files never change once made (a new
+    /// ingest makes a new folder), so each is read from disk once and then served from here
+    /// without a copy.
+    files: moka::sync::Cache<PathBuf, Bytes>,
 }
+
+/// Bytes of media files kept in memory.
+const FILES_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Deserialize)]
 struct LadderFile {
@@ -155,6 +163,10 @@ impl MediaLibrary {
             bundled: default_bundled_dir(),
             ingested: data_dir.join("media"),
             known: Arc::default(),
+            files: moka::sync::Cache::builder()
+                .max_capacity(FILES_KEPT_BYTES)
+                .weigher(|_, bytes: &Bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX))
+                .build(),
         }
     }
 
@@ -178,7 +190,7 @@ impl MediaLibrary {
         ladder: &str,
         rendition: &str,
         file: &str,
-    ) -> Option<(Vec<u8>, &'static str)> {
+    ) -> Option<(Bytes, &'static str)> {
         if !safe_component(file) || !safe_component(rendition) {
             return None;
         }
@@ -190,7 +202,11 @@ impl MediaLibrary {
             return None;
         };
         let path = self.ladder_dir(ladder)?.join(rendition).join(file);
-        let bytes = tokio::fs::read(path).await.ok()?;
+        if let Some(bytes) = self.files.get(&path) {
+            return Some((bytes, content_type));
+        }
+        let bytes = Bytes::from(tokio::fs::read(&path).await.ok()?);
+        self.files.insert(path, bytes.clone());
         Some((bytes, content_type))
     }
 

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, Json, MinPosition, OwnProfile, Watching};
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -204,7 +204,7 @@ pub async fn media_file(
 }
 
 /// The body, or the part of it a `Range: bytes=…` header asks for.
-pub fn ranged(bytes: Vec<u8>, content_type: &'static str, range: Option<&HeaderValue>) -> Response {
+pub fn ranged(bytes: Bytes, content_type: &'static str, range: Option<&HeaderValue>) -> Response {
     let size = bytes.len() as u64;
     let ask = range.map_or(RangeAsk::Whole, |r| {
         parse_range(r.to_str().unwrap_or(""), size)
@@ -222,7 +222,7 @@ pub fn ranged(bytes: Vec<u8>, content_type: &'static str, range: Option<&HeaderV
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_TYPE, content_type)
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
-            .body(Body::from(bytes[start as usize..=end as usize].to_vec()))
+            .body(Body::from(bytes.slice(start as usize..=end as usize)))
             .expect("valid response"),
         RangeAsk::Unsatisfiable => {
             let mut refused = ApiError::new(
