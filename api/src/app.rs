@@ -349,6 +349,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
                 .clone()
                 .map(|g| Arc::new(cinelog_infra::groq::GroqReranker::new(g)) as _),
             trending: trending.clone().map(|t| t as _),
+            ..Recommender::default()
         },
         trending,
         media,

@@ -4,7 +4,7 @@
 //! recommendations as soon as it is applied, without a batch job.
 
 use crate::db::ReadDb;
-use crate::recommend::{Item, Model};
+use crate::recommend::{ContentNeighbours, Item, Model};
 use crate::runtime::{Projection, Tables};
 use async_trait::async_trait;
 use cinelog_domain::RecordedEvent;
@@ -12,6 +12,7 @@ use cinelog_domain::taste::{Rating, TasteEvent};
 use cinelog_domain::viewing::ViewingEvent;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct EngagementProjection;
 
@@ -324,9 +325,9 @@ pub async fn trending(db: &ReadDb, since: &str, n: i64) -> anyhow::Result<Vec<(S
     .collect())
 }
 
-/// The recommender's model: published titles, engagement counts, and the co-counts of `seeds`.
-pub async fn model(db: &ReadDb, seeds: &[String]) -> anyhow::Result<Model> {
-    let mut model = Model::default();
+/// The published titles as the recommender sees them.
+pub async fn recommendable(db: &ReadDb) -> anyhow::Result<HashMap<String, Item>> {
+    let mut items = HashMap::new();
     for r in sqlx::query("SELECT title_id, name, genres, kind, year, maturity_rank, popularity FROM titles WHERE published = 1")
         .fetch_all(&db.pool)
         .await?
@@ -341,8 +342,24 @@ pub async fn model(db: &ReadDb, seeds: &[String]) -> anyhow::Result<Model> {
             maturity_rank: r.get(5),
             popularity: r.get(6),
         };
-        model.items.insert(item.id.clone(), item);
+        items.insert(item.id.clone(), item);
     }
+    Ok(items)
+}
+
+/// The recommender's model: the published titles (`items`, read with [`recommendable`]),
+/// engagement counts, and the co-counts of `seeds`.
+pub async fn model(
+    db: &ReadDb,
+    seeds: &[String],
+    items: Arc<HashMap<String, Item>>,
+    near: Arc<ContentNeighbours>,
+) -> anyhow::Result<Model> {
+    let mut model = Model {
+        items,
+        near,
+        ..Model::default()
+    };
     for r in sqlx::query("SELECT title_id, n FROM item_counts WHERE n > 0")
         .fetch_all(&db.pool)
         .await?

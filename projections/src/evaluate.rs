@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// One interaction: a user engaged with an item at a time, positively or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,8 +157,9 @@ pub fn evaluate(catalog: &[Item], interactions: &[Interaction], holdout: f64) ->
         by_user.entry(&i.user).or_default().push(i);
     }
     let mut model = Model::default();
+    let items = Arc::make_mut(&mut model.items);
     for item in catalog {
-        model.items.insert(item.id.clone(), item.clone());
+        items.insert(item.id.clone(), item.clone());
     }
     let mut splits = Vec::new();
     let mut train_counts: HashMap<String, f64> = HashMap::new();
@@ -175,8 +177,7 @@ pub fn evaluate(catalog: &[Item], interactions: &[Interaction], holdout: f64) ->
         let test: HashSet<String> = test.iter().map(|i| i.item.clone()).collect();
         for t in &train {
             *train_counts.entry(t.clone()).or_default() += 1.0;
-            model
-                .items
+            Arc::make_mut(&mut model.items)
                 .entry(t.clone())
                 .or_insert_with(|| unknown_item(t));
         }
@@ -184,14 +185,13 @@ pub fn evaluate(catalog: &[Item], interactions: &[Interaction], holdout: f64) ->
         splits.push((train, test));
     }
     for t in splits.iter().flat_map(|(_, test)| test) {
-        model
-            .items
+        Arc::make_mut(&mut model.items)
             .entry(t.clone())
             .or_insert_with(|| unknown_item(t));
     }
     // The baseline ranks by popularity among the training interactions.
     let mut baseline = model.clone();
-    for item in baseline.items.values_mut() {
+    for item in Arc::make_mut(&mut baseline.items).values_mut() {
         item.popularity = train_counts.get(&item.id).copied().unwrap_or(0.0);
     }
     let (mut rec, mut pop) = ((0.0, 0.0), (0.0, 0.0));

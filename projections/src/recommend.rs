@@ -4,6 +4,7 @@
 //! The live read model and the offline evaluation build the same [`Model`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// What the recommender knows of a title.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,26 +22,43 @@ pub struct Item {
 /// Items, how many profiles engaged with each, and with each pair.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
-    pub items: HashMap<String, Item>,
+    /// The catalog, shared by every model built while it stays the same.
+    pub items: Arc<HashMap<String, Item>>,
     /// Profiles that liked or played the title.
     pub counts: HashMap<String, f64>,
     /// Profiles that liked or played both titles, per title, per other title.
     pub co: HashMap<String, HashMap<String, f64>>,
+    /// The titles most alike in content to each title asked about so far.
+    pub near: Arc<ContentNeighbours>,
 }
+
+/// The [`NEIGHBOURS`] titles most alike in content to a title: worked out on first use (one
+/// pass over the catalog) and kept as long as the catalog they were worked out on.
+#[derive(Debug, Default)]
+pub struct ContentNeighbours(Mutex<HashMap<String, Arc<Vec<String>>>>);
+
+/// Content neighbours kept per title. With the titles co-engaged with a profile's history, they
+/// are the only candidates scored, so a request costs the same whatever the catalog's size.
+pub const NEIGHBOURS: usize = 100;
 
 /// Weight of content similarity against co-engagement.
 const CONTENT: f64 = 0.35;
 /// Weight of popularity (normalised to 0..1) in personal scores.
 const POPULARITY: f64 = 0.05;
 
+/// Shared genres over all genres of the two (each counted once). Genre lists are a handful
+/// long, so this compares in place rather than building sets.
 fn jaccard(a: &[String], b: &[String]) -> f64 {
-    let a: HashSet<&String> = a.iter().collect();
-    let b: HashSet<&String> = b.iter().collect();
-    let union = a.union(&b).count();
+    let first = |xs: &[String], i: usize| !xs[..i].contains(&xs[i]);
+    let distinct = |xs: &[String]| (0..xs.len()).filter(|&i| first(xs, i)).count();
+    let common = (0..a.len())
+        .filter(|&i| first(a, i) && b.contains(&a[i]))
+        .count();
+    let union = distinct(a) + distinct(b) - common;
     if union == 0 {
         0.0
     } else {
-        a.intersection(&b).count() as f64 / union as f64
+        common as f64 / union as f64
     }
 }
 
@@ -108,6 +126,51 @@ impl Model {
             .max(1.0)
     }
 
+    /// The titles most alike in content to `seed`, best first.
+    fn near(&self, seed: &str) -> Arc<Vec<String>> {
+        let known = self.near.0.lock().ok().and_then(|m| m.get(seed).cloned());
+        if let Some(near) = known {
+            return near;
+        }
+        let mut scored: Vec<(String, f64)> = self
+            .items
+            .values()
+            .filter(|i| i.id != seed)
+            .map(|i| (i.id.clone(), self.content_similarity(seed, &i.id)))
+            .collect();
+        let near: Arc<Vec<String>> = Arc::new(
+            best(&mut scored, NEIGHBOURS)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+        );
+        if let Ok(mut all) = self.near.0.lock() {
+            all.insert(seed.to_string(), near.clone());
+        }
+        near
+    }
+
+    /// The titles worth scoring for these seeds: those co-engaged with them and those most
+    /// alike in content, that a viewer may be offered.
+    fn neighbourhood<'a>(
+        &'a self,
+        seeds: impl Iterator<Item = &'a str>,
+        exclude: &HashSet<String>,
+        max_rank: i64,
+    ) -> Vec<&'a Item> {
+        let mut ids: HashSet<String> = HashSet::new();
+        for seed in seeds {
+            if let Some(co) = self.co.get(seed) {
+                ids.extend(co.keys().cloned());
+            }
+            ids.extend(self.near(seed).iter().cloned());
+        }
+        ids.iter()
+            .filter_map(|id| self.items.get(id))
+            .filter(|i| i.maturity_rank <= max_rank && !exclude.contains(&i.id))
+            .collect()
+    }
+
     /// Titles a viewer may be offered: known, within the rating, not excluded.
     fn candidates<'a>(
         &'a self,
@@ -129,8 +192,10 @@ impl Model {
         n: usize,
     ) -> Vec<(String, f64)> {
         let max_popularity = self.max_popularity();
+        let seeds = history.iter().map(|(seed, _)| seed.as_str());
         let mut scored: Vec<(String, f64)> = self
-            .candidates(exclude, max_rank)
+            .neighbourhood(seeds, exclude, max_rank)
+            .into_iter()
             .map(|item| {
                 let taste: f64 = history
                     .iter()
@@ -154,7 +219,8 @@ impl Model {
         n: usize,
     ) -> Vec<(String, f64)> {
         let mut scored: Vec<(String, f64)> = self
-            .candidates(exclude, max_rank)
+            .neighbourhood(std::iter::once(seed), exclude, max_rank)
+            .into_iter()
             .filter(|i| i.id != seed)
             .map(|i| (i.id.clone(), self.similarity(seed, &i.id)))
             .filter(|(_, s)| *s > 0.0)
@@ -209,7 +275,7 @@ mod tests {
             item("gore", &["Horror"], 2001, 4, 40.0),
             item("romcom", &["Romance", "Comedy"], 2015, 2, 30.0),
         ] {
-            m.items.insert(i.id.clone(), i);
+            Arc::make_mut(&mut m.items).insert(i.id.clone(), i);
         }
         m
     }

@@ -4,7 +4,7 @@
 
 use crate::catalog::{self, TitleCard};
 use crate::db::ReadDb;
-use crate::recommend::Model;
+use crate::recommend::{ContentNeighbours, Item, Model};
 use crate::{engagement, watching};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -12,7 +12,7 @@ use cinelog_domain::taste::Rating;
 use cinelog_domain::values::Maturity;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use utoipa::ToSchema;
 
 /// Titles per row.
@@ -84,6 +84,37 @@ pub struct Recommender {
     pub reranker: Option<Arc<dyn Reranker>>,
     /// Trending from Redis, when configured; else from the read database.
     pub trending: Option<Arc<dyn TrendingSource>>,
+    /// The catalog as last read, at its stamp, with the content neighbours worked out on it.
+    pub catalog: Arc<Mutex<Option<KnownCatalog>>>,
+}
+
+/// The recommender's view of the catalog at one catalog stamp.
+#[derive(Clone)]
+pub struct KnownCatalog {
+    stamp: i64,
+    items: Arc<HashMap<String, Item>>,
+    near: Arc<ContentNeighbours>,
+}
+
+impl Recommender {
+    /// The catalog's titles and their content neighbours, read again only when the catalog
+    /// changed (its stamp moved).
+    async fn catalog(&self, db: &ReadDb) -> anyhow::Result<KnownCatalog> {
+        let stamp = catalog::stamp(db).await?;
+        let known = self.catalog.lock().ok().and_then(|k| k.clone());
+        if let Some(known) = known.filter(|k| k.stamp == stamp) {
+            return Ok(known);
+        }
+        let fresh = KnownCatalog {
+            stamp,
+            items: Arc::new(engagement::recommendable(db).await?),
+            near: Arc::default(),
+        };
+        if let Ok(mut known) = self.catalog.lock() {
+            *known = Some(fresh.clone());
+        }
+        Ok(fresh)
+    }
 }
 
 /// What the rows are built from: a profile's history and the model around it.
@@ -97,7 +128,12 @@ struct Taste {
 }
 
 impl Taste {
-    async fn of(db: &ReadDb, profile_id: &str, ceiling: Maturity) -> anyhow::Result<Taste> {
+    async fn of(
+        db: &ReadDb,
+        known: KnownCatalog,
+        profile_id: &str,
+        ceiling: Maturity,
+    ) -> anyhow::Result<Taste> {
         let rated = engagement::ratings(db, profile_id).await?;
         let played = engagement::played(db, profile_id).await?;
         let finished = watching::history(db, profile_id)
@@ -119,9 +155,12 @@ impl Taste {
                 history.push((title, 0.5));
             }
         }
-        let seeds: Vec<String> = history.iter().map(|(t, _)| t.clone()).take(SEEDS).collect();
+        // The most recent part of the history is what the picks are scored against, so a
+        // profile with hundreds of ratings costs no more than one with a few dozen.
+        history.truncate(SEEDS);
+        let seeds: Vec<String> = history.iter().map(|(t, _)| t.clone()).collect();
         Ok(Taste {
-            model: engagement::model(db, &seeds).await?,
+            model: engagement::model(db, &seeds, known.items, known.near).await?,
             exclude: rated
                 .into_iter()
                 .map(|(t, _, _)| t)
@@ -175,7 +214,8 @@ impl Recommender {
         ceiling: Maturity,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Recommendations> {
-        let taste = Taste::of(db, profile_id, ceiling).await?;
+        let known = self.catalog(db).await?;
+        let taste = Taste::of(db, known, profile_id, ceiling).await?;
         let mut rows = Vec::new();
         for seed in taste.liked.iter().filter(|s| taste.allowed(s)).take(2) {
             let picks = taste
