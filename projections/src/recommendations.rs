@@ -105,6 +105,7 @@ impl Recommender {
         if let Some(known) = known.filter(|k| k.stamp == stamp) {
             return Ok(known);
         }
+        tracing::debug!(stamp, "reading the catalog for recommendations");
         let fresh = KnownCatalog {
             stamp,
             items: Arc::new(engagement::recommendable(db).await?),
