@@ -208,6 +208,15 @@ impl From<CommandError> for ApiError {
                     "a service this request depends on did not answer in time; try again later",
                 );
             }
+            CommandError::Store(StoreError::Backend(_)) => {
+                tracing::warn!(error = %message, "the event store did not answer");
+                return ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "the event store did not answer in time; try again",
+                )
+                .retry_after(1);
+            }
             CommandError::Store(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, message)
