@@ -158,16 +158,17 @@ impl Relay {
         }))
     }
 
+    /// Saves the checkpoint durably: after a database crash the relay resumes from it, and a
+    /// checkpoint taken back would publish its events again.
     async fn save(&self, ck: Checkpoint) -> anyhow::Result<()> {
-        sqlx::query(
+        let save = sqlx::query(
             "INSERT INTO relay_checkpoint (name, ck_tx, ck_position) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET ck_tx = excluded.ck_tx, ck_position = excluded.ck_position",
         )
         .bind(NAME)
         .bind(ck.tx)
-        .bind(ck.position)
-        .execute(&self.db.pool)
-        .await?;
+        .bind(ck.position);
+        self.db.durable(save).await?;
         Ok(())
     }
 

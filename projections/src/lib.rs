@@ -23,5 +23,5 @@ pub mod text;
 pub mod watching;
 
 pub use db::ReadDb;
-pub use log::{Checkpoint, EventLog};
+pub use log::{Checkpoint, EventLog, Wanted};
 pub use runtime::{Projection, ProjectionStatus, Projections, Tables};

@@ -4,7 +4,7 @@
 //! a rebuild fills the next generation beside the live one and swaps the views when caught up.
 
 use crate::db::ReadDb;
-use crate::log::{Checkpoint, EventLog};
+use crate::log::{Checkpoint, EventLog, Wanted};
 use crate::text::TextIndex;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -352,8 +352,9 @@ impl Projections {
         Ok(next)
     }
 
-    /// Applies the next batch after the generation's checkpoint; returns how many events it applied,
-    /// or `None` if another runner moved the checkpoint first. The checkpoint update is conditional
+    /// Applies the next batch after the generation's checkpoint (`from`, when known); returns
+    /// how many events it applied and the checkpoint it moved to, or `None` if another runner
+    /// moved the checkpoint first. The checkpoint update is conditional
     /// on the checkpoint read, so two runners never apply the same batch: the loser's transaction
     /// changes nothing.
     async fn step(
@@ -363,7 +364,7 @@ impl Projections {
         from: Option<Checkpoint>,
         must_be_active: bool,
         limit: i64,
-    ) -> anyhow::Result<Option<usize>> {
+    ) -> anyhow::Result<Option<(usize, Checkpoint)>> {
         let from = match from {
             Some(known) => known,
             None => self.checkpoint(p.name(), generation).await?,
@@ -374,11 +375,11 @@ impl Projections {
         } else {
             &self.log
         };
-        let events = log.read_after(from, limit).await?;
-        let Some(last) = events.last() else {
-            return Ok(Some(0));
+        let wanted = |e: &RecordedEvent| p.reads(&e.stream_type);
+        let Wanted { events, last, read } = log.read_after_wanted(from, limit, &wanted).await?;
+        let Some(to) = last else {
+            return Ok(Some((0, from)));
         };
-        let to = Checkpoint::of(last);
         let moved = sqlx::query(
             "UPDATE projection_state SET ck_tx = $1, ck_position = $2, updated_at = $3
              WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8
@@ -392,7 +393,7 @@ impl Projections {
         .bind(from.tx)
         .bind(from.position)
         .bind(i64::from(must_be_active));
-        if !events.iter().any(|e| p.reads(&e.stream_type)) {
+        if events.is_empty() {
             // Nothing here for this read model: only the checkpoint moves, in one statement.
             if moved.execute(&self.db.pool).await?.rows_affected() != 1 {
                 return Ok(None);
@@ -400,7 +401,7 @@ impl Projections {
             if must_be_active {
                 self.seen.observe(p.name(), generation, to);
             }
-            return Ok(Some(events.len()));
+            return Ok(Some((read, to)));
         }
         let mut tx = self.db.pool.begin().await?;
         if moved.execute(&mut *tx).await?.rows_affected() != 1 {
@@ -415,7 +416,7 @@ impl Projections {
         if must_be_active {
             self.seen.observe(p.name(), generation, to);
         }
-        Ok(Some(events.len()))
+        Ok(Some((read, to)))
     }
 
     /// Catches the active generation up with the log; returns how many events it applied.
@@ -436,7 +437,7 @@ impl Projections {
                 .step(p.as_ref(), live.generation, Some(live.ck), true, BATCH)
                 .await?
             {
-                Some(n) => {
+                Some((n, _)) => {
                     total += n;
                     // A short batch reached the readable end of the log: what arrives next is
                     // taken in the follower's next round, together with whatever comes with it.
@@ -469,11 +470,17 @@ impl Projections {
     pub async fn rebuild(&self, name: &str) -> anyhow::Result<i64> {
         let p = self.find(name)?;
         let generation = self.create_generation(p.as_ref(), "log").await?;
-        while self
-            .step(p.as_ref(), generation, None, false, REBUILD_BATCH)
-            .await?
-            != Some(0)
-        {}
+        let mut from = None;
+        loop {
+            match self
+                .step(p.as_ref(), generation, from, false, REBUILD_BATCH)
+                .await?
+            {
+                Some((0, _)) => break,
+                Some((_, ck)) => from = Some(ck),
+                None => from = None,
+            }
+        }
         self.swap(p.as_ref(), generation).await?;
         tracing::info!(projection = name, generation, "rebuilt and swapped");
         Ok(generation)
@@ -583,9 +590,10 @@ impl Projections {
                     let wake = this.log.appended();
                     let rebuilding = Arc::new(AtomicBool::new(false));
                     let mut backoff = Duration::from_millis(100);
+                    let mut known = None;
                     loop {
                         let notified = wake.notified();
-                        match this.follow_once(p.as_ref(), &rebuilding).await {
+                        match this.follow_once(p.as_ref(), &rebuilding, &mut known).await {
                             Ok(()) => {
                                 backoff = Duration::from_millis(100);
                                 if tokio::time::timeout(POLL, notified).await.is_ok() {
@@ -607,25 +615,55 @@ impl Projections {
 
     /// Catches up; if the code's version of the projection is newer than the live one, starts a
     /// rebuild beside it (once) while the live generation keeps serving and following.
+    ///
+    /// `known` is where the live generation stood after the previous round, so a round reads
+    /// nothing but the log: a stale `known` only makes the checkpoint's guarded update miss
+    /// (another runner moved it, or a rebuild swapped generations), and it is looked up again.
     async fn follow_once(
         &self,
         p: &dyn Projection,
         rebuilding: &Arc<AtomicBool>,
+        known: &mut Option<Active>,
     ) -> anyhow::Result<()> {
-        if let Some(live) = self.active(p.name()).await?
-            && live.version < p.version()
-            && !rebuilding.swap(true, Ordering::SeqCst)
-        {
-            let (this, name, flag) = (self.clone(), p.name(), rebuilding.clone());
-            tokio::spawn(async move {
-                if let Err(e) = this.rebuild(name).await {
-                    tracing::error!(projection = name, error = ?e, "rebuild failed; the live read model is unchanged");
+        let live = match known.take() {
+            Some(live) => live,
+            None => {
+                let Some(live) = self.active(p.name()).await? else {
+                    return Ok(());
+                };
+                if live.version < p.version() && !rebuilding.swap(true, Ordering::SeqCst) {
+                    let (this, name, flag) = (self.clone(), p.name(), rebuilding.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = this.rebuild(name).await {
+                            tracing::error!(projection = name, error = ?e, "rebuild failed; the live read model is unchanged");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
                 }
-                flag.store(false, Ordering::SeqCst);
-            });
+                live
+            }
+        };
+        // Kafka workers feed that generation, and another version's tables may not fit this
+        // code: only read it.
+        if live.version != p.version() || live.kafka {
+            return Ok(());
         }
-        self.catch_up(p.name()).await?;
-        Ok(())
+        let mut live = live;
+        loop {
+            match self
+                .step(p, live.generation, Some(live.ck), true, BATCH)
+                .await?
+            {
+                Some((n, ck)) => {
+                    live.ck = ck;
+                    if n < BATCH as usize {
+                        *known = Some(live);
+                        return Ok(());
+                    }
+                }
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Whether the live generation of `name` has applied the event at `position` (which sits at

@@ -2,7 +2,7 @@
 //! (and one decoding) of each new batch serves all projections, where each used to read and
 //! decode it for itself.
 
-use crate::log::{Checkpoint, EventLog};
+use crate::log::{Checkpoint, EventLog, Wanted, Wants};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cinelog_domain::RecordedEvent;
@@ -33,14 +33,18 @@ impl Run {
         self.events.back().map(Checkpoint::of).or(self.start)
     }
 
-    /// The kept events after `after`, if the run holds that place and something after it.
-    fn after(&self, after: Checkpoint, limit: usize) -> Option<Vec<RecordedEvent>> {
+    /// The kept events after `after` that `wanted` keeps, with the place of the last one
+    /// looked at, if the run holds that place and something after it.
+    fn after(&self, after: Checkpoint, limit: usize, wanted: &Wants) -> Option<Wanted> {
         let start = self.start?;
         if after < start || self.end()? <= after {
             return None;
         }
         let first = self.events.partition_point(|e| Checkpoint::of(e) <= after);
-        Some(self.events.range(first..).take(limit).cloned().collect())
+        let looked = self.events.range(first..).take(limit);
+        let (last, read) = (looked.clone().next_back().map(Checkpoint::of), looked.len());
+        let events = looked.filter(|e| wanted(e)).cloned().collect();
+        Some(Wanted { events, last, read })
     }
 
     /// Takes in what the database answered after `after`: continues the run when it starts
@@ -79,17 +83,40 @@ impl EventLog for SharedTail {
         after: Checkpoint,
         limit: i64,
     ) -> anyhow::Result<Vec<RecordedEvent>> {
+        Ok(self
+            .read_after_wanted(after, limit, &|_| true)
+            .await?
+            .events)
+    }
+
+    async fn read_after_wanted(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+        wanted: &Wants<'_>,
+    ) -> anyhow::Result<Wanted> {
         let limit = usize::try_from(limit).unwrap_or(0);
-        if let Some(kept) = self.run.lock().ok().and_then(|r| r.after(after, limit)) {
+        let kept = self
+            .run
+            .lock()
+            .ok()
+            .and_then(|r| r.after(after, limit, wanted));
+        if let Some(kept) = kept {
             return Ok(kept);
         }
-        let read = self.log.read_after(after, limit as i64).await?;
+        let mut read = self.log.read_after(after, limit as i64).await?;
         if !read.is_empty()
             && let Ok(mut run) = self.run.lock()
         {
             run.extend(after, &read);
         }
-        Ok(read)
+        let (last, count) = (read.last().map(Checkpoint::of), read.len());
+        read.retain(|e| wanted(e));
+        Ok(Wanted {
+            events: read,
+            last,
+            read: count,
+        })
     }
 
     async fn checkpoint_of(&self, position: i64) -> anyhow::Result<Option<Checkpoint>> {
@@ -148,33 +175,57 @@ mod tests {
         events.iter().map(|e| (e.tx, e.position)).collect()
     }
 
+    /// Every kept event after a place.
+    fn all(run: &Run, after: Checkpoint, limit: usize) -> Option<Vec<RecordedEvent>> {
+        run.after(after, limit, &|_| true).map(|w| w.events)
+    }
+
+    #[test]
+    fn a_reader_gets_only_what_it_wants_and_where_the_read_ended() {
+        let mut run = Run::default();
+        run.extend(at(0, 0), &(1..=6).map(|p| event(0, p)).collect::<Vec<_>>());
+        let even = |e: &RecordedEvent| e.position % 2 == 0;
+        let w = run.after(at(0, 1), 3, &even).unwrap();
+        assert_eq!(places(&w.events), [(0, 2), (0, 4)]);
+        assert_eq!((w.last, w.read), (Some(at(0, 4)), 3));
+        let w = run
+            .after(at(0, 4), 10, &|e: &RecordedEvent| e.position == 1)
+            .unwrap();
+        assert!(w.events.is_empty());
+        assert_eq!(
+            (w.last, w.read),
+            (Some(at(0, 6)), 2),
+            "skipped events still move the place"
+        );
+    }
+
     #[test]
     fn serves_only_places_it_holds_in_log_order() {
         let mut run = Run::default();
-        assert!(run.after(at(0, 0), 10).is_none(), "nothing kept yet");
+        assert!(all(&run, at(0, 0), 10).is_none(), "nothing kept yet");
         // Log order is (tx, position): position 3 committed before 2.
         run.extend(at(10, 1), &[event(11, 3), event(12, 2)]);
         assert_eq!(
-            places(&run.after(at(10, 1), 10).unwrap()),
+            places(&all(&run, at(10, 1), 10).unwrap()),
             [(11, 3), (12, 2)]
         );
-        assert_eq!(places(&run.after(at(11, 3), 1).unwrap()), [(12, 2)]);
-        assert!(run.after(at(12, 2), 10).is_none(), "nothing after the end");
+        assert_eq!(places(&all(&run, at(11, 3), 1).unwrap()), [(12, 2)]);
+        assert!(all(&run, at(12, 2), 10).is_none(), "nothing after the end");
         assert!(
-            run.after(at(5, 0), 10).is_none(),
+            all(&run, at(5, 0), 10).is_none(),
             "before the run: the database answers"
         );
         // A read that continues the run extends it; one behind it changes nothing.
         run.extend(at(12, 2), &[event(13, 4)]);
         run.extend(at(5, 0), &[event(6, 1)]);
         assert_eq!(
-            places(&run.after(at(10, 1), 10).unwrap()),
+            places(&all(&run, at(10, 1), 10).unwrap()),
             [(11, 3), (12, 2), (13, 4)]
         );
         // A read ahead of the run starts a new one there.
         run.extend(at(20, 9), &[event(21, 10)]);
-        assert!(run.after(at(13, 4), 10).is_none());
-        assert_eq!(places(&run.after(at(20, 9), 10).unwrap()), [(21, 10)]);
+        assert!(all(&run, at(13, 4), 10).is_none());
+        assert_eq!(places(&all(&run, at(20, 9), 10).unwrap()), [(21, 10)]);
     }
 
     #[test]
@@ -183,7 +234,7 @@ mod tests {
         let many: Vec<_> = (1..=(KEPT as i64 + 5)).map(|p| event(0, p)).collect();
         run.extend(at(0, 0), &many);
         assert_eq!(run.events.len(), KEPT);
-        assert!(run.after(at(0, 4), 1).is_none(), "dropped from the front");
-        assert_eq!(places(&run.after(at(0, 5), 1).unwrap()), [(0, 6)]);
+        assert!(all(&run, at(0, 4), 1).is_none(), "dropped from the front");
+        assert_eq!(places(&all(&run, at(0, 5), 1).unwrap()), [(0, 6)]);
     }
 }
