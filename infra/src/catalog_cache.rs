@@ -3,11 +3,11 @@
 //! written in the same transaction as the change — so an entry is never served once the change
 //! that replaced it is known here.
 
+use crate::redis_link::RedisLink;
 use cinelog_domain::values::Maturity;
 use cinelog_projections::Projections;
 use cinelog_projections::catalog::{self, TitleCard, TitleQuery};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,7 +31,7 @@ pub struct CatalogCache(Arc<Inner>);
 struct Inner {
     memory: moka::sync::Cache<String, Arc<dyn Any + Send + Sync>>,
     stamp: Mutex<Stamp>,
-    redis: Option<(ConnectionManager, String)>,
+    redis: Option<(RedisLink, String)>,
 }
 
 /// The catalog's stamp as last read, with the projection's move count then.
@@ -52,12 +52,11 @@ impl CatalogCache {
 
     /// Answers kept in memory and shared between processes through Redis.
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
-        Ok(Self::with_redis(Some((conn, prefix.to_string()))))
+        let link = RedisLink::connect(redis::Client::open(url)?).await?;
+        Ok(Self::with_redis(Some((link, prefix.to_string()))))
     }
 
-    fn with_redis(redis: Option<(ConnectionManager, String)>) -> Self {
+    fn with_redis(redis: Option<(RedisLink, String)>) -> Self {
         CatalogCache(Arc::new(Inner {
             memory: moka::sync::Cache::builder()
                 .max_capacity(MEMORY_ENTRIES)
@@ -133,13 +132,13 @@ impl CatalogCache {
         Ok(answer)
     }
 
-    async fn shared<T, F>(redis: &ConnectionManager, key: &str, load: F) -> anyhow::Result<T>
+    async fn shared<T, F>(redis: &RedisLink, key: &str, load: F) -> anyhow::Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = anyhow::Result<T>>,
     {
-        let mut conn = redis.clone();
-        match conn.get::<_, Option<String>>(key).await {
+        let read = redis.run(|mut conn| async move { conn.get::<_, Option<String>>(key).await });
+        match read.await {
             Ok(Some(hit)) => {
                 if let Ok(answer) = serde_json::from_str::<T>(&hit) {
                     return Ok(answer);
@@ -150,7 +149,9 @@ impl CatalogCache {
         }
         let answer = load.await?;
         let encoded = serde_json::to_string(&answer)?;
-        if let Err(e) = conn.set_ex::<_, _, ()>(key, encoded, TTL_SECS).await {
+        let fill = redis
+            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(key, encoded, TTL_SECS).await });
+        if let Err(e) = fill.await {
             tracing::warn!(error = %e, "could not fill the catalog cache");
         }
         Ok(answer)

@@ -13,6 +13,7 @@ pub mod media;
 pub mod payments;
 pub mod phone;
 pub mod reads;
+pub mod redis_link;
 pub mod relay;
 pub mod settings;
 pub mod signed;

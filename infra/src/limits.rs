@@ -4,9 +4,11 @@
 //! which tightens the limit for clients that have never signed in to that account). Signups,
 //! password-reset requests and phone codes are limited too. In production the counts live in
 //! Redis, so every `serve` replica sees the same ones; the embedded default counts in memory.
+//! While Redis does not answer, each replica counts in its own memory instead: the limits are
+//! looser by the number of replicas for that time, never lifted.
 
+use crate::redis_link::RedisLink;
 use crate::settings::LimitSettings;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,20 +19,63 @@ use uuid::Uuid;
 /// How long a client that signed in to an account counts as known to it.
 const KNOWN_CLIENT: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Counters that expire a window after their first hit.
-enum Counters {
-    Memory(Mutex<HashMap<String, (u32, Instant, Duration)>>),
-    Redis {
-        redis: ConnectionManager,
-        prefix: String,
-    },
+/// Counters that expire a window after their first hit: in Redis when configured and
+/// answering, else in this process.
+struct Counters {
+    shared: Option<Tally>,
+    local: Tally,
+}
+
+/// Runs one counter operation on Redis, or in memory when Redis is away (see [`RedisLink`]).
+macro_rules! counted {
+    ($counters:expr, $tally:ident => $op:expr) => {{
+        if let Some($tally) = &$counters.shared {
+            match $op.await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => tracing::warn!(error = %e, "abuse limits unavailable in Redis; counting in memory"),
+            }
+        }
+        let $tally = &$counters.local;
+        $op.await
+    }};
 }
 
 impl Counters {
+    fn new(shared: Option<Tally>) -> Self {
+        Counters {
+            shared,
+            local: Tally::Memory(Mutex::new(HashMap::new())),
+        }
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> anyhow::Result<(u32, u64)> {
+        counted!(self, t => t.hit(key, window))
+    }
+    async fn get(&self, key: &str) -> anyhow::Result<u32> {
+        counted!(self, t => t.get(key))
+    }
+    async fn take_back(&self, key: &str) -> anyhow::Result<()> {
+        counted!(self, t => t.take_back(key))
+    }
+    async fn clear(&self, key: &str) -> anyhow::Result<()> {
+        counted!(self, t => t.clear(key))
+    }
+    async fn mark(&self, key: &str, ttl: Duration) -> anyhow::Result<()> {
+        counted!(self, t => t.mark(key, ttl))
+    }
+}
+
+/// One place counts are kept.
+enum Tally {
+    Memory(Mutex<HashMap<String, (u32, Instant, Duration)>>),
+    Redis { redis: RedisLink, prefix: String },
+}
+
+impl Tally {
     /// Adds one; answers the count and the seconds left in its window.
     async fn hit(&self, key: &str, window: Duration) -> anyhow::Result<(u32, u64)> {
         match self {
-            Counters::Memory(map) => {
+            Tally::Memory(map) => {
                 let mut map = map.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if map.len() > 100_000 {
                     map.retain(|_, (_, since, w)| since.elapsed() < *w);
@@ -47,19 +92,22 @@ impl Counters {
                     entry.2.saturating_sub(entry.1.elapsed()).as_secs().max(1),
                 ))
             }
-            Counters::Redis { redis, prefix } => {
+            Tally::Redis { redis, prefix } => {
                 let key = format!("{prefix}:limits:{key}");
-                let mut conn = redis.clone();
                 // The window starts at the first hit: EXPIRE NX leaves a running window alone.
-                let (count, ttl): (u32, i64) = redis::pipe()
-                    .incr(&key, 1)
-                    .cmd("EXPIRE")
-                    .arg(&key)
-                    .arg(window.as_secs().max(1))
-                    .arg("NX")
-                    .ignore()
-                    .ttl(&key)
-                    .query_async(&mut conn)
+                let (count, ttl): (u32, i64) = redis
+                    .run(|mut conn| async move {
+                        redis::pipe()
+                            .incr(&key, 1)
+                            .cmd("EXPIRE")
+                            .arg(&key)
+                            .arg(window.as_secs().max(1))
+                            .arg("NX")
+                            .ignore()
+                            .ttl(&key)
+                            .query_async(&mut conn)
+                            .await
+                    })
                     .await?;
                 Ok((count, ttl.max(1) as u64))
             }
@@ -69,18 +117,19 @@ impl Counters {
     /// The current count.
     async fn get(&self, key: &str) -> anyhow::Result<u32> {
         match self {
-            Counters::Memory(map) => {
+            Tally::Memory(map) => {
                 let map = map.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(map
                     .get(key)
                     .filter(|(_, since, w)| since.elapsed() < *w)
                     .map_or(0, |(n, _, _)| *n))
             }
-            Counters::Redis { redis, prefix } => {
-                let mut conn = redis.clone();
-                let n: Option<u32> = redis::cmd("GET")
-                    .arg(format!("{prefix}:limits:{key}"))
-                    .query_async(&mut conn)
+            Tally::Redis { redis, prefix } => {
+                let key = format!("{prefix}:limits:{key}");
+                let n: Option<u32> = redis
+                    .run(|mut conn| async move {
+                        redis::cmd("GET").arg(key).query_async(&mut conn).await
+                    })
                     .await?;
                 Ok(n.unwrap_or(0))
             }
@@ -90,24 +139,28 @@ impl Counters {
     /// Takes one hit back (a login that succeeded was no failure).
     async fn take_back(&self, key: &str) -> anyhow::Result<()> {
         match self {
-            Counters::Memory(map) => {
+            Tally::Memory(map) => {
                 let mut map = map.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if let Some(entry) = map.get_mut(key) {
                     entry.0 = entry.0.saturating_sub(1);
                 }
             }
-            Counters::Redis { redis, prefix } => {
-                let mut conn = redis.clone();
+            Tally::Redis { redis, prefix } => {
                 let key = format!("{prefix}:limits:{key}");
                 // A count that reaches zero (or a key that had already expired) goes away, so
                 // no key is left without its expiry.
-                let n: i64 = redis::cmd("DECR").arg(&key).query_async(&mut conn).await?;
-                if n <= 0 {
-                    redis::cmd("DEL")
-                        .arg(&key)
-                        .query_async::<()>(&mut conn)
-                        .await?;
-                }
+                redis
+                    .run(|mut conn| async move {
+                        let n: i64 = redis::cmd("DECR").arg(&key).query_async(&mut conn).await?;
+                        if n <= 0 {
+                            redis::cmd("DEL")
+                                .arg(&key)
+                                .query_async::<()>(&mut conn)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
             }
         }
         Ok(())
@@ -115,14 +168,18 @@ impl Counters {
 
     async fn clear(&self, key: &str) -> anyhow::Result<()> {
         match self {
-            Counters::Memory(map) => {
+            Tally::Memory(map) => {
                 map.lock().map_err(|e| anyhow::anyhow!("{e}"))?.remove(key);
             }
-            Counters::Redis { redis, prefix } => {
-                let mut conn = redis.clone();
-                redis::cmd("DEL")
-                    .arg(format!("{prefix}:limits:{key}"))
-                    .query_async::<()>(&mut conn)
+            Tally::Redis { redis, prefix } => {
+                let key = format!("{prefix}:limits:{key}");
+                redis
+                    .run(|mut conn| async move {
+                        redis::cmd("DEL")
+                            .arg(key)
+                            .query_async::<()>(&mut conn)
+                            .await
+                    })
                     .await?;
             }
         }
@@ -132,19 +189,23 @@ impl Counters {
     /// Sets a flag that lasts `ttl`.
     async fn mark(&self, key: &str, ttl: Duration) -> anyhow::Result<()> {
         match self {
-            Counters::Memory(map) => {
+            Tally::Memory(map) => {
                 map.lock()
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .insert(key.to_string(), (1, Instant::now(), ttl));
             }
-            Counters::Redis { redis, prefix } => {
-                let mut conn = redis.clone();
-                redis::cmd("SET")
-                    .arg(format!("{prefix}:limits:{key}"))
-                    .arg(1)
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1))
-                    .query_async::<()>(&mut conn)
+            Tally::Redis { redis, prefix } => {
+                let key = format!("{prefix}:limits:{key}");
+                redis
+                    .run(|mut conn| async move {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(1)
+                            .arg("EX")
+                            .arg(ttl.as_secs().max(1))
+                            .query_async::<()>(&mut conn)
+                            .await
+                    })
                     .await?;
             }
         }
@@ -172,19 +233,18 @@ fn hashed(email: &str) -> String {
 impl Throttle {
     pub fn in_memory(limits: LimitSettings) -> Self {
         Throttle {
-            counters: Counters::Memory(Mutex::new(HashMap::new())),
+            counters: Counters::new(None),
             limits,
         }
     }
 
     pub async fn redis(url: &str, prefix: &str, limits: LimitSettings) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let redis = ConnectionManager::new(client).await?;
+        let redis = RedisLink::connect(redis::Client::open(url)?).await?;
         Ok(Throttle {
-            counters: Counters::Redis {
+            counters: Counters::new(Some(Tally::Redis {
                 redis,
                 prefix: prefix.to_string(),
-            },
+            })),
             limits,
         })
     }

@@ -5,13 +5,13 @@
 //! checkpoint move in one MULTI/EXEC guarded by WATCH on the checkpoint and the hash, so any
 //! number of replicas apply every event exactly once.
 
+use crate::redis_link::RedisLink;
 use chrono::{DateTime, Duration, Utc};
 use cinelog_domain::RecordedEvent;
 use cinelog_domain::taste::{Rating, TasteEvent};
 use cinelog_domain::viewing::ViewingEvent;
 use cinelog_projections::{Checkpoint, EventLog};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ const KEEP_DAYS: i64 = 30;
 pub struct RedisTrending {
     client: redis::Client,
     /// For reads: one connection, made on first use and kept (it reconnects by itself).
-    reads: tokio::sync::OnceCell<ConnectionManager>,
+    reads: tokio::sync::OnceCell<RedisLink>,
     prefix: String,
     log: Arc<dyn EventLog>,
 }
@@ -206,18 +206,19 @@ impl RedisTrending {
 
     /// Titles by plays and likes over the week up to `now`, most first.
     pub async fn top(&self, now: DateTime<Utc>, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
-        let mut conn = self
+        let reads = self
             .reads
-            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
-            .await?
-            .clone();
+            .get_or_try_init(|| RedisLink::connect(self.client.clone()))
+            .await?;
         // The week's seven days in one round trip.
         let mut pipe = redis::pipe();
         for back in 0..7 {
             let day = (now - Duration::days(back)).format("%Y-%m-%d").to_string();
             pipe.zrevrange_withscores(self.day_key(&day), 0, 199);
         }
-        let days: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
+        let days: Vec<Vec<(String, f64)>> = reads
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
         let mut sums: HashMap<String, f64> = HashMap::new();
         for (title, score) in days.into_iter().flatten() {
             *sums.entry(title).or_default() += score;

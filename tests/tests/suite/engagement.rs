@@ -5,7 +5,7 @@ use cinelog_api::Outside;
 use cinelog_infra::Secret;
 use cinelog_infra::settings::GroqSettings;
 use cinelog_projections::Checkpoint;
-use cinelog_tests::fakes::{GroqMode, fake_groq};
+use cinelog_tests::fakes::{GroqMode, RedisServer, Tansu, fake_groq};
 use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -502,4 +502,109 @@ async fn trending_in_redis_counts_every_play_and_like_once_across_replicas() {
     );
     first.stop();
     second.stop();
+}
+
+/// A Redis of the test's own stopped in the middle of a run, then started again empty (as a
+/// Redis that keeps nothing comes back): meanwhile commands and queries keep answering, the
+/// trending row falls back to the SQL read model and the abuse limits to this process's memory
+/// (still refusing a guesser, not lifted); once Redis is back, trending in Redis catches up
+/// with the log and equals the SQL read model.
+#[tokio::test]
+async fn redis_stopped_mid_run_leaves_commands_queries_and_limits_working() {
+    let port = Tansu::free_port();
+    let redis = RedisServer::start(port).await;
+    let dir = TempDir::new();
+    let settings = cinelog_infra::Settings {
+        redis_url: Some(redis.url()),
+        redis_prefix: "fault".into(),
+        ..settings_for(Backend::Postgres, &dir).await
+    };
+    let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
+    let (token, _) = app.signup_login("redis-down@example.com").await;
+    app.subscribe(&token, "premium").await;
+    let pid = app.profile(&token, json!({"name": "Main"})).await;
+    let r = rate(&app, &token, &pid, "brass-and-bone", json!("like")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    drop(redis);
+    let r = rate(&app, &token, &pid, "copperline", json!("love")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a command with Redis down: {:?}",
+        r.body
+    );
+    let play = app
+        .post(
+            &format!("/api/profiles/{pid}/playback"),
+            json!({"title_id": "copperline"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(play.status, StatusCode::CREATED, "{:?}", play.body);
+    let fresh = app.profile(&token, json!({"name": "Fresh"})).await;
+    let head = app.log().await.last().unwrap().position;
+    let titles = app
+        .get(
+            &format!("/api/titles?profile_id={pid}&min_position={head}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(titles.status, StatusCode::OK, "{:?}", titles.body);
+    let recs = app
+        .get(
+            &format!("/api/profiles/{fresh}/recommendations?min_position={head}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(recs.status, StatusCode::OK, "{:?}", recs.body);
+    assert_eq!(
+        row_ids(row(&recs.body, "trending").expect("a trending row from SQL"))[..2],
+        ["copperline", "brass-and-bone"],
+        "{:?}",
+        recs.body
+    );
+    // A newcomer signs up and signs in; a guesser is still refused after five failures.
+    app.signup_login("while-down@example.com").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let wrong = app
+            .post(
+                "/api/auth/login",
+                json!({"email": "while-down@example.com", "password": "not-the-password"}),
+                None,
+            )
+            .await;
+        statuses.push(wrong.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+
+    let _back = RedisServer::start(port).await;
+    let trending = app.running.state.trending.as_ref().unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::days(6))
+        .format("%Y-%m-%d")
+        .to_string();
+    let projections = &app.running.state.projections;
+    let waited = projections.wait_for("engagement", head, std::time::Duration::from_secs(10));
+    assert!(waited.await.unwrap());
+    let sql = cinelog_projections::engagement::trending(projections.db(), &since, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        sql,
+        vec![
+            ("copperline".to_string(), 2),
+            ("brass-and-bone".to_string(), 1)
+        ]
+    );
+    let mut top = Vec::new();
+    for _ in 0..600 {
+        match trending.top(chrono::Utc::now(), 10).await {
+            Ok(now) if now == sql => return,
+            Ok(now) => top = now,
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("trending in Redis never caught up: {top:?}, SQL has {sql:?}");
 }
