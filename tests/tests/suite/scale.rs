@@ -325,8 +325,8 @@ async fn keep_commanding(
     token: String,
     profile: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<(&'static str, i64)> {
-    let mut acked = Vec::new();
+) -> Load {
+    let mut load = Load::default();
     let mut n = 0;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         n += 1;
@@ -361,85 +361,118 @@ async fn keep_commanding(
             continue;
         };
         if !answer.status().is_success() {
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap_or_default();
+            load.refused.push((status, body));
             continue;
         }
         if let Ok(body) = answer.json::<serde_json::Value>().await
             && let Some(position) = body["position"].as_i64()
         {
-            acked.push((kind, position));
+            load.acked.push((kind, position));
         }
     }
-    acked
+    load
 }
 
-/// `serve` on Postgres killed (SIGKILL) in the middle of a load of commands, then started
-/// again: every command it acknowledged is in the log as the event it answered, and once the
-/// restarted server has caught up, every read model equals a rebuild from the log — so nothing
-/// acknowledged was lost and nothing was applied twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_killed_mid_load_loses_and_doubles_nothing() {
-    let bin = cinelog_bin();
-    let dir = TempDir::new();
-    let settings = settings_for(Backend::Postgres, &dir).await;
-    let url = settings.database_url.clone().expect("postgres");
-    let config = dir.0.join("cinelog.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\ndatabase_url = {url:?}\njwt_secret = \"killed-mid-load-secret-of-this-test\"\n\
-             [limits]\nsignup_per_client = 100000\nlogin_per_client = 100000\n",
-            dir.0.display().to_string()
-        ),
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", Tansu::free_port());
-    let client = Client::new(format!("http://{addr}"));
-    let serve = |name: &str| {
-        Proc::start(
-            &bin,
+/// What one client's commands got: the acknowledged ones (event type and position) and the
+/// refused ones (status and body).
+#[derive(Default)]
+struct Load {
+    acked: Vec<(&'static str, i64)>,
+    refused: Vec<(u16, String)>,
+}
+
+/// A server on Postgres for a fault test, its config and a client.
+struct Rig {
+    bin: PathBuf,
+    dir: TempDir,
+    config: PathBuf,
+    url: String,
+    addr: String,
+    client: Client,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let dir = TempDir::new();
+        let settings = settings_for(Backend::Postgres, &dir).await;
+        let url = settings.database_url.clone().expect("postgres");
+        let config = dir.0.join("cinelog.toml");
+        std::fs::write(
             &config,
-            &["serve", "--addr", &addr],
-            dir.0.join(format!("{name}.log")),
+            format!(
+                "data_dir = {:?}\ndatabase_url = {url:?}\njwt_secret = \"fault-test-secret-of-this-suite\"\n\
+                 [limits]\nsignup_per_client = 100000\nlogin_per_client = 100000\n",
+                dir.0.display().to_string()
+            ),
         )
-    };
-    let mut first = serve("first");
-    ready(&client, &first).await;
-    let mut viewers = Vec::new();
-    for n in 0..6 {
-        let (token, _) = client.signup_login(&format!("killed{n}@example.com")).await;
-        let profile = client.profile(&token, json!({"name": "main"})).await;
-        viewers.push((token, profile));
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", Tansu::free_port());
+        let client = Client::new(format!("http://{addr}"));
+        Rig {
+            bin: cinelog_bin(),
+            dir,
+            config,
+            url,
+            addr,
+            client,
+        }
     }
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load: Vec<_> = viewers
-        .iter()
-        .map(|(token, profile)| {
-            tokio::spawn(keep_commanding(
-                Client::new(client.base.clone()),
-                token.clone(),
-                profile.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    first.kill();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut acked = Vec::new();
-    for task in load {
-        acked.extend(task.await.unwrap());
+    /// Starts `serve` and waits until it is ready.
+    async fn serve(&self, name: &str) -> Proc {
+        let server = Proc::start(
+            &self.bin,
+            &self.config,
+            &["serve", "--addr", &self.addr],
+            self.dir.0.join(format!("{name}.log")),
+        );
+        ready(&self.client, &server).await;
+        server
     }
-    assert!(acked.len() > 20, "the load ran: {} commands", acked.len());
 
-    let restarted = serve("restarted");
-    ready(&client, &restarted).await;
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    for (kind, position) in &acked {
+    /// Signs up `n` viewers with a profile each: (token, profile id).
+    async fn viewers(&self, n: usize) -> Vec<(String, String)> {
+        let mut viewers = Vec::new();
+        for i in 0..n {
+            let (token, _) = self
+                .client
+                .signup_login(&format!("fault{i}@example.com"))
+                .await;
+            let profile = self.client.profile(&token, json!({"name": "main"})).await;
+            viewers.push((token, profile));
+        }
+        viewers
+    }
+
+    /// Each viewer sends commands, one after the other, until `stop` is set.
+    fn load(
+        &self,
+        viewers: &[(String, String)],
+        stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Vec<tokio::task::JoinHandle<Load>> {
+        viewers
+            .iter()
+            .map(|(token, profile)| {
+                tokio::spawn(keep_commanding(
+                    Client::new(self.client.base.clone()),
+                    token.clone(),
+                    profile.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Every acknowledged command is in the log as the event it answered.
+async fn acknowledged_in_log(pool: &sqlx::PgPool, acked: &[(&'static str, i64)]) {
+    for (kind, position) in acked {
         let stored: Option<String> =
             sqlx::query_scalar("SELECT event_type FROM events WHERE position = $1")
                 .bind(position)
-                .fetch_optional(&pool)
+                .fetch_optional(pool)
                 .await
                 .unwrap();
         assert_eq!(
@@ -448,13 +481,104 @@ async fn serve_killed_mid_load_loses_and_doubles_nothing() {
             "acknowledged command at {position} is not in the log"
         );
     }
+}
 
-    // The restarted server's followers catch up with the whole log, then stop.
+/// `serve` on Postgres killed (SIGKILL) in the middle of a load of commands, then started
+/// again: every command it acknowledged is in the log as the event it answered, and once the
+/// restarted server has caught up, every read model equals a rebuild from the log — so nothing
+/// acknowledged was lost and nothing was applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_load_loses_and_doubles_nothing() {
+    let rig = Rig::new().await;
+    let mut first = rig.serve("first").await;
+    let viewers = rig.viewers(6).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = rig.load(&viewers, &stop);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for task in load {
+        acked.extend(task.await.unwrap().acked);
+    }
+    assert!(acked.len() > 20, "the load ran: {} commands", acked.len());
+
+    let restarted = rig.serve("restarted").await;
+    let pool = sqlx::PgPool::connect(&rig.url).await.unwrap();
+    acknowledged_in_log(&pool, &acked).await;
+    caught_up_equal_to_rebuild(&rig.bin, &rig.config, &pool, restarted, viewers.len()).await;
+}
+
+/// Postgres ends every connection of the server (`pg_terminate_backend`) again and again in
+/// the middle of a load of commands: each command answers 2xx or a clear 503 with
+/// `Retry-After`, never another error; the pools recover by themselves (a command after the
+/// faults succeeds); every acknowledged command is in the log, and the followers, which lost
+/// their connections too, catch up to read models equal to a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_killed_mid_load_answer_503_and_lose_nothing() {
+    let rig = Rig::new().await;
+    let server = rig.serve("server").await;
+    let viewers = rig.viewers(6).await;
+    let admin = sqlx::PgPool::connect(&rig.url).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = rig.load(&viewers, &stop);
+    let mut terminated = 0;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        terminated += ended;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for task in load {
+        let load = task.await.unwrap();
+        acked.extend(load.acked);
+        refused.extend(load.refused);
+    }
+    assert!(terminated > 6, "connections were ended: {terminated}");
+    assert!(acked.len() > 20, "the load ran: {} commands", acked.len());
+    for (status, body) in &refused {
+        assert_eq!(*status, 503, "a command failed other than with 503: {body}");
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["error"], "service_unavailable", "{body}");
+    }
+
+    let (token, profile) = &viewers[0];
+    let after = rig
+        .client
+        .http
+        .patch(rig.client.url(&format!("/api/profiles/{profile}")))
+        .bearer_auth(token)
+        .json(&json!({"name": "after the faults"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200, "the pool did not recover");
+    acknowledged_in_log(&admin, &acked).await;
+    caught_up_equal_to_rebuild(&rig.bin, &rig.config, &admin, server, viewers.len()).await;
+}
+
+/// Waits until `server`'s followers have caught up with the whole log, stops it, and checks
+/// every read model equals a rebuild from the log (so nothing was lost or applied twice).
+async fn caught_up_equal_to_rebuild(
+    bin: &Path,
+    config: &Path,
+    pool: &sqlx::PgPool,
+    server: Proc,
+    profiles: usize,
+) {
     let behind = "SELECT COUNT(*) FROM projection_state
          WHERE active = 1 AND ck_position < (SELECT MAX(position) FROM events)";
     let mut lagging = i64::MAX;
     for _ in 0..600 {
-        lagging = sqlx::query_scalar(behind).fetch_one(&pool).await.unwrap();
+        lagging = sqlx::query_scalar(behind).fetch_one(pool).await.unwrap();
         if lagging == 0 {
             break;
         }
@@ -464,28 +588,28 @@ async fn serve_killed_mid_load_loses_and_doubles_nothing() {
         lagging,
         0,
         "read models never caught up:\n{}",
-        restarted.output()
+        server.output()
     );
-    drop(restarted);
-    let live = read_models(&pool).await;
-    assert_eq!(live["profiles"].len(), viewers.len());
+    drop(server);
+    let live = read_models(pool).await;
+    assert_eq!(live["profiles"].len(), profiles);
     let names: Vec<String> = sqlx::query_scalar("SELECT DISTINCT name FROM projection_state")
-        .fetch_all(&pool)
+        .fetch_all(pool)
         .await
         .unwrap();
     for name in &names {
-        let rebuilt = Command::new(&bin)
+        let rebuilt = Command::new(bin)
             .args(["rebuild", name])
-            .env("CINELOG_CONFIG", &config)
+            .env("CINELOG_CONFIG", config)
             .output()
             .unwrap();
         assert!(rebuilt.status.success(), "{rebuilt:?}");
     }
-    let rebuilt = read_models(&pool).await;
+    let rebuilt = read_models(pool).await;
     for (view, rows) in &live {
         assert_eq!(
             rows, &rebuilt[view],
-            "{view}: the read model kept across the kill differs from a rebuild from the log"
+            "{view}: the read model kept through the fault differs from a rebuild from the log"
         );
     }
 }
