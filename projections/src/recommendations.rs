@@ -21,6 +21,10 @@ const ROW_LEN: usize = 12;
 const RERANK_CANDIDATES: usize = 20;
 /// Titles of a profile's history the model looks at.
 const SEEDS: usize = 30;
+/// Profiles whose latest rows are kept.
+const KEPT_ANSWERS: u64 = 10_000;
+/// How long kept rows may serve at most: trending kept in Redis moves on its own follower.
+const ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A title offered to the re-ranker.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +54,7 @@ pub trait TrendingSource: Send + Sync {
 }
 
 /// A recommended title.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecommendedTitle {
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -60,7 +64,7 @@ pub struct RecommendedTitle {
 }
 
 /// One row of recommendations.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecommendationRow {
     /// because_you_liked, top_picks, trending or popular.
     pub kind: String,
@@ -70,7 +74,7 @@ pub struct RecommendationRow {
 }
 
 /// A profile's rows.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Recommendations {
     pub rows: Vec<RecommendationRow>,
     /// Whether the top picks were re-ordered by the LLM re-ranker.
@@ -86,6 +90,44 @@ pub struct Recommender {
     pub trending: Option<Arc<dyn TrendingSource>>,
     /// The catalog as last read, at its stamp, with the content neighbours worked out on it.
     pub catalog: Arc<Mutex<Option<KnownCatalog>>>,
+    /// Each profile's latest rows, with what they were worked out from.
+    pub answers: Answers,
+}
+
+/// Profiles' rows kept until anything they were worked out from moves: the engagement and
+/// watching read models (the profile's taste, everyone's co-engagement, trending), the
+/// catalog, the day, or the profile's name and rating. Not used with a re-ranker.
+#[derive(Clone)]
+pub struct Answers(moka::sync::Cache<String, (String, Arc<Recommendations>)>);
+
+impl Default for Answers {
+    fn default() -> Self {
+        Answers(
+            moka::sync::Cache::builder()
+                .max_capacity(KEPT_ANSWERS)
+                .time_to_live(ANSWER_TTL)
+                .build(),
+        )
+    }
+}
+
+/// Where the read models the rows come from stand: the engagement and watching checkpoints and
+/// the catalog's stamp.
+async fn read_models_at(db: &ReadDb) -> anyhow::Result<String> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT name, ck_position FROM projection_state WHERE active = 1 AND name IN ($1, $2) ORDER BY name",
+    )
+    .bind(engagement::NAME)
+    .bind(watching::NAME)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut at: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}={}", r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect();
+    at.push(format!("catalog={}", catalog::stamp(db).await?));
+    Ok(at.join(","))
 }
 
 /// The recommender's view of the catalog at one catalog stamp.
@@ -206,8 +248,40 @@ async fn plain_row(
 }
 
 impl Recommender {
-    /// The rows for a profile named `name` whose rating ceiling is `ceiling`.
+    /// The rows for a profile named `name` whose rating ceiling is `ceiling`: the kept ones
+    /// while nothing they were worked out from has moved, else worked out again.
     pub async fn rows(
+        &self,
+        db: &ReadDb,
+        profile_id: &str,
+        name: &str,
+        ceiling: Maturity,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Recommendations> {
+        // With a re-ranker, each answer asks it again: its order is its own, and its failure
+        // must fall back to the local order at once, not be kept.
+        if self.reranker.is_some() {
+            return self.work_out(db, profile_id, name, ceiling, now).await;
+        }
+        let from = format!(
+            "{}|{}|{}|{name}",
+            read_models_at(db).await?,
+            now.format("%Y-%m-%d"),
+            ceiling.as_str()
+        );
+        if let Some((kept_from, kept)) = self.answers.0.get(profile_id)
+            && kept_from == from
+        {
+            return Ok((*kept).clone());
+        }
+        let fresh = self.work_out(db, profile_id, name, ceiling, now).await?;
+        self.answers
+            .0
+            .insert(profile_id.to_string(), (from, Arc::new(fresh.clone())));
+        Ok(fresh)
+    }
+
+    async fn work_out(
         &self,
         db: &ReadDb,
         profile_id: &str,

@@ -608,3 +608,37 @@ async fn redis_stopped_mid_run_leaves_commands_queries_and_limits_working() {
     }
     panic!("trending in Redis never caught up: {top:?}, SQL has {sql:?}");
 }
+
+/// A profile's rows are kept only while nothing they come from moves: another account's likes
+/// (which move trending and co-engagement) show in the next answer at their position.
+#[tokio::test]
+async fn kept_recommendations_follow_other_profiles_likes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("kept@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Kim"})).await;
+    let at = rate(&app, &token, &pid, "tin-foxes", json!("like"))
+        .await
+        .body["position"]
+        .as_i64()
+        .unwrap();
+    let path = |at: i64| format!("/api/profiles/{pid}/recommendations?min_position={at}");
+    let before = app.get(&path(at), Some(&token)).await;
+    assert_eq!(before.status, StatusCode::OK, "{:?}", before.body);
+    assert!(row(&before.body, "trending").is_none(), "{:?}", before.body);
+    assert_eq!(app.get(&path(at), Some(&token)).await.body, before.body);
+
+    let (other, _) = app.signup_login("others@example.com").await;
+    let mut last = 0;
+    for name in ["A", "B"] {
+        let p = app.profile(&other, json!({"name": name})).await;
+        last = rate(&app, &other, &p, "copperline", json!("love"))
+            .await
+            .body["position"]
+            .as_i64()
+            .unwrap();
+    }
+    let after = app.get(&path(last), Some(&token)).await;
+    assert_eq!(after.status, StatusCode::OK, "{:?}", after.body);
+    let trending = row(&after.body, "trending").expect("a trending row after others' likes");
+    assert_eq!(row_ids(trending)[0], "copperline");
+}
