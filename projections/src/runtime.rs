@@ -20,8 +20,10 @@ use std::time::Duration;
 const BATCH: i64 = 500;
 /// Events applied per transaction while rebuilding: fewer, larger transactions.
 const REBUILD_BATCH: i64 = 5_000;
-/// How long a woken follower waits for more appends before applying a batch: under load, each
-/// round of every projection (a log read and a read-model transaction) then carries more events.
+/// How long a woken follower waits for more appends before applying a batch, when its last round
+/// found more than one event: under load, each round of every projection (a log read and a
+/// read-model transaction) then carries more events, while a lone command after a quiet spell
+/// reaches its read model at once.
 const COALESCE: Duration = Duration::from_millis(10);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
@@ -594,9 +596,9 @@ impl Projections {
                     loop {
                         let notified = wake.notified();
                         match this.follow_once(p.as_ref(), &rebuilding, &mut known).await {
-                            Ok(()) => {
+                            Ok(read) => {
                                 backoff = Duration::from_millis(100);
-                                if tokio::time::timeout(POLL, notified).await.is_ok() {
+                                if tokio::time::timeout(POLL, notified).await.is_ok() && read > 1 {
                                     // Let appends arriving together land in one batch.
                                     tokio::time::sleep(COALESCE).await;
                                 }
@@ -613,8 +615,9 @@ impl Projections {
             .collect()
     }
 
-    /// Catches up; if the code's version of the projection is newer than the live one, starts a
-    /// rebuild beside it (once) while the live generation keeps serving and following.
+    /// Catches up and answers how many events the round read; if the code's version of the
+    /// projection is newer than the live one, starts a rebuild beside it (once) while the live
+    /// generation keeps serving and following.
     ///
     /// `known` is where the live generation stood after the previous round, so a round reads
     /// nothing but the log: a stale `known` only makes the checkpoint's guarded update miss
@@ -624,12 +627,12 @@ impl Projections {
         p: &dyn Projection,
         rebuilding: &Arc<AtomicBool>,
         known: &mut Option<Active>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<usize> {
         let live = match known.take() {
             Some(live) => live,
             None => {
                 let Some(live) = self.active(p.name()).await? else {
-                    return Ok(());
+                    return Ok(0);
                 };
                 if live.version < p.version() && !rebuilding.swap(true, Ordering::SeqCst) {
                     let (this, name, flag) = (self.clone(), p.name(), rebuilding.clone());
@@ -646,9 +649,9 @@ impl Projections {
         // Kafka workers feed that generation, and another version's tables may not fit this
         // code: only read it.
         if live.version != p.version() || live.kafka {
-            return Ok(());
+            return Ok(0);
         }
-        let mut live = live;
+        let (mut live, mut read) = (live, 0);
         loop {
             match self
                 .step(p, live.generation, Some(live.ck), true, BATCH)
@@ -656,12 +659,13 @@ impl Projections {
             {
                 Some((n, ck)) => {
                     live.ck = ck;
+                    read += n;
                     if n < BATCH as usize {
                         *known = Some(live);
-                        return Ok(());
+                        return Ok(read);
                     }
                 }
-                None => return Ok(()),
+                None => return Ok(read),
             }
         }
     }
