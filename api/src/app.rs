@@ -84,6 +84,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// Open UI sockets per client.
     pub sockets: Arc<crate::web::SocketCounts>,
+    /// Cancelled when the server stops: open UI sockets close with it.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// How long a query waits for `min_position`.
     pub read_wait: Duration,
     /// The API's own base URL, known once the listener is bound; the UI calls it.
@@ -360,6 +362,7 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         throttle,
         metrics: Metrics::default(),
         sockets: Arc::default(),
+        stopping: tokio_util::sync::CancellationToken::new(),
         read_wait,
         api_base: OnceLock::new(),
         settings,
@@ -414,7 +417,10 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
+    /// Stops serving: new connections are refused, open ones finish their request and close,
+    /// UI sockets close, background work ends.
     pub fn stop(&self) {
+        self.state.stopping.cancel();
         self.server.abort();
         for f in &self.followers {
             f.abort();

@@ -1,4 +1,5 @@
-//! The Dioxus LiveView UI, served by the same axum app: `/` is the page, `/ws` its socket.
+//! The Dioxus LiveView UI, served by the same axum app: `/` and every screen's address are the
+//! page, `/ws` its socket.
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -20,9 +21,25 @@ pub fn escape(text: &str) -> String {
     html_escape::encode_safe(text).into_owned()
 }
 
+/// The addresses of the UI's screens; each serves the page, which opens the screen its URL names.
+const SCREENS: &[&str] = &[
+    "/",
+    "/signin",
+    "/profiles",
+    "/browse",
+    "/search",
+    "/title/{id}",
+    "/watch/{id}",
+    "/my-list",
+    "/account",
+    "/dashboard",
+    "/audit",
+];
+
 pub fn router(pool: LiveViewPool) -> Router<AppState> {
-    Router::new()
-        .route("/", get(page))
+    SCREENS
+        .iter()
+        .fold(Router::new(), |r, path| r.route(path, get(page)))
         .route(
             "/assets/hls.min.js",
             get(|| async {
@@ -152,14 +169,41 @@ fn socket(
         };
         // The adapter passes a closed or broken socket's errors on as messages; ending the
         // stream at the first one lets the session finish.
-        let socket = axum_socket(socket).take_while(|m| std::future::ready(m.is_ok()));
+        // The server stopping ends it too: the socket closes and the page reconnects.
+        let socket = axum_socket(socket)
+            .take_while(|m| std::future::ready(m.is_ok()))
+            .take_until(app.stopping.clone().cancelled_owned());
         if let Err(e) = pool.launch_with_props(socket, cinelog_ui::App, props).await {
             tracing::debug!(error = ?e, "ui session ended");
         }
     })
 }
 
-/// A fresh nonce for the page's one inline script.
+/// The address bar is the app's own: `cinelogGo(url, replace)` moves it, and other calls to
+/// `history.replaceState` keep their state but not their URL. (LiveView's built-in history
+/// rewrites the URL as `path + "?" + search` on every load and Back, doubling the `?` each time.)
+const HISTORY_GUARD: &str = "(() => { const replace = history.replaceState.bind(history), push = history.pushState.bind(history); \
+    history.replaceState = (state, title) => replace(state, title); \
+    window.cinelogGo = (url, replacing) => (replacing ? replace : push)(null, '', url); })();";
+
+/// When the page's socket closes (the server restarted, the network dropped), a banner says
+/// so and the page reloads once the server answers again; the URL then opens the same screen.
+/// Tries back off from 250 ms to 8 s, also across reloads when a socket keeps failing at once
+/// (say it is refused).
+const RECONNECT: &str = "(() => { const ws = window.ipc && window.ipc.ws; if (!ws) return; let openedAt = 0; \
+    ws.addEventListener('open', () => { openedAt = Date.now(); }); \
+    ws.addEventListener('close', () => { \
+      const banner = document.createElement('div'); banner.id = 'reconnecting'; banner.className = 'reconnecting'; \
+      banner.setAttribute('role', 'status'); banner.textContent = 'Connection lost. Reconnecting…'; document.body.appendChild(banner); \
+      const lasted = openedAt > 0 && Date.now() - openedAt > 5000; \
+      let delay = lasted ? 250 : Math.min(Number(sessionStorage.getItem('cinelog.retry')) || 250, 8000); \
+      const retry = () => fetch('/healthz', { cache: 'no-store' }) \
+        .then(r => { if (!r.ok) throw new Error(String(r.status)); \
+          sessionStorage.setItem('cinelog.retry', String(Math.min(delay * 2, 8000))); location.reload(); }) \
+        .catch(() => { delay = Math.min(delay * 2, 8000); setTimeout(retry, delay); }); \
+      setTimeout(retry, delay); }); })();";
+
+/// A fresh nonce for the page's inline scripts.
 fn nonce() -> String {
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 18]>())
 }
@@ -178,6 +222,9 @@ async fn page(State(app): State<AppState>) -> Response {
     );
     let glue =
         interpreter_glue("/ws").replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
+    let shell = format!(
+        "<script nonce=\"{nonce}\">{HISTORY_GUARD}</script>{glue}<script nonce=\"{nonce}\">{RECONNECT}</script>"
+    );
     let html = Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -191,7 +238,7 @@ async fn page(State(app): State<AppState>) -> Response {
 <body><div id="main"></div>{}</body>
 </html>"#,
         cinelog_ui::STYLE,
-        glue
+        shell
     ));
     (
         [

@@ -2,10 +2,13 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A chromedriver process and a browser session on it; both end when dropped.
+/// A chromedriver process and a browser session on it; both end when dropped. chromedriver
+/// leads its own process group, which the Chromium it starts joins, so dropping (also in a
+/// panicking test) kills the whole group.
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -26,6 +29,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -40,7 +44,7 @@ impl Browser {
                 "binary": chromium,
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", "--window-size=1200,900",
+                         "--disable-dev-shm-usage", "--window-size=1366,900", "--disable-crash-reporter", "--disable-breakpad",
                          format!("--user-data-dir={}", profile_dir.0.display())]
             }),
         );
@@ -154,10 +158,15 @@ impl Browser {
 }
 
 impl Drop for Browser {
-    /// Ends chromedriver (and with it Chromium) even when a test fails half-way.
+    /// Ends chromedriver and every Chromium process it started, even when a test fails
+    /// half-way: the process group, then anything still naming this browser's profile folder.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = &self.profile_dir;
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &self.profile_dir.0.display().to_string()])
+            .status();
     }
 }

@@ -1,5 +1,6 @@
 use cinelog_tests::browser::Browser;
-use cinelog_tests::{Backend, TestApp};
+use cinelog_tests::{Backend, TempDir, TestApp, settings_for};
+use fantoccini::key::Key;
 
 /// Signup → login → profiles (one kids) up to the limit → all in the picker → reload → still there.
 #[tokio::test]
@@ -123,6 +124,14 @@ async fn chromium_verifies_a_phone() {
         .await;
     browser.click(".profile-card").await;
     browser.wait_for_text("Hi, Me").await;
+    // The phone lives under Account, not on a profile's home.
+    assert!(
+        browser
+            .js("return !document.getElementById('phone');")
+            .await
+            == true
+    );
+    browser.click("#account-link").await;
     browser.type_into("#phone", "+14155550177").await;
     browser.click("#send-code-btn").await;
     browser.wait_for_text("We sent a code").await;
@@ -149,7 +158,6 @@ async fn chromium_verifies_a_phone() {
     }
     assert!(verified, "the read model never showed the phone verified");
     browser.client.refresh().await.expect("reload");
-    browser.click(".profile-card").await;
     browser.wait_for_text("Verified: +14155550177").await;
     browser.shot("phone-verified.png").await;
     browser.close().await;
@@ -461,7 +469,7 @@ async fn chromium_likes_titles_and_sees_why_recommendations_change() {
     assert!(page.contains("My List"), "{page}");
     browser.shot("recommendations.png").await;
     browser.click("#my-list-link").await;
-    browser.wait_for_text("My List").await;
+    browser.find("#my-list [data-title]").await;
     assert_eq!(
         browser
             .js("return [...document.querySelectorAll('#my-list [data-title]')].map(e => e.dataset.title);")
@@ -706,6 +714,229 @@ async fn chromium_drives_the_audit_console() {
         )
         .await;
     browser.shot("audit-verify.png").await;
+    browser.close().await;
+    app.stop();
+}
+
+/// Every screen has a URL. A link opened signed out survives signing in (submitted with Enter);
+/// a reload keeps the screen and the profile; a search typed (no button) runs and shows in the
+/// URL; Back and Forward walk the screens; a server restart under the open page shows
+/// "Reconnecting…", and the page comes back on the same screen and works.
+#[tokio::test]
+async fn chromium_screens_have_urls_that_reload_go_back_and_survive_a_restart() {
+    let dir = TempDir::new();
+    let mut settings = settings_for(Backend::Sqlite, &dir).await;
+    let app = TestApp::spawn_with(settings.clone(), dir, Default::default()).await;
+    let (token, _) = app.signup_login("ivy@example.com").await;
+    app.profile(&token, serde_json::json!({"name": "Ivy"}))
+        .await;
+    let browser = Browser::start().await;
+    let on = |url: &str, marker: &str| {
+        format!(
+            "return location.pathname + location.search === {url:?} && !!document.querySelector({marker:?});"
+        )
+    };
+    let title_is = |name: &str| format!("[id='title-name'][data-name={name:?}]");
+
+    browser
+        .client
+        .goto(&app.url("/title/ironbark-pass"))
+        .await
+        .expect("open a title's link");
+    browser.find("#password").await;
+    browser.type_into("#email", "ivy@example.com").await;
+    browser
+        .type_into(
+            "#password",
+            &format!("Corr3ct-horse-battery{}", char::from(Key::Enter)),
+        )
+        .await;
+    browser.find("[data-profile='Ivy']").await;
+    browser
+        .wait_until(
+            "the picker has its URL",
+            &on("/profiles", "[data-profile='Ivy']"),
+        )
+        .await;
+    browser.click("[data-profile='Ivy']").await;
+    browser
+        .wait_until(
+            "the link opened before signing in opens after picking the profile",
+            &on("/title/ironbark-pass", &title_is("Ironbark Pass")),
+        )
+        .await;
+
+    browser.js("window.beforeReload = true; return true;").await;
+    browser.client.refresh().await.expect("reload");
+    browser
+        .wait_until(
+            "the same title, for the same profile, after a reload",
+            &format!(
+                "return !window.beforeReload && {}",
+                on("/title/ironbark-pass", &title_is("Ironbark Pass"))
+                    .trim_start_matches("return ")
+            ),
+        )
+        .await;
+
+    browser.click("#back-home").await;
+    browser
+        .wait_until("home has its URL", &on("/browse", "#search"))
+        .await;
+    browser
+        .find("#search")
+        .await
+        .send_keys("tin")
+        .await
+        .expect("type a search");
+    let results = "#search-results [data-title='tin-foxes']";
+    browser
+        .wait_until(
+            "the search runs as it is typed and shows in the URL",
+            &on("/search?q=tin", results),
+        )
+        .await;
+    browser.shot("search.png").await;
+    browser.click(&format!("{results} .card-open")).await;
+    browser
+        .wait_until(
+            "the second title",
+            &on("/title/tin-foxes", &title_is("Tin Foxes")),
+        )
+        .await;
+    browser.client.back().await.expect("back");
+    browser
+        .wait_until(
+            "Back returns to the search, its field filled",
+            &format!(
+                "return document.getElementById('search')?.value === 'tin' && {}",
+                on("/search?q=tin", results).trim_start_matches("return ")
+            ),
+        )
+        .await;
+    browser.client.back().await.expect("back");
+    browser
+        .wait_until(
+            "Back again returns to the first title",
+            &on("/title/ironbark-pass", &title_is("Ironbark Pass")),
+        )
+        .await;
+    browser.client.forward().await.expect("forward");
+    browser
+        .wait_until(
+            "Forward returns to the search",
+            &on("/search?q=tin", results),
+        )
+        .await;
+
+    // The server stops under the open page, and a new one starts on the same address.
+    app.stop();
+    browser.find("#reconnecting").await;
+    browser.shot("reconnecting.png").await;
+    while !app.running.server.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    settings.addr = app.running.addr;
+    let again = TestApp::spawn_with(settings, app.dir, Default::default()).await;
+    browser
+        .wait_until(
+            "the page reconnects on the same screen",
+            &format!(
+                "return !document.getElementById('reconnecting') && {}",
+                on("/search?q=tin", results).trim_start_matches("return ")
+            ),
+        )
+        .await;
+    browser.click(&format!("{results} .card-open")).await;
+    browser
+        .wait_until(
+            "the reconnected page answers clicks",
+            &on("/title/tin-foxes", &title_is("Tin Foxes")),
+        )
+        .await;
+    browser.close().await;
+    again.stop();
+}
+
+/// However the player is left — the top bar's Profiles link, signing out — its session stops
+/// at once: a Basic viewer (one screen) can start playing again straight away.
+#[tokio::test]
+async fn chromium_leaving_the_player_any_way_stops_its_session() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("solo@example.com").await;
+    let pid = app
+        .profile(&token, serde_json::json!({"name": "Solo"}))
+        .await;
+    app.subscribe(&token, "basic").await;
+    let browser = Browser::start().await;
+    let title = "the-lantern-keeper-of-brackwater";
+    let plays = "const v = document.getElementById('player'); return !!v && v.currentTime > 1;";
+    // Another screen starting the title answers 2xx once the browser's session has stopped.
+    let screen_is_free = || async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let other = app
+                .post(
+                    &format!("/api/profiles/{pid}/playback"),
+                    serde_json::json!({"title_id": title}),
+                    Some(&token),
+                )
+                .await;
+            if other.status.is_success() {
+                let sid = other.body["session_id"]
+                    .as_str()
+                    .expect("session id")
+                    .to_string();
+                let stopped = app
+                    .post(
+                        &format!("/api/playback/{sid}/stop"),
+                        serde_json::json!({"position_secs": 0}),
+                        Some(&token),
+                    )
+                    .await;
+                assert!(stopped.status.is_success(), "{:?}", stopped.body);
+                return;
+            }
+            assert_eq!(
+                other.error_code(),
+                "stream_limit_reached",
+                "{:?}",
+                other.body
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the browser's playback session was never stopped"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+
+    browser
+        .sign_in(&app.url("/"), "solo@example.com", "Corr3ct-horse-battery")
+        .await;
+    browser.click("[data-profile='Solo']").await;
+    browser.find("#search").await;
+    browser
+        .client
+        .goto(&app.url(&format!("/watch/{title}")))
+        .await
+        .expect("open the player's URL");
+    browser.wait_until("the video plays", plays).await;
+    browser.click("#profiles-link").await;
+    browser.find("[data-profile='Solo']").await;
+    screen_is_free().await;
+
+    browser.click("[data-profile='Solo']").await;
+    browser.find("#search").await;
+    browser
+        .client
+        .goto(&app.url(&format!("/watch/{title}")))
+        .await
+        .expect("open the player's URL");
+    browser.wait_until("the video plays again", plays).await;
+    browser.click("#logout-btn").await;
+    browser.find("#password").await;
+    screen_is_free().await;
     browser.close().await;
     app.stop();
 }

@@ -7,6 +7,9 @@ use crate::pages::{Screen, authed};
 use dioxus::prelude::*;
 use serde_json::Value;
 
+/// How long typing must pause before the search runs.
+const SEARCH_DEBOUNCE_MS: u64 = 300;
+
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
 }
@@ -23,10 +26,37 @@ pub fn Browse(
     api: Api,
     session: Signal<Option<Session>>,
     profile: Profile,
+    /// The search showing, from the URL (empty for none).
+    query: String,
     screen: Signal<Screen>,
 ) -> Element {
-    let mut search = use_signal(String::new);
-    let mut submitted = use_signal(String::new);
+    // What the field holds; the search itself is the screen's (and so the URL's) query, set
+    // a moment after typing stops, at once on Enter.
+    let mut search = use_signal(|| query.clone());
+    let mut submitted = use_signal(|| query.clone());
+    use_effect(use_reactive!(|query| {
+        if *submitted.peek() != query {
+            submitted.set(query.clone());
+        }
+        // Back or Forward to another search: the field shows it too.
+        if *search.peek() != query {
+            search.set(query.clone());
+            let js = format!(
+                "const f = document.getElementById('search'); if (f) f.value = {}; return true;",
+                Value::String(query)
+            );
+            spawn(async move {
+                let _ = document::eval(&js).join::<bool>().await;
+            });
+        }
+    }));
+    let mut typed_at = use_signal(|| 0_u64);
+    let search_profile = profile.clone();
+    let run_search = use_callback(move |q: String| {
+        if *submitted.peek() != q {
+            screen.set(Screen::Search(search_profile.clone(), q));
+        }
+    });
     let taste_at = use_taste_at();
     let pid = profile.profile_id.clone();
 
@@ -117,9 +147,20 @@ pub fn Browse(
     rsx! {
         div { class: "search",
             input { id: "search", r#type: "search", placeholder: "Titles, genres, stories…", maxlength: "200",
-                oninput: move |e| search.set(e.value()),
-                onkeydown: move |e| if e.key() == Key::Enter { submitted.set(search()) } }
-            button { id: "search-btn", class: "primary", onclick: move |_| submitted.set(search()), "Search" }
+                "aria-label": "Search titles", initial_value: "{query}",
+                oninput: move |e| {
+                    search.set(e.value());
+                    let stamp = typed_at() + 1;
+                    typed_at.set(stamp);
+                    spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(SEARCH_DEBOUNCE_MS)).await;
+                        if *typed_at.peek() == stamp {
+                            run_search(search.peek().clone());
+                        }
+                    });
+                },
+                onkeydown: move |e| if e.key() == Key::Enter { typed_at += 1; run_search(search()) } }
+            button { id: "search-btn", class: "primary", onclick: move |_| { typed_at += 1; run_search(search()) }, "Search" }
         }
         if let Some(page) = found {
             section { class: "row", id: "search-results",

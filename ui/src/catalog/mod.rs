@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use browse::Browse;
 pub use my_list::MyListPage;
-pub use player::PlayerPage;
+pub use player::{PlayerPage, Playing};
 pub use title::TitlePage;
 
 fn text(v: &Value, key: &str) -> String {

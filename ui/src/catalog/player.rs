@@ -5,6 +5,9 @@ use crate::api::{Api, Failure, Profile, Session};
 use crate::pages::{Screen, authed};
 use dioxus::prelude::*;
 use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 /// Seconds between progress reports while playing.
 const HEARTBEAT_SECS: u64 = 5;
@@ -16,6 +19,66 @@ fn playback_problem(f: &Failure) -> String {
         "stream_limit_reached" => "You're already watching on as many screens as your plan allows. Stop playback on another screen, or upgrade your plan.".into(),
         "maturity_blocked" => "This title is not available for this profile.".into(),
         _ => f.message.clone(),
+    }
+}
+
+/// How to end the playback session showing: kept by the app so that every way out of the
+/// player (a link, signing out, closing the tab) stops it and keeps the position.
+#[derive(Clone, Default)]
+pub struct Playing(Rc<RefCell<Option<PlaybackExit>>>);
+
+impl Playing {
+    /// The open session's exit, which then belongs to the caller.
+    pub fn take(&self) -> Option<PlaybackExit> {
+        self.0.borrow_mut().take()
+    }
+
+    fn open(&self, exit: PlaybackExit) {
+        *self.0.borrow_mut() = Some(exit);
+    }
+}
+
+/// An open playback session and where it is: enough to stop it from anywhere.
+#[derive(Clone)]
+pub struct PlaybackExit {
+    api: Api,
+    session_id: String,
+    at: Arc<Mutex<f64>>,
+    /// The latest access token seen while playing, for a stop after the page is gone.
+    token: Arc<Mutex<String>>,
+}
+
+impl PlaybackExit {
+    fn at(&self) -> f64 {
+        self.at.lock().map(|a| *a).unwrap_or(0.0)
+    }
+
+    fn moved_to(&self, secs: f64) {
+        if let Ok(mut at) = self.at.lock() {
+            *at = secs;
+        }
+    }
+
+    fn last_token(&self) -> String {
+        self.token.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn saw_token(&self, token: &str) {
+        if let Ok(mut t) = self.token.lock() {
+            token.clone_into(&mut t);
+        }
+    }
+
+    /// Stops the session at its last known position.
+    pub async fn finish(self, token: &str) {
+        let at = self.at();
+        if let Err(f) = self
+            .api
+            .playback_progress(token, &self.session_id, at, true)
+            .await
+        {
+            tracing::debug!(code = %f.code, "could not stop a playback session");
+        }
     }
 }
 
@@ -33,6 +96,16 @@ pub fn PlayerPage(
     let mut started = use_signal(|| None::<Value>);
     let mut problem = use_signal(|| None::<String>);
     let mut playing_at = use_signal(String::new);
+    let playing = use_context::<Playing>();
+
+    // However the player is left, its session stops at the last position seen.
+    let dropped = playing.clone();
+    use_drop(move || {
+        if let Some(exit) = dropped.take() {
+            let token = exit.last_token();
+            tokio::spawn(async move { exit.finish(&token).await });
+        }
+    });
 
     let play_api = api.clone();
     let (pid, tid, eid) = (
@@ -40,8 +113,10 @@ pub fn PlayerPage(
         title_id.clone(),
         episode_id.clone(),
     );
+    let play_playing = playing.clone();
     use_future(move || {
         let (api, pid, tid, eid) = (play_api.clone(), pid.clone(), tid.clone(), eid.clone());
+        let playing = play_playing.clone();
         async move {
             let opened = authed(&api, session, screen, |t| {
                 let (api, pid, tid, eid) = (api.clone(), pid.clone(), tid.clone(), eid.clone());
@@ -56,6 +131,21 @@ pub fn PlayerPage(
                 }
             };
             started.set(Some(s.clone()));
+            let exit = PlaybackExit {
+                api: api.clone(),
+                session_id: text(&s, "session_id"),
+                at: Arc::new(Mutex::new(
+                    s["resume_position_secs"].as_f64().unwrap_or(0.0),
+                )),
+                token: Arc::new(Mutex::new(
+                    session
+                        .peek()
+                        .as_ref()
+                        .map(|s| s.access_token.clone())
+                        .unwrap_or_default(),
+                )),
+            };
+            playing.open(exit.clone());
             let attach = format!(
                 r#"const url = {url}; const resume = {resume};
                 for (let i = 0; i < 100 && !document.getElementById('player'); i++) await new Promise(r => setTimeout(r, 50));
@@ -71,9 +161,27 @@ pub fn PlayerPage(
                 resume = s["resume_position_secs"].as_f64().unwrap_or(0.0),
             );
             let _ = document::eval(&attach).join::<bool>().await;
+            // The video's position, sent each second while it changes, so a stop from anywhere
+            // keeps it.
+            let tracked = exit.clone();
+            spawn(async move {
+                let mut moves = document::eval(
+                    "const v = document.getElementById('player'); let last = -1;
+                     const timer = setInterval(() => {
+                       if (!document.body.contains(v)) { clearInterval(timer); return; }
+                       if (v.currentTime !== last) { last = v.currentTime; dioxus.send(last); }
+                     }, 1000);",
+                );
+                while let Ok(at) = moves.recv::<f64>().await {
+                    tracked.moved_to(at);
+                }
+            });
             let sid = text(&s, "session_id");
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECS)).await;
+                if let Some(s) = session.peek().as_ref() {
+                    exit.saw_token(&s.access_token);
+                }
                 let now: Value = document::eval(
                     "const v = document.getElementById('player'); const h = window.cinelogHls;
                      const level = h && h.levels && h.levels[h.currentLevel];
@@ -86,6 +194,7 @@ pub fn PlayerPage(
                     playing_at.set(format!("{h}p"));
                 }
                 let at = now["at"].as_f64().unwrap_or(0.0);
+                exit.moved_to(at);
                 let beat = authed(&api, session, screen, |t| {
                     let (api, sid) = (api.clone(), sid.clone());
                     async move { api.playback_progress(&t, &sid, at, false).await }
@@ -102,6 +211,7 @@ pub fn PlayerPage(
                     )
                     .join::<bool>()
                     .await;
+                    playing.take();
                     problem.set(Some(playback_problem(&f)));
                     return;
                 }
@@ -109,25 +219,28 @@ pub fn PlayerPage(
         }
     });
 
-    let leave_api = api.clone();
+    let leave_playing = playing.clone();
     let back_profile = profile.clone();
     let back_title = title_id.clone();
     let leave = move |_| {
-        let (api, profile, title) = (leave_api.clone(), back_profile.clone(), back_title.clone());
+        let (profile, title) = (back_profile.clone(), back_title.clone());
+        let playing = leave_playing.clone();
         spawn(async move {
-            if let Some(s) = started() {
+            if let Some(exit) = playing.take() {
                 let at: f64 = document::eval(
-                    "const v = document.getElementById('player'); const at = v ? v.currentTime : 0;
-                     if (window.cinelogHls) { window.cinelogHls.destroy(); window.cinelogHls = null; }
-                     return at;",
+                    "const v = document.getElementById('player'); return v ? v.currentTime : 0;",
                 )
                 .join()
                 .await
                 .unwrap_or(0.0);
-                let sid = text(&s, "session_id");
-                let _ = authed(&api, session, screen, |t| {
-                    let (api, sid) = (api.clone(), sid.clone());
-                    async move { api.playback_progress(&t, &sid, at, true).await }
+                exit.moved_to(at);
+                let _ = authed(&exit.api, session, screen, |t| {
+                    let exit = exit.clone();
+                    async move {
+                        exit.api
+                            .playback_progress(&t, &exit.session_id, exit.at(), true)
+                            .await
+                    }
                 })
                 .await;
             }

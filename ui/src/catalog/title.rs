@@ -107,7 +107,7 @@ pub fn TitlePage(
         article { class: "title-page",
             img { class: "poster", src: "{poster}", alt: "{name}" }
             div { class: "title-info",
-                h1 { id: "title-name", "{name}" }
+                h1 { id: "title-name", "data-name": "{name}", "{name}" }
                 p { class: "muted", "{facts}" }
                 if !text(&t, "tagline").is_empty() {
                     p { class: "tagline", "{text(&t, \"tagline\")}" }
@@ -142,8 +142,8 @@ pub fn TitlePage(
                                 {
                                     let eid = format!("s{}e{}", s["number"], e["number"]);
                                     rsx! {
-                                        li { key: "{eid}",
-                                            span { class: "ep-title", "{e[\"number\"]}. {text(&e, \"title\")}" }
+                                        li { key: "{eid}", value: "{e[\"number\"]}",
+                                            span { class: "ep-title", "{text(&e, \"title\")}" }
                                             span { class: "muted", " {e[\"runtime_mins\"]} min" }
                                             if playable {
                                                 button { class: "link play-episode", id: "play-{eid}", onclick: play(Some(eid.clone())), "▶ Play" }

@@ -1,5 +1,6 @@
 //! The account page: the subscription and its payments, and deleting the account.
 
+use super::phone::PhoneCard;
 use super::{Screen, authed, save_session};
 use crate::api::{Api, Session, SubscriptionChange};
 use dioxus::prelude::*;
@@ -52,6 +53,24 @@ enum Act {
     Choose(String),
     Cancel,
     Resume,
+}
+
+/// "1 screen", "2 screens".
+fn screens(n: u64) -> String {
+    if n == 1 {
+        "1 screen at a time".into()
+    } else {
+        format!("{n} screens at a time")
+    }
+}
+
+/// A plan's id as its name reads: `premium` → `Premium`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The subscription: status, plan, next billing date, payments; plans to choose, change, cancel.
@@ -205,7 +224,7 @@ pub(super) fn AccountPage(
                             p { id: "next-billing", "Next billing date: {period_end}" }
                         }
                         if let Some(p) = pending.clone() {
-                            p { class: "muted", "Changes to {p} on {period_end}." }
+                            p { class: "muted", "Changes to {capitalized(&p)} on {period_end}." }
                         }
                         if !canceling {
                             button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: { let act = act.clone(); move |_| act(Act::Cancel, true) }, "Cancel subscription" }
@@ -240,7 +259,7 @@ pub(super) fn AccountPage(
                                 div { key: "{id}", class: if is_current { "card plan current" } else { "card plan" }, "data-plan": "{id}",
                                     h2 { "{name}" }
                                     p { class: "price", "{plan[\"price\"].as_str().unwrap_or(\"\")} {plan[\"currency\"].as_str().unwrap_or(\"\").to_uppercase()} / month" }
-                                    p { "Up to {plan[\"max_quality\"]}p · {plan[\"concurrent_streams\"]} screen(s)" }
+                                    p { "Up to {plan[\"max_quality\"]}p · {screens(plan[\"concurrent_streams\"].as_u64().unwrap_or(1))}" }
                                     if is_current {
                                         p { class: "badge", "Your plan" }
                                     } else {
@@ -263,7 +282,7 @@ pub(super) fn AccountPage(
                             for (i, p) in payments.iter().enumerate() {
                                 tr { key: "{i}",
                                     td { "{day(&p[\"at\"])}" }
-                                    td { "{p[\"plan\"].as_str().unwrap_or(\"\")}" }
+                                    td { "{capitalized(p[\"plan\"].as_str().unwrap_or(\"\"))}" }
                                     td { "{money(p[\"amount\"].as_i64(), &p[\"currency\"])}" }
                                     td { "{p[\"outcome\"].as_str().unwrap_or(\"\")}" }
                                 }
@@ -275,6 +294,7 @@ pub(super) fn AccountPage(
             if let Some(msg) = error() {
                 p { class: "error", role: "alert", "{msg}" }
             }
+            PhoneCard { api: api.clone(), session, screen }
             DeleteAccount { api: api.clone(), session, screen }
         }
     }

@@ -6,18 +6,22 @@ mod home;
 mod phone;
 mod profiles;
 mod reset_password;
+pub(crate) mod route;
 mod sign_in;
 
 use crate::api::{Api, Failure, Profile, Session};
-use crate::catalog::{MyListPage, PlayerPage, TasteAt, TitlePage};
+use crate::catalog::{MyListPage, PlayerPage, Playing, TasteAt, TitlePage};
 use account::AccountPage;
 use dioxus::prelude::*;
 use home::Home;
 use profiles::ProfilePicker;
 use reset_password::ResetForm;
+use route::{Route, screen_for, url_of};
 use sign_in::AuthForm;
 
 const STORAGE_KEY: &str = "cinelog.session";
+/// The profile picked last in this browser, so a reload or a link opens the same profile.
+const PROFILE_KEY: &str = "cinelog.profile";
 
 /// What [`App`] is started with.
 #[derive(Props, Clone, PartialEq)]
@@ -27,7 +31,7 @@ pub struct AppProps {
 }
 
 /// The screen showing, with what it needs to open.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Screen {
     Loading,
     SignedOut,
@@ -35,6 +39,8 @@ pub(crate) enum Screen {
     Reset(String),
     Profiles,
     Home(Profile),
+    /// Home with a search's results.
+    Search(Profile, String),
     /// The subscription page, read at (at least) this log position.
     Account(i64),
     /// A title's page.
@@ -68,6 +74,62 @@ async fn load_session() -> Option<Session> {
             .await
             .ok()?;
     serde_json::from_str(&raw?).ok()
+}
+
+impl Screen {
+    /// The profile this screen is for, if it is a profile's screen.
+    fn profile(&self) -> Option<&Profile> {
+        match self {
+            Screen::Home(p)
+            | Screen::Search(p, _)
+            | Screen::Title(p, _)
+            | Screen::Player(p, ..)
+            | Screen::MyList(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Where a signed-out viewer was going: opened after signing in (and picking a profile).
+#[derive(Clone, Copy)]
+pub(crate) struct Pending(pub Signal<Option<Route>>);
+
+/// The screen a viewer who just signed in goes to: the link they came by, or the picker.
+pub(crate) fn after_sign_in(mut pending: Signal<Option<Route>>) -> Screen {
+    match pending.take() {
+        Some(route @ (Route::Account(_) | Route::Dashboard | Route::Audit)) => {
+            screen_for(route, None)
+        }
+        other => {
+            pending.set(other);
+            Screen::Profiles
+        }
+    }
+}
+
+/// The screen a viewer goes to on picking `profile`: the link they came by, or home.
+pub(crate) fn after_pick(mut pending: Signal<Option<Route>>, profile: Profile) -> Screen {
+    let route = pending.take().filter(Route::needs_profile);
+    screen_for(route.unwrap_or(Route::Browse), Some(profile))
+}
+
+async fn js_string(js: &str) -> Option<String> {
+    document::eval(js)
+        .join::<Option<String>>()
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn remember_profile(id: Option<&str>) {
+    let js = match id {
+        Some(id) => format!(
+            "localStorage.setItem({PROFILE_KEY:?}, {}); return true;",
+            serde_json::Value::String(id.into())
+        ),
+        None => format!("localStorage.removeItem({PROFILE_KEY:?}); return true;"),
+    };
+    let _ = document::eval(&js).join::<bool>().await;
 }
 
 /// Calls the API as the signed-in viewer. An expired access token is refreshed once (and the new
@@ -117,33 +179,26 @@ pub fn App(props: AppProps) -> Element {
     let taste_at = use_signal(|| 0_i64);
     use_context_provider(|| TasteAt(taste_at));
 
+    let pending = use_signal(|| None::<Route>);
+    use_context_provider(|| Pending(pending));
+    let playing = use_context_provider(Playing::default);
+    // The URL the address bar shows; set before a screen change that came from the address
+    // bar itself so that change is not pushed again.
+    let mut shown = use_signal(String::new);
+    let mut replace_next = use_signal(|| false);
+
     let restore = api.clone();
     use_future(move || {
         let api = restore.clone();
         async move {
-            // A link from a password-reset email opens the reset form; coming back from a payment
-            // provider's checkout opens the account page at the position its answer was recorded
-            // at. The address bar is left clean. (Read from the whole address: the LiveView glue
-            // may rewrite `location.search` while the page starts.)
-            let landing: serde_json::Value = document::eval(
-                "const p = n => { const m = location.href.match(new RegExp('[?&]' + n + '=([^&#]*)')); return m ? decodeURIComponent(m[1]) : null; };
-                 const r = { reset: p('reset'), checkout: p('checkout'), position: p('position') };
-                 if (r.reset || r.checkout) history.replaceState(null, '', '/');
-                 return r;",
-            )
-            .join()
-            .await
-            .unwrap_or_default();
-            if let Some(token) = landing["reset"].as_str() {
-                screen.set(Screen::Reset(token.to_string()));
+            let landing = js_string("return location.pathname + location.search;")
+                .await
+                .unwrap_or_default();
+            let route = Route::parse(&landing);
+            if let Route::Reset(token) = route {
+                screen.set(Screen::Reset(token));
                 return;
             }
-            let checkout = landing["checkout"].as_str().map(|_| {
-                landing["position"]
-                    .as_str()
-                    .and_then(|p| p.parse::<i64>().ok())
-                    .unwrap_or(0)
-            });
             // A stored session resumes: its access token if still good, else one refresh.
             let resumed = match load_session().await {
                 Some(s) if api.profiles(&s.access_token, 0).await.is_ok() => Some(s),
@@ -151,23 +206,105 @@ pub fn App(props: AppProps) -> Element {
                 None => None,
             };
             save_session(resumed.as_ref()).await;
-            screen.set(match (&resumed, checkout) {
-                (Some(_), Some(position)) => Screen::Account(position),
-                (Some(_), None) => Screen::Profiles,
-                (None, _) => Screen::SignedOut,
-            });
-            session.set(resumed);
+            let Some(s) = resumed else {
+                let mut pending = pending;
+                pending.set(Some(route));
+                screen.set(Screen::SignedOut);
+                return;
+            };
+            let profile = if route.needs_profile() {
+                let id = js_string(&format!("return localStorage.getItem({PROFILE_KEY:?});")).await;
+                match (id, api.profiles(&s.access_token, 0).await) {
+                    (Some(id), Ok(list)) => list.into_iter().find(|p| p.profile_id == id),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if profile.is_none() && route.needs_profile() {
+                let mut pending = pending;
+                pending.set(Some(route.clone()));
+            }
+            session.set(Some(s));
+            screen.set(screen_for(route, profile));
+        }
+    });
+
+    // The address bar follows the screen: a new screen adds a history entry; refining a search,
+    // or settling the first screen of a page, replaces it.
+    let mut remembered = use_signal(String::new);
+    use_effect(move || {
+        let current = screen();
+        if let Some(p) = current.profile()
+            && *remembered.peek() != p.profile_id
+        {
+            let id = p.profile_id.clone();
+            remembered.set(id.clone());
+            spawn(async move { remember_profile(Some(&id)).await });
+        }
+        let Some(url) = url_of(&current) else {
+            return;
+        };
+        let before = shown.peek().clone();
+        if before == url {
+            return;
+        }
+        let mut js = String::new();
+        if !url.starts_with("/watch/") {
+            // Off the player, its stream stops loading.
+            js.push_str(
+                "if (window.cinelogHls) { window.cinelogHls.destroy(); window.cinelogHls = null; }",
+            );
+        }
+        let replace = route::replaces(&before, &url) || *replace_next.peek();
+        replace_next.set(false);
+        shown.set(url.clone());
+        js += &format!(
+            "window.cinelogGo({}, {replace}); return true;",
+            serde_json::Value::String(url)
+        );
+        spawn(async move {
+            let _ = document::eval(&js).join::<bool>().await;
+        });
+    });
+
+    // Back and Forward open the screen the URL names, with the profile showing (or last shown).
+    use_future(move || async move {
+        let mut moves = document::eval(
+            "window.addEventListener('popstate', () => dioxus.send(location.pathname + location.search));",
+        );
+        let mut last_profile: Option<Profile> = None;
+        while let Ok(url) = moves.recv::<String>().await {
+            if let Some(p) = screen.peek().profile() {
+                last_profile = Some(p.clone());
+            }
+            let route = Route::parse(&url);
+            shown.set(url);
+            replace_next.set(true);
+            if session.peek().is_none() {
+                let mut pending = pending;
+                pending.set(Some(route));
+                screen.set(Screen::SignedOut);
+            } else {
+                screen.set(screen_for(route, last_profile.clone()));
+            }
         }
     });
 
     let sign_out_api = api.clone();
     let sign_out = move |_| {
-        let api = sign_out_api.clone();
+        let (api, playing) = (sign_out_api.clone(), playing.clone());
         spawn(async move {
             if let Some(s) = session() {
+                // Playback ends (and its position is kept) while the token still works.
+                if let Some(exit) = playing.take() {
+                    exit.finish(&s.access_token).await;
+                }
                 let _ = api.logout(&s.access_token).await;
             }
             save_session(None).await;
+            remember_profile(None).await;
+            remembered.set(String::new());
             session.set(None);
             screen.set(Screen::SignedOut);
         });
@@ -178,7 +315,14 @@ pub fn App(props: AppProps) -> Element {
         Screen::SignedOut => rsx! { AuthForm { api: api.clone(), session, screen } },
         Screen::Reset(token) => rsx! { ResetForm { api: api.clone(), token, screen } },
         Screen::Profiles => rsx! { ProfilePicker { api: api.clone(), session, screen } },
-        Screen::Home(profile) => rsx! { Home { api: api.clone(), session, profile, screen } },
+        // One arm for both, so typing a search keeps the same page (and the field's focus).
+        Screen::Home(profile) | Screen::Search(profile, _) => {
+            let query = match screen() {
+                Screen::Search(_, q) => q,
+                _ => String::new(),
+            };
+            rsx! { Home { api: api.clone(), session, profile, query, screen } }
+        }
         Screen::Account(position) => {
             rsx! { AccountPage { api: api.clone(), session, screen, position } }
         }

@@ -1,6 +1,6 @@
 //! The profile picker: "Who's watching?", and adding a profile.
 
-use super::{Screen, authed};
+use super::{Pending, Screen, after_pick, authed};
 use crate::api::{Api, Profile, Session};
 use dioxus::prelude::*;
 
@@ -18,6 +18,7 @@ pub(super) fn ProfilePicker(
     let mut name = use_signal(String::new);
     let mut kids = use_signal(|| false);
     let mut busy = use_signal(|| false);
+    let pending = use_context::<Pending>().0;
 
     let load_api = api.clone();
     let profiles = use_resource(move || {
@@ -39,9 +40,12 @@ pub(super) fn ProfilePicker(
         }
     });
 
-    let create = move |_| {
+    let create = use_callback(move |()| {
         let api = api.clone();
         spawn(async move {
+            if busy() || name().trim().is_empty() {
+                return;
+            }
             busy.set(true);
             error.set(None);
             let (new_name, new_kids) = (name(), kids());
@@ -69,7 +73,7 @@ pub(super) fn ProfilePicker(
             }
             busy.set(false);
         });
-    };
+    });
 
     let list = profiles().flatten().unwrap_or_default();
     let count = list.len();
@@ -78,19 +82,20 @@ pub(super) fn ProfilePicker(
             h1 { "Who's watching?" }
             div { class: "profiles",
                 for p in list {
-                    ProfileCard { key: "{p.profile_id}", profile: p.clone(), on_pick: move |p| screen.set(Screen::Home(p)) }
+                    ProfileCard { key: "{p.profile_id}", profile: p.clone(), on_pick: move |p| screen.set(after_pick(pending, p)) }
                 }
             }
             if count < MAX_PROFILES {
                 div { class: "card add-profile",
                     h2 { "Add a profile" }
                     label { r#for: "profile-name", "Name" }
-                    input { id: "profile-name", maxlength: "40", oninput: move |e| name.set(e.value()) }
+                    input { id: "profile-name", maxlength: "40", oninput: move |e| name.set(e.value()),
+                        onkeydown: move |e| if e.key() == Key::Enter { create(()) } }
                     label { class: "check",
                         input { id: "profile-kids", r#type: "checkbox", checked: kids(), onchange: move |e| kids.set(e.checked()) }
                         " Kids profile (only titles rated for children)"
                     }
-                    button { id: "add-profile-btn", class: "primary", disabled: busy() || name().trim().is_empty(), onclick: create, "Add profile" }
+                    button { id: "add-profile-btn", class: "primary", disabled: busy() || name().trim().is_empty(), onclick: move |_| create(()), "Add profile" }
                     p { class: "muted", "{count} of {MAX_PROFILES} profiles" }
                 }
             } else {

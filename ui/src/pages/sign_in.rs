@@ -1,6 +1,6 @@
 //! Signing in or creating an account, and asking for a password-reset link.
 
-use super::{Screen, save_session};
+use super::{Pending, Screen, after_sign_in, save_session};
 use crate::api::{Api, Session};
 use dioxus::prelude::*;
 
@@ -17,6 +17,7 @@ pub(super) fn AuthForm(
     let mut error = use_signal(|| None::<String>);
     let mut busy = use_signal(|| false);
     let mut notice = use_signal(|| None::<String>);
+    let pending = use_context::<Pending>().0;
 
     let forgot_api = api.clone();
     let forgot = move |_| {
@@ -39,9 +40,12 @@ pub(super) fn AuthForm(
         });
     };
 
-    let submit = move |_| {
+    let submit = use_callback(move |()| {
         let api = api.clone();
         spawn(async move {
+            if busy() {
+                return;
+            }
             busy.set(true);
             error.set(None);
             let (e, p) = (email(), password());
@@ -58,7 +62,7 @@ pub(super) fn AuthForm(
                 Ok(s) => {
                     save_session(Some(&s)).await;
                     session.set(Some(s));
-                    screen.set(Screen::Profiles);
+                    screen.set(after_sign_in(pending));
                 }
                 Err(f) if f.code == "email_taken" => error.set(Some(
                     "That email already has an account. Sign in instead.".into(),
@@ -70,7 +74,7 @@ pub(super) fn AuthForm(
             }
             busy.set(false);
         });
-    };
+    });
 
     let (title, action, switch_text) = if creating() {
         (
@@ -86,16 +90,18 @@ pub(super) fn AuthForm(
         section { class: "card auth",
             h1 { "{title}" }
             label { r#for: "email", "Email" }
-            input { id: "email", r#type: "email", autocomplete: "email", oninput: move |e| email.set(e.value()) }
+            input { id: "email", r#type: "email", autocomplete: "email", oninput: move |e| email.set(e.value()),
+                onkeydown: move |e| if e.key() == Key::Enter { submit(()) } }
             label { r#for: "password", "Password" }
-            input { id: "password", r#type: "password", autocomplete: if creating() { "new-password" } else { "current-password" }, oninput: move |e| password.set(e.value()) }
+            input { id: "password", r#type: "password", autocomplete: if creating() { "new-password" } else { "current-password" }, oninput: move |e| password.set(e.value()),
+                onkeydown: move |e| if e.key() == Key::Enter { submit(()) } }
             if creating() {
                 p { class: "hint", "At least 8 characters." }
             }
             if let Some(msg) = error() {
                 p { class: "error", role: "alert", "{msg}" }
             }
-            button { id: "submit-btn", class: "primary", disabled: busy(), onclick: submit, "{action}" }
+            button { id: "submit-btn", class: "primary", disabled: busy(), onclick: move |_| submit(()), "{action}" }
             button { id: "switch-mode", class: "link", onclick: move |_| { creating.toggle(); error.set(None); }, "{switch_text}" }
             if !creating() {
                 button { id: "forgot-btn", class: "link", disabled: busy(), onclick: forgot, "Forgot your password?" }
