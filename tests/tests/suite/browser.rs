@@ -940,3 +940,85 @@ async fn chromium_leaving_the_player_any_way_stops_its_session() {
     browser.close().await;
     app.stop();
 }
+
+/// The player screen names the title and the episode; at an episode's end a countdown leads to
+/// the next one, which then plays at the volume chosen before; leaving, the title page offers
+/// to resume that episode, with a bar of how much is watched.
+#[tokio::test]
+async fn chromium_player_names_the_episode_plays_the_next_and_offers_resume() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("binge@example.com").await;
+    app.profile(&token, serde_json::json!({"name": "Binge"}))
+        .await;
+    app.subscribe(&token, "standard").await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/"), "binge@example.com", "Corr3ct-horse-battery")
+        .await;
+    browser.click("[data-profile='Binge']").await;
+    browser.find("#search").await;
+    let series = "harbor-lights-detective-agency";
+    browser
+        .client
+        .goto(&app.url(&format!("/watch/{series}?episode=s1e1")))
+        .await
+        .expect("open an episode's URL");
+    browser
+        .wait_until(
+            "the player names the title and the episode",
+            "return document.getElementById('player-title')?.textContent === 'Harbor Lights Detective Agency'
+                 && document.getElementById('player-episode')?.textContent === 'S1:E1 · The Case of the Missing Gull';",
+        )
+        .await;
+    browser
+        .wait_until(
+            "the episode plays",
+            "const v = document.getElementById('player'); return !!v && v.currentTime > 1;",
+        )
+        .await;
+    browser
+        .js("document.getElementById('player').volume = 0.35; return true;")
+        .await;
+    browser.find("#up-next").await;
+    browser.shot("up-next.png").await;
+    assert!(
+        browser
+            .find("#up-next")
+            .await
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("Next: S1:E2 · Sand Castle Saboteur")
+    );
+    browser
+        .wait_until(
+            "the next episode plays after the countdown",
+            &format!(
+                "const v = document.getElementById('player');
+                 return location.pathname + location.search === '/watch/{series}?episode=s1e2'
+                   && document.getElementById('player-episode')?.textContent === 'S1:E2 · Sand Castle Saboteur'
+                   && !!v && v.currentTime > 0.5;"
+            ),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the volume chosen is kept",
+            "const v = document.getElementById('player'); return !!v && Math.abs(v.volume - 0.35) < 0.01;",
+        )
+        .await;
+    browser
+        .wait_until(
+            "the video has played a second of the new episode",
+            "const v = document.getElementById('player'); return !!v && v.currentTime > 1.5;",
+        )
+        .await;
+    browser.click("#leave-player").await;
+    let resume = browser.find("#resume-btn").await;
+    let label = resume.text().await.unwrap_or_default();
+    assert!(label.starts_with("▶ Resume S1:E2 at 0:0"), "{label}");
+    browser.find(".resume [role='progressbar']").await;
+    browser.shot("title-resume.png").await;
+    browser.close().await;
+    app.stop();
+}

@@ -1,22 +1,18 @@
 //! The catalogue rows on a profile's home.
 
 use super::card::Card;
-use super::{text, use_taste_at};
+use super::{clock, episode_label, text, use_taste_at};
 use crate::api::{Api, Profile, Session};
 use crate::pages::{Screen, authed};
 use dioxus::prelude::*;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// How long typing must pause before the search runs.
 const SEARCH_DEBOUNCE_MS: u64 = 300;
 
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn clock(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    format!("{}:{:02}", s / 60, s % 60)
 }
 
 /// Home: search, continue watching, recommendation rows with their reasons, My List, and a row
@@ -65,7 +61,9 @@ pub fn Browse(
     let personal = use_resource(move || {
         let (api, pid) = (personal_api.clone(), personal_pid.clone());
         async move {
-            let at = taste_at();
+            // Read once per visit: a rating given on a card here changes the card, not the
+            // rows above it, so the page does not jump; the rows follow on the next visit.
+            let at = *taste_at.peek();
             let get = |view: &'static str| {
                 let (api, pid) = (api.clone(), pid.clone());
                 async move {
@@ -87,7 +85,14 @@ pub fn Browse(
                 .cloned()
                 .unwrap_or_default();
             let list = get("list").await.as_array().cloned().unwrap_or_default();
-            (continuing, recs, list)
+            let ratings: HashMap<String, String> = get("ratings")
+                .await
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (text(r, "title_id"), text(r, "rating")))
+                .collect();
+            (continuing, recs, list, ratings)
         }
     });
 
@@ -141,7 +146,8 @@ pub fn Browse(
         }
     });
 
-    let (continuing, recs, list) = personal().unwrap_or_default();
+    let (continuing, recs, list, ratings) = personal().unwrap_or_default();
+    let rating = |t: &Value| ratings.get(t["id"].as_str().unwrap_or_default()).cloned();
     let rows = rows().unwrap_or_default();
     let found = results().flatten();
     rsx! {
@@ -170,7 +176,7 @@ pub fn Browse(
                 }
                 div { class: "grid",
                     for t in items(&page) {
-                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, rating: rating(&t), note: None }
                     }
                 }
             }
@@ -180,10 +186,14 @@ pub fn Browse(
                 h2 { "Continue watching" }
                 div { class: "strip",
                     for c in continuing {
-                        Card { key: "{c[\"title\"][\"id\"]}", api: api.clone(), session, title: c["title"].clone(), profile: profile.clone(), screen,
+                        Card { key: "{c[\"title\"][\"id\"]}", api: api.clone(), session, title: c["title"].clone(), profile: profile.clone(), screen, rating: rating(&c["title"]),
                             opens: Screen::Player(profile.clone(), text(&c["title"], "id"), c["episode_id"].as_str().map(str::to_string)),
+                            progress: {
+                                let (at, of) = (c["position_secs"].as_f64().unwrap_or(0.0), c["duration_secs"].as_f64().unwrap_or(0.0));
+                                (of > 0.0).then(|| (at / of).clamp(0.0, 1.0))
+                            },
                             note: Some(match c["episode_id"].as_str() {
-                                Some(e) => format!("{} · {}", e.to_uppercase(), clock(c["position_secs"].as_f64().unwrap_or(0.0))),
+                                Some(e) => format!("{} · {}", episode_label(e), clock(c["position_secs"].as_f64().unwrap_or(0.0))),
                                 None => format!("Resume at {}", clock(c["position_secs"].as_f64().unwrap_or(0.0))),
                             }) }
                     }
@@ -196,7 +206,7 @@ pub fn Browse(
                     h2 { "{text(&r, \"reason\")}" }
                     div { class: "strip",
                         for t in r["items"].as_array().cloned().unwrap_or_default() {
-                            Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen,
+                            Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, rating: rating(&t),
                                 note: t["reason"].as_str().map(str::to_string) }
                         }
                     }
@@ -208,7 +218,7 @@ pub fn Browse(
                 h2 { "My List" }
                 div { class: "strip",
                     for t in list {
-                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, rating: rating(&t), note: None }
                     }
                 }
             }
@@ -218,7 +228,7 @@ pub fn Browse(
                 h2 { "{genre}" }
                 div { class: "strip",
                     for t in titles {
-                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, note: None }
+                        Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, rating: rating(&t), note: None }
                     }
                 }
             }

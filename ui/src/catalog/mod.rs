@@ -21,6 +21,31 @@ fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
 }
 
+/// Minutes and seconds: `65.0` → `1:05`.
+fn clock(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// An episode id as viewers read it: `s1e2` → `S1:E2`.
+fn episode_label(id: &str) -> String {
+    match id.strip_prefix('s').and_then(|r| r.split_once('e')) {
+        Some((season, episode)) => format!("S{season}:E{episode}"),
+        None => id.to_uppercase(),
+    }
+}
+
+/// How much of a title has been watched, as a bar.
+#[component]
+fn Progress(done: f64) -> Element {
+    let pct = (done * 100.0).round();
+    rsx! {
+        div { class: "progress", role: "progressbar", "aria-label": "Watched", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "{pct}",
+            div { class: "progress-fill", style: "width: {pct}%" }
+        }
+    }
+}
+
 /// The position of the viewer's latest rating or list change, shared by every page so reads
 /// after a change wait for it.
 #[derive(Clone, Copy)]

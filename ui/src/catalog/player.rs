@@ -82,8 +82,81 @@ impl PlaybackExit {
     }
 }
 
-/// The player: hls.js on a video element, resuming where the profile left off, with a quality
-/// menu of the plan's renditions; reports progress while playing and when leaving.
+/// Seconds the next episode waits before it plays.
+const NEXT_EPISODE_SECS: u32 = 10;
+
+/// The episodes of a series in order, as `(id, "S1:E2 · Name")`.
+fn episodes(details: &Value) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for s in details["seasons"].as_array().into_iter().flatten() {
+        for e in s["episodes"].as_array().into_iter().flatten() {
+            all.push((
+                format!("s{}e{}", s["number"], e["number"]),
+                format!("S{}:E{} · {}", s["number"], e["number"], text(e, "title")),
+            ));
+        }
+    }
+    all
+}
+
+/// The video's events as the page reports them.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+enum VideoEvent {
+    /// Where the video is, each second while it moves.
+    At {
+        secs: f64,
+    },
+    /// The picture height now showing, after a quality switch.
+    Level {
+        height: u64,
+    },
+    Ended,
+}
+
+/// Attaches hls.js to the player and reports its events: the volume is the one the viewer
+/// chose last (sound on unless they muted it; muted only if the browser refuses sound).
+fn attach_script(url: &str, resume: f64) -> String {
+    format!(
+        r#"const url = {url}; const resume = {resume};
+        for (let i = 0; i < 100 && !document.getElementById('player'); i++) await new Promise(r => setTimeout(r, 50));
+        const video = document.getElementById('player');
+        if (window.cinelogHls) window.cinelogHls.destroy();
+        const hls = new Hls({{ startPosition: resume }});
+        window.cinelogHls = hls;
+        let keep = false;
+        const volume = localStorage.getItem('cinelog.volume');
+        if (volume !== null) video.volume = Number(volume);
+        video.muted = localStorage.getItem('cinelog.muted') === 'true';
+        video.addEventListener('volumechange', () => {{
+          if (!keep) return;
+          localStorage.setItem('cinelog.volume', String(video.volume));
+          localStorage.setItem('cinelog.muted', String(video.muted));
+        }});
+        hls.loadSource(url);
+        hls.attachMedia(video);
+        hls.on(Hls.Events.MANIFEST_PARSED, () => {{
+          video.play().then(() => {{ keep = true; }})
+            .catch(() => {{ video.muted = true; video.play().catch(() => {{}}).finally(() => {{ keep = true; }}); }});
+        }});
+        hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => {{
+          const level = hls.levels[d.level];
+          if (level) dioxus.send({{ kind: 'level', height: level.height }});
+        }});
+        video.addEventListener('ended', () => dioxus.send({{ kind: 'ended' }}));
+        let last = -1;
+        const timer = setInterval(() => {{
+          if (!document.body.contains(video)) {{ clearInterval(timer); return; }}
+          if (video.currentTime !== last) {{ last = video.currentTime; dioxus.send({{ kind: 'at', secs: last }}); }}
+        }}, 1000);"#,
+        url = Value::String(url.to_string()),
+    )
+}
+
+/// The player screen: the title and episode, hls.js on a video element resuming where the
+/// profile left off, a quality menu of the plan's renditions with the switch showing while
+/// it happens, and at an episode's end the next one after a countdown. Reports progress
+/// while playing; however the screen is left, the session stops.
 #[component]
 pub fn PlayerPage(
     api: Api,
@@ -96,6 +169,9 @@ pub fn PlayerPage(
     let mut started = use_signal(|| None::<Value>);
     let mut problem = use_signal(|| None::<String>);
     let mut playing_at = use_signal(String::new);
+    let mut switching_to = use_signal(|| None::<String>);
+    let mut countdown = use_signal(|| None::<u32>);
+    let mut next_cancelled = use_signal(|| false);
     let playing = use_context::<Playing>();
 
     // However the player is left, its session stops at the last position seen.
@@ -106,6 +182,33 @@ pub fn PlayerPage(
             tokio::spawn(async move { exit.finish(&token).await });
         }
     });
+
+    let details_api = api.clone();
+    let (details_pid, details_tid) = (profile.profile_id.clone(), title_id.clone());
+    let details = use_resource(move || {
+        let (api, pid, tid) = (
+            details_api.clone(),
+            details_pid.clone(),
+            details_tid.clone(),
+        );
+        async move {
+            authed(&api, session, screen, |t| {
+                let (api, pid, tid) = (api.clone(), pid.clone(), tid.clone());
+                async move { api.title(&t, &pid, &tid).await }
+            })
+            .await
+            .ok()
+        }
+    });
+    let all_episodes = details()
+        .flatten()
+        .map(|d| episodes(&d))
+        .unwrap_or_default();
+    let here = episode_id
+        .as_ref()
+        .and_then(|e| all_episodes.iter().position(|(id, _)| id == e));
+    let episode_name = here.map(|i| all_episodes[i].1.clone());
+    let next = here.and_then(|i| all_episodes.get(i + 1)).cloned();
 
     let play_api = api.clone();
     let (pid, tid, eid) = (
@@ -146,34 +249,27 @@ pub fn PlayerPage(
                 )),
             };
             playing.open(exit.clone());
-            let attach = format!(
-                r#"const url = {url}; const resume = {resume};
-                for (let i = 0; i < 100 && !document.getElementById('player'); i++) await new Promise(r => setTimeout(r, 50));
-                const video = document.getElementById('player');
-                if (window.cinelogHls) window.cinelogHls.destroy();
-                const hls = new Hls({{ startPosition: resume }});
-                window.cinelogHls = hls;
-                hls.loadSource(url);
-                hls.attachMedia(video);
-                hls.on(Hls.Events.MANIFEST_PARSED, () => {{ video.muted = true; video.play().catch(() => {{}}); }});
-                return true;"#,
-                url = Value::String(text(&s, "master_playlist_url")),
-                resume = s["resume_position_secs"].as_f64().unwrap_or(0.0),
-            );
-            let _ = document::eval(&attach).join::<bool>().await;
-            // The video's position, sent each second while it changes, so a stop from anywhere
-            // keeps it.
+            let mut events = document::eval(&attach_script(
+                &text(&s, "master_playlist_url"),
+                s["resume_position_secs"].as_f64().unwrap_or(0.0),
+            ));
+            // The video's events: where it is, the quality showing, its end.
             let tracked = exit.clone();
             spawn(async move {
-                let mut moves = document::eval(
-                    "const v = document.getElementById('player'); let last = -1;
-                     const timer = setInterval(() => {
-                       if (!document.body.contains(v)) { clearInterval(timer); return; }
-                       if (v.currentTime !== last) { last = v.currentTime; dioxus.send(last); }
-                     }, 1000);",
-                );
-                while let Ok(at) = moves.recv::<f64>().await {
-                    tracked.moved_to(at);
+                while let Ok(event) = events.recv::<VideoEvent>().await {
+                    match event {
+                        VideoEvent::At { secs } => tracked.moved_to(secs),
+                        VideoEvent::Level { height } => {
+                            let now = format!("{height}p");
+                            if switching_to.peek().as_deref() == Some(now.as_str()) {
+                                switching_to.set(None);
+                            }
+                            playing_at.set(now);
+                        }
+                        VideoEvent::Ended => {
+                            countdown.set(Some(NEXT_EPISODE_SECS));
+                        }
+                    }
                 }
             });
             let sid = text(&s, "session_id");
@@ -182,19 +278,7 @@ pub fn PlayerPage(
                 if let Some(s) = session.peek().as_ref() {
                     exit.saw_token(&s.access_token);
                 }
-                let now: Value = document::eval(
-                    "const v = document.getElementById('player'); const h = window.cinelogHls;
-                     const level = h && h.levels && h.levels[h.currentLevel];
-                     return { at: v ? v.currentTime : 0, height: level ? level.height : 0 };",
-                )
-                .join()
-                .await
-                .unwrap_or_default();
-                if let Some(h) = now["height"].as_u64().filter(|h| *h > 0) {
-                    playing_at.set(format!("{h}p"));
-                }
-                let at = now["at"].as_f64().unwrap_or(0.0);
-                exit.moved_to(at);
+                let at = exit.at();
                 let beat = authed(&api, session, screen, |t| {
                     let (api, sid) = (api.clone(), sid.clone());
                     async move { api.playback_progress(&t, &sid, at, false).await }
@@ -217,6 +301,33 @@ pub fn PlayerPage(
                 }
             }
         }
+    });
+
+    // The countdown to the next episode, once this one ends.
+    let countdown_next = next.clone();
+    let countdown_profile = profile.clone();
+    let countdown_title = title_id.clone();
+    use_effect(move || {
+        let Some(left) = countdown() else {
+            return;
+        };
+        let Some((next_id, _)) = countdown_next.clone() else {
+            return;
+        };
+        if next_cancelled() {
+            return;
+        }
+        let (profile, title) = (countdown_profile.clone(), countdown_title.clone());
+        spawn(async move {
+            if left == 0 {
+                screen.set(Screen::Player(profile, title, Some(next_id)));
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if !*next_cancelled.peek() && *countdown.peek() == Some(left) {
+                countdown.set(Some(left - 1));
+            }
+        });
     });
 
     let leave_playing = playing.clone();
@@ -256,6 +367,7 @@ pub fn PlayerPage(
         .collect();
     let pick_quality = move |e: Event<FormData>| {
         let choice = e.value();
+        switching_to.set((choice != "auto").then(|| choice.clone()));
         spawn(async move {
             let height: i64 = choice.trim_end_matches('p').parse().unwrap_or(-1);
             let js = format!(
@@ -265,19 +377,46 @@ pub fn PlayerPage(
             let _ = document::eval(&js).join::<bool>().await;
         });
     };
-    let label = episode_id
-        .as_deref()
-        .map(|e| format!(" · {}", e.to_uppercase()))
+    let name = started()
+        .map(|s| text(&s, "title_name"))
+        .or_else(|| details().flatten().map(|d| text(&d, "name")))
         .unwrap_or_default();
+    let play_next = {
+        let (profile, title, next) = (profile.clone(), title_id.clone(), next.clone());
+        move |_| {
+            if let Some((id, _)) = next.clone() {
+                screen.set(Screen::Player(profile.clone(), title.clone(), Some(id)));
+            }
+        }
+    };
     rsx! {
         section { class: "player",
-            button { id: "leave-player", class: "link", onclick: leave, "← Back" }
+            div { class: "player-head",
+                button { id: "leave-player", class: "link", onclick: leave, "← Back" }
+                div {
+                    h1 { id: "player-title", "{name}" }
+                    if let Some(e) = episode_name {
+                        p { id: "player-episode", class: "muted", "{e}" }
+                    }
+                }
+            }
             if let Some(msg) = problem() {
                 p { id: "playback-error", class: "error", role: "alert", "{msg}" }
             } else {
-                video { id: "player", controls: true, playsinline: true, muted: true }
+                div { class: "screen",
+                    video { id: "player", controls: true, playsinline: true }
+                    if let (Some(left), Some((_, next_name))) = (countdown(), next.clone()) {
+                        if !next_cancelled() {
+                            div { id: "up-next", class: "up-next", role: "status",
+                                p { "Next: {next_name}" }
+                                p { class: "muted", "Playing in {left} s" }
+                                button { id: "play-next", class: "primary", onclick: play_next, "Play now" }
+                                button { id: "cancel-next", class: "link", onclick: move |_| next_cancelled.set(true), "Cancel" }
+                            }
+                        }
+                    }
+                }
                 div { class: "player-bar",
-                    span { class: "muted", "{started().map(|s| text(&s, \"title_name\")).unwrap_or_default()}{label}" }
                     label { r#for: "quality", "Quality " }
                     select { id: "quality", onchange: pick_quality,
                         option { value: "auto", "Auto" }
@@ -285,7 +424,9 @@ pub fn PlayerPage(
                             option { key: "{q}", value: "{q}", "{q}" }
                         }
                     }
-                    if !playing_at().is_empty() {
+                    if let Some(to) = switching_to() {
+                        span { id: "switching", class: "muted", role: "status", "Switching to {to}…" }
+                    } else if !playing_at().is_empty() {
                         span { id: "playing-at", class: "muted", "Playing at {playing_at}" }
                     }
                 }

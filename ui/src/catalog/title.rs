@@ -1,9 +1,36 @@
 //! A title's page.
 
-use super::{TasteChange, change_taste, text, use_taste_at};
+use super::{Progress, TasteChange, change_taste, text, use_taste_at};
 use crate::api::{Api, Profile, Session};
 use crate::pages::{Screen, authed};
 use dioxus::prelude::*;
+
+/// Where the profile left a title.
+#[derive(Clone, Default, PartialEq)]
+struct Resume {
+    episode_id: Option<String>,
+    position_secs: f64,
+    duration_secs: f64,
+}
+
+impl Resume {
+    /// "at 1:05", or "S1:E2 at 1:05".
+    fn label(&self) -> String {
+        let at = super::clock(self.position_secs);
+        match &self.episode_id {
+            Some(e) => format!("{} at {at}", super::episode_label(e)),
+            None => format!("at {at}"),
+        }
+    }
+
+    fn done(&self) -> f64 {
+        if self.duration_secs > 0.0 {
+            (self.position_secs / self.duration_secs).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
 
 /// A title: details, and for series its seasons and episodes, each playable.
 #[component]
@@ -42,7 +69,16 @@ pub fn TitlePage(
                 .find(|r| r["title_id"] == id.as_str())
                 .map(|r| text(r, "rating"));
             let on_list = get("list").await.iter().any(|t| t["id"] == id.as_str());
-            (rating, on_list)
+            let resume = get("continue-watching")
+                .await
+                .into_iter()
+                .find(|c| c["title"]["id"] == id.as_str())
+                .map(|c| Resume {
+                    episode_id: c["episode_id"].as_str().map(str::to_string),
+                    position_secs: c["position_secs"].as_f64().unwrap_or(0.0),
+                    duration_secs: c["duration_secs"].as_f64().unwrap_or(0.0),
+                });
+            (rating, on_list, resume)
         }
     });
     let change_api = api.clone();
@@ -97,6 +133,7 @@ pub fn TitlePage(
         t["runtime_mins"]
     );
     let playable = t["playable"] == true;
+    let resumable = taste().is_some_and(|(_, _, r)| r.is_some());
     let seasons = t["seasons"].as_array().cloned().unwrap_or_default();
     let play = move |episode: Option<String>| {
         let (profile, id) = (profile.clone(), title_id.clone());
@@ -113,8 +150,16 @@ pub fn TitlePage(
                     p { class: "tagline", "{text(&t, \"tagline\")}" }
                 }
                 p { "{synopsis}" }
+                if let Some(r) = taste().and_then(|(_, _, r)| r).filter(|_| playable) {
+                    div { class: "resume",
+                        button { id: "resume-btn", class: "primary", onclick: play(r.episode_id.clone()),
+                            "▶ Resume {r.label()}"
+                        }
+                        Progress { done: r.done() }
+                    }
+                }
                 {
-                    let (rating, on_list) = taste().unwrap_or_default();
+                    let (rating, on_list, _) = taste().unwrap_or_default();
                     let toggle = |r: &str| if rating.as_deref() == Some(r) { None } else { Some(r.to_string()) };
                     let class = |r: &str| if rating.as_deref() == Some(r) { "taste on" } else { "taste" };
                     rsx! {
@@ -129,7 +174,9 @@ pub fn TitlePage(
                     }
                 }
                 if playable && seasons.is_empty() {
-                    button { id: "play-btn", class: "primary", onclick: play(None), "▶ Play" }
+                    button { id: "play-btn", class: if resumable { "secondary" } else { "primary" }, onclick: play(None),
+                        if resumable { "Play from the start" } else { "▶ Play" }
+                    }
                 }
                 if !playable {
                     p { class: "muted", "No video for this title yet." }

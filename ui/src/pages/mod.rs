@@ -339,7 +339,7 @@ pub fn App(props: AppProps) -> Element {
             MyListPage { api: api.clone(), session, profile, screen }
         },
         Screen::Player(profile, title_id, episode_id) => rsx! {
-            PlayerPage { api: api.clone(), session, profile, title_id, episode_id, screen }
+            PlayerPage { key: "{title_id}/{episode_id:?}", api: api.clone(), session, profile, title_id, episode_id, screen }
         },
     };
     let signed_in = session().is_some();
