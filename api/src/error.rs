@@ -198,6 +198,7 @@ impl From<CommandError> for ApiError {
                 (S::UNPROCESSABLE_ENTITY, "provider_not_offered")
             }
             CommandError::BadCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            CommandError::WrongPin => (S::FORBIDDEN, "wrong_pin"),
             CommandError::WrongCode => (S::UNPROCESSABLE_ENTITY, "wrong_code"),
             CommandError::Contention => (S::CONFLICT, "concurrent_change"),
             CommandError::Service(_) => {

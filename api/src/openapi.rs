@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
     info(title = "Cinelog", description = "Event-sourced video streaming: commands, queries, audit."),
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout, auth::password_reset, auth::password_reset_confirm,
-        auth::phone_start, auth::phone_verify, auth::change_password,
-        profiles::me, profiles::erase_me, profiles::list, profiles::show, profiles::create, profiles::update, profiles::remove,
+        auth::phone_start, auth::phone_verify, auth::change_password, auth::confirm_password,
+        profiles::me, profiles::erase_me, profiles::list, profiles::show, profiles::create, profiles::update, profiles::remove, profiles::set_pin, profiles::remove_pin, profiles::unlock,
         catalog::list, catalog::show, catalog::genres,
         playback::start, playback::heartbeat, playback::master, playback::media_file, playback::stop, playback::continue_watching, playback::history,
         engagement::rate, engagement::unrate, engagement::ratings, engagement::add, engagement::remove, engagement::my_list,

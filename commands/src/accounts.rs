@@ -3,8 +3,10 @@
 use crate::error::CommandError;
 use crate::execute::execute;
 use crate::meta::CommandMeta;
+use crate::passwords;
 use crate::store::EventStore;
 use cinelog_domain::account::{Account, AccountCommand, AccountError, Profile, ProfileChanges};
+use cinelog_domain::values::check_pin;
 use uuid::Uuid;
 
 /// How old a cached account may be when a read asks for one of its profiles.
@@ -93,6 +95,57 @@ impl<S: EventStore> AccountService<S> {
         let done =
             execute::<Account, _, CommandError>(&self.store, &account_id.to_string(), meta, |_| {
                 Ok(AccountCommand::DeleteProfile { profile_id })
+            })
+            .await?;
+        Ok(done.position)
+    }
+
+    /// Whether `pin` opens the profile: always for a profile without a PIN; for a locked one,
+    /// when it matches.
+    pub async fn pin_opens(
+        &self,
+        account_id: Uuid,
+        profile_id: Uuid,
+        pin: Option<&str>,
+    ) -> Result<bool, CommandError> {
+        let loaded = self
+            .store
+            .load_recent::<Account>(&account_id.to_string(), PROFILE_FRESHNESS)
+            .await?;
+        if !loaded.state.profiles.contains_key(&profile_id) {
+            return Err(AccountError::ProfileNotFound.into());
+        }
+        Ok(match (loaded.state.pins.get(&profile_id), pin) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(hash), Some(pin)) => passwords::verify(pin.to_string(), hash.clone()).await,
+        })
+    }
+
+    /// Locks a profile with a new PIN, or unlocks it (`new_pin` `None`). A profile locked
+    /// already needs its current PIN first. Answers the log position.
+    #[tracing::instrument(skip_all, fields(%account_id, %profile_id))]
+    pub async fn set_pin(
+        &self,
+        account_id: Uuid,
+        profile_id: Uuid,
+        new_pin: Option<String>,
+        current_pin: Option<&str>,
+        meta: &CommandMeta,
+    ) -> Result<i64, CommandError> {
+        if !self.pin_opens(account_id, profile_id, current_pin).await? {
+            return Err(CommandError::WrongPin);
+        }
+        let pin_hash = match new_pin {
+            Some(pin) => Some(passwords::hash(check_pin(&pin)?).await?),
+            None => None,
+        };
+        let done =
+            execute::<Account, _, CommandError>(&self.store, &account_id.to_string(), meta, |_| {
+                Ok(AccountCommand::SetPin {
+                    profile_id,
+                    pin_hash: pin_hash.clone(),
+                })
             })
             .await?;
         Ok(done.position)

@@ -54,6 +54,9 @@ pub enum CommandError {
     /// The email or password is wrong.
     #[error("wrong email or password")]
     BadCredentials,
+    /// The PIN of a locked profile is not right (or none was given).
+    #[error("that PIN is not right")]
+    WrongPin,
     /// The phone verification code is wrong or expired.
     #[error("the verification code is wrong or expired")]
     WrongCode,

@@ -182,6 +182,23 @@ impl<S: EventStore> IdentityService<S> {
         Ok(user_id)
     }
 
+    /// Checks the user's password again (to leave a kids profile, say); changes nothing.
+    pub async fn confirm_password(
+        &self,
+        user_id: Uuid,
+        password: &str,
+    ) -> Result<(), CommandError> {
+        let user = self.user(user_id).await?;
+        if user.erased {
+            return Err(UserError::Erased.into());
+        }
+        if passwords::verify(password.to_string(), user.password_hash.clone()).await {
+            Ok(())
+        } else {
+            Err(CommandError::BadCredentials)
+        }
+    }
+
     /// A signed-in user erases their own account, re-entering their password.
     #[tracing::instrument(skip_all)]
     pub async fn erase_self(

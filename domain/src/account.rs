@@ -34,6 +34,9 @@ pub struct AccountState {
     pub owner: Option<Uuid>,
     /// The account's profiles by id.
     pub profiles: BTreeMap<Uuid, Profile>,
+    /// PIN hashes (argon2id, PHC strings) of the profiles locked with one.
+    #[serde(default)]
+    pub pins: BTreeMap<Uuid, String>,
 }
 
 /// Fields a profile update may change; `None` leaves a field as it is.
@@ -103,6 +106,13 @@ pub enum AccountCommand {
         /// The profile to remove.
         profile_id: Uuid,
     },
+    /// Locks a profile with a PIN (given hashed), or unlocks it (`None`).
+    SetPin {
+        /// The profile to lock or unlock.
+        profile_id: Uuid,
+        /// The PIN's hash; `None` removes the lock.
+        pin_hash: Option<String>,
+    },
 }
 
 /// What happened to an account.
@@ -134,6 +144,18 @@ pub enum AccountEvent {
         /// The removed profile's id.
         profile_id: Uuid,
     },
+    /// A profile was locked with a PIN (or its PIN changed).
+    ProfilePinSet {
+        /// The locked profile.
+        profile_id: Uuid,
+        /// The PIN's argon2id hash.
+        pin_hash: String,
+    },
+    /// A profile's PIN was removed.
+    ProfilePinRemoved {
+        /// The unlocked profile.
+        profile_id: Uuid,
+    },
 }
 
 impl EventName for AccountEvent {
@@ -143,6 +165,8 @@ impl EventName for AccountEvent {
             AccountEvent::ProfileCreated { .. } => "ProfileCreated",
             AccountEvent::ProfileUpdated { .. } => "ProfileUpdated",
             AccountEvent::ProfileDeleted { .. } => "ProfileDeleted",
+            AccountEvent::ProfilePinSet { .. } => "ProfilePinSet",
+            AccountEvent::ProfilePinRemoved { .. } => "ProfilePinRemoved",
         }
     }
 }
@@ -252,6 +276,23 @@ impl Decider for Account {
                 Err(AccountError::ProfileNotFound)
             }
             C::DeleteProfile { profile_id } => Ok(vec![E::ProfileDeleted { profile_id }]),
+            C::SetPin { profile_id, .. } if !state.profiles.contains_key(&profile_id) => {
+                Err(AccountError::ProfileNotFound)
+            }
+            C::SetPin {
+                profile_id,
+                pin_hash: Some(pin_hash),
+            } => Ok(vec![E::ProfilePinSet {
+                profile_id,
+                pin_hash,
+            }]),
+            C::SetPin {
+                profile_id,
+                pin_hash: None,
+            } if state.pins.contains_key(&profile_id) => {
+                Ok(vec![E::ProfilePinRemoved { profile_id }])
+            }
+            C::SetPin { pin_hash: None, .. } => Ok(vec![]),
         }
     }
 
@@ -274,6 +315,16 @@ impl Decider for Account {
             }
             AccountEvent::ProfileDeleted { profile_id } => {
                 state.profiles.remove(profile_id);
+                state.pins.remove(profile_id);
+            }
+            AccountEvent::ProfilePinSet {
+                profile_id,
+                pin_hash,
+            } => {
+                state.pins.insert(*profile_id, pin_hash.clone());
+            }
+            AccountEvent::ProfilePinRemoved { profile_id } => {
+                state.pins.remove(profile_id);
             }
         }
         state
@@ -423,6 +474,51 @@ mod tests {
         assert_eq!(
             given_when::<Account>(&[], create),
             Err(AccountError::NotOpen)
+        );
+    }
+
+    #[test]
+    fn a_pin_locks_a_profile_until_removed_and_goes_with_it() {
+        let id = Uuid::now_v7();
+        let created = AccountEvent::ProfileCreated {
+            profile_id: id,
+            profile: profile("Mum", false),
+        };
+        let lock = |hash: Option<&str>| AccountCommand::SetPin {
+            profile_id: id,
+            pin_hash: hash.map(str::to_string),
+        };
+        let set = given_when::<Account>(&[opened(), created.clone()], lock(Some("h1"))).unwrap();
+        assert_eq!(
+            set,
+            vec![AccountEvent::ProfilePinSet {
+                profile_id: id,
+                pin_hash: "h1".into()
+            }]
+        );
+        let locked = Account::evolve(
+            Account::evolve(
+                Account::evolve(AccountState::default(), &opened()),
+                &created,
+            ),
+            &set[0],
+        );
+        assert_eq!(locked.pins.get(&id).map(String::as_str), Some("h1"));
+        let removed = Account::decide(&locked, lock(None)).unwrap();
+        assert_eq!(
+            removed,
+            vec![AccountEvent::ProfilePinRemoved { profile_id: id }]
+        );
+        // Removing a lock that is not there changes nothing.
+        let open = Account::evolve(locked.clone(), &removed[0]);
+        assert!(open.pins.is_empty());
+        assert_eq!(Account::decide(&open, lock(None)), Ok(vec![]));
+        // A deleted profile's PIN goes with it; an unknown profile cannot be locked.
+        let gone = Account::evolve(locked, &AccountEvent::ProfileDeleted { profile_id: id });
+        assert!(gone.pins.is_empty());
+        assert_eq!(
+            Account::decide(&gone, lock(Some("h2"))),
+            Err(AccountError::ProfileNotFound)
         );
     }
 }

@@ -238,6 +238,15 @@ impl ProfileName {
     }
 }
 
+/// A profile PIN: exactly four digits.
+pub fn check_pin(raw: &str) -> Result<String, InvalidField> {
+    if raw.len() == 4 && raw.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(raw.to_string())
+    } else {
+        Err(invalid("pin", "must be exactly 4 digits"))
+    }
+}
+
 /// An avatar key: lowercase letters, digits and dashes, up to 32.
 pub fn check_avatar(raw: &str) -> Result<String, InvalidField> {
     let ok = !raw.is_empty()

@@ -344,6 +344,18 @@ impl Throttle {
         .await
     }
 
+    /// A try at unlocking `what` (a profile's PIN, a user's password to leave a kids profile),
+    /// counted before the secret is checked so parallel guesses cannot all slip in.
+    pub async fn unlock_attempt(&self, what: Uuid) -> anyhow::Result<Result<(), Throttled>> {
+        self.over(&format!("unlock:{what}"), self.limits.unlock_attempts)
+            .await
+    }
+
+    /// The try at unlocking `what` succeeded: it was no failed guess.
+    pub async fn unlock_succeeded(&self, what: Uuid) -> anyhow::Result<()> {
+        self.counters.take_back(&format!("unlock:{what}")).await
+    }
+
     pub async fn phone_code(&self, user_id: Uuid) -> anyhow::Result<Result<(), Throttled>> {
         self.over(
             &format!("phone:{user_id}"),

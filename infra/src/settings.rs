@@ -237,6 +237,8 @@ pub struct LimitSettings {
     pub phone_codes_per_user: u32,
     /// Open UI sockets per client.
     pub sockets_per_client: u32,
+    /// Tries at a profile's PIN, or at the account password to leave a kids profile.
+    pub unlock_attempts: u32,
 }
 
 impl Default for LimitSettings {
@@ -252,6 +254,7 @@ impl Default for LimitSettings {
             reset_per_email: 3,
             phone_codes_per_user: 5,
             sockets_per_client: 20,
+            unlock_attempts: 5,
         }
     }
 }

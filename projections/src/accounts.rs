@@ -32,7 +32,7 @@ impl Projection for AccountsProjection {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [(&'static str, &'static str)] {
@@ -47,7 +47,7 @@ impl Projection for AccountsProjection {
             ),
             (
                 "profiles",
-                "profile_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, kids BIGINT NOT NULL, maturity_rating TEXT NOT NULL, avatar TEXT NOT NULL, language TEXT NOT NULL, created_at TEXT NOT NULL, created_position BIGINT NOT NULL",
+                "profile_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, kids BIGINT NOT NULL, maturity_rating TEXT NOT NULL, avatar TEXT NOT NULL, language TEXT NOT NULL, created_at TEXT NOT NULL, created_position BIGINT NOT NULL, locked BIGINT NOT NULL DEFAULT 0",
             ),
         ]
     }
@@ -215,6 +215,12 @@ impl Projection for AccountsProjection {
                     .execute(&mut *conn)
                     .await?;
                 }
+                AccountEvent::ProfilePinSet { profile_id, .. } => {
+                    set_locked(conn, t, profile_id, true).await?;
+                }
+                AccountEvent::ProfilePinRemoved { profile_id } => {
+                    set_locked(conn, t, profile_id, false).await?;
+                }
             },
             _ => {}
         }
@@ -294,6 +300,24 @@ impl ProfileEdits {
     }
 }
 
+/// Marks a profile locked by a PIN, or not.
+async fn set_locked(
+    conn: &mut AnyConnection,
+    t: &Tables,
+    profile_id: uuid::Uuid,
+    locked: bool,
+) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "UPDATE {} SET locked = $1 WHERE profile_id = $2",
+        t.name("profiles")
+    ))
+    .bind(i64::from(locked))
+    .bind(profile_id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProfileView {
     pub id: String,
@@ -304,6 +328,8 @@ pub struct ProfileView {
     pub avatar: String,
     pub language: String,
     pub created_at: String,
+    /// Whether a PIN locks the profile.
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -318,7 +344,7 @@ pub struct UserView {
 }
 
 const PROFILE_COLUMNS: &str =
-    "profile_id, name, kids, maturity_rating, avatar, language, created_at";
+    "profile_id, name, kids, maturity_rating, avatar, language, created_at, locked";
 
 fn profile_row(r: &sqlx::any::AnyRow) -> ProfileView {
     let id: String = r.get(0);
@@ -331,6 +357,7 @@ fn profile_row(r: &sqlx::any::AnyRow) -> ProfileView {
         avatar: r.get(4),
         language: r.get(5),
         created_at: r.get(6),
+        locked: r.get::<i64, _>(7) != 0,
     }
 }
 
@@ -395,8 +422,8 @@ pub async fn dump(db: &ReadDb) -> anyhow::Result<Vec<String>> {
             3,
         ),
         (
-            "SELECT profile_id, account_id, name, kids, maturity_rating, avatar, language, created_at, created_position FROM profiles ORDER BY profile_id",
-            9,
+            "SELECT profile_id, account_id, name, kids, maturity_rating, avatar, language, created_at, created_position, locked FROM profiles ORDER BY profile_id",
+            10,
         ),
     ] {
         for r in sqlx::query(sql).fetch_all(&db.pool).await? {

@@ -242,7 +242,7 @@ fn needs_care(value: &Value) -> bool {
     }
 }
 
-/// Replaces credentials (password, reset-token and refresh-token hashes) anywhere in a payload;
+/// Replaces credentials (password, PIN, reset-token and refresh-token hashes) anywhere in a payload;
 /// no reader outside the write side needs them.
 pub fn strip_credentials(value: &mut Value) {
     match value {
@@ -261,7 +261,10 @@ pub fn strip_credentials(value: &mut Value) {
 }
 
 fn is_credential(key: &str) -> bool {
-    matches!(key, "password_hash" | "token_hash" | "refresh_hash")
+    matches!(
+        key,
+        "password_hash" | "pin_hash" | "token_hash" | "refresh_hash"
+    )
 }
 
 /// Removes credentials; notes one sealed value so its owner's key can be looked up.

@@ -8,7 +8,7 @@ use crate::db::ReadDb;
 /// The schema analysts' tools connect to.
 pub const SCHEMA: &str = "analytics";
 
-/// The log, one row per event. Password, reset-token and refresh-token hashes are removed from
+/// The log, one row per event. Password, PIN, reset-token and refresh-token hashes are removed from
 /// payloads; sealed email and phone values stay ciphertext.
 const EVENTS_VIEW: &str = "CREATE OR REPLACE VIEW analytics.events AS
 SELECT e.position,
@@ -26,7 +26,7 @@ SELECT e.position,
        CASE WHEN jsonb_typeof(e.payload::jsonb) = 'object' THEN e.payload::jsonb
          #- '{UserRegistered,password_hash}' #- '{PasswordChanged,password_hash}'
          #- '{PasswordResetRequested,token_hash}' #- '{SessionStarted,refresh_hash}'
-         #- '{SessionRefreshed,refresh_hash}'
+         #- '{SessionRefreshed,refresh_hash}' #- '{ProfilePinSet,pin_hash}'
        ELSE e.payload::jsonb END AS payload
 FROM events e";
 

@@ -28,6 +28,32 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/phone/start", post(phone_start))
         .route("/api/auth/phone/verify", post(phone_verify))
         .route("/api/auth/password", post(change_password))
+        .route("/api/auth/confirm", post(confirm_password))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ConfirmRequest {
+    /// The account's password, entered again.
+    pub password: String,
+}
+
+/// Checks the signed-in user's password again, for a step the UI guards (leaving a kids
+/// profile). Changes nothing; tries are limited.
+#[utoipa::path(post, path = "/api/auth/confirm", request_body = ConfirmRequest, tag = "auth",
+    responses((status = 204, description = "the password is right"), (status = 401, description = "wrong password or not signed in", body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn confirm_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ConfirmRequest>,
+) -> ApiResult<StatusCode> {
+    crate::routes::profiles::guarded(&app, caller.user_id, async {
+        app.identity
+            .confirm_password(caller.user_id, &req.password)
+            .await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

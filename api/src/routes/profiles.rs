@@ -1,7 +1,7 @@
 //! The caller's account and its profiles. A profile of another account answers 404.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, within_limit};
 use crate::extract::{
     AccountAndSubscription, Accounts, Caller, Json, MinPosition, OwnProfile, ReadAt,
 };
@@ -9,9 +9,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post, put};
+use cinelog_commands::error::CommandError;
 use cinelog_domain::account::{Profile, ProfileChanges};
-use cinelog_domain::values::{InvalidField, Maturity, ProfileName, check_avatar, check_language};
+use cinelog_domain::values::{
+    InvalidField, Maturity, ProfileName, check_avatar, check_language, check_pin,
+};
 use cinelog_projections::accounts::{self, Overview, ProfileView, UserView};
 use cinelog_projections::subscriptions;
 use serde::{Deserialize, Serialize};
@@ -23,6 +26,126 @@ pub fn router() -> Router<AppState> {
         .route("/api/me", get(me).delete(erase_me))
         .route("/api/profiles", get(list).post(create))
         .route("/api/profiles/{id}", get(show).patch(update).delete(remove))
+        .route("/api/profiles/{id}/pin", put(set_pin).delete(remove_pin))
+        .route("/api/profiles/{id}/unlock", post(unlock))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetPin {
+    /// Four digits.
+    #[schema(pattern = "^[0-9]{4}$")]
+    pub pin: String,
+    /// The PIN locking the profile now, if one does.
+    pub current_pin: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RemovePin {
+    /// The PIN locking the profile now.
+    pub current_pin: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Unlock {
+    pub pin: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Position {
+    pub position: i64,
+}
+
+/// Locks a profile with a 4-digit PIN (stored hashed), or changes it given the current one.
+#[utoipa::path(put, path = "/api/profiles/{id}/pin", tag = "accounts", request_body = SetPin, params(("id" = String, Path)),
+    responses((status = 200, body = Position), (status = 403, description = "wrong_pin", body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_pin(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<SetPin>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id)?;
+    let pin = check_pin(&req.pin)?;
+    let position = guarded(&app, id, async {
+        app.accounts
+            .set_pin(
+                caller.account_id,
+                id,
+                Some(pin),
+                req.current_pin.as_deref(),
+                &caller.meta,
+            )
+            .await
+    })
+    .await?;
+    Ok(axum::Json(Position { position }))
+}
+
+/// Removes a profile's PIN, given it.
+#[utoipa::path(delete, path = "/api/profiles/{id}/pin", tag = "accounts", request_body = RemovePin, params(("id" = String, Path)),
+    responses((status = 200, body = Position), (status = 403, description = "wrong_pin", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn remove_pin(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<RemovePin>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id(&id)?;
+    let position = guarded(&app, id, async {
+        app.accounts
+            .set_pin(
+                caller.account_id,
+                id,
+                None,
+                Some(&req.current_pin),
+                &caller.meta,
+            )
+            .await
+    })
+    .await?;
+    Ok(axum::Json(Position { position }))
+}
+
+/// Checks a profile's PIN (a profile without one always opens); tries are limited.
+#[utoipa::path(post, path = "/api/profiles/{id}/unlock", tag = "accounts", request_body = Unlock, params(("id" = String, Path)),
+    responses((status = 204, description = "the PIN opens the profile"), (status = 403, description = "wrong_pin", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn unlock(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<Unlock>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    guarded(&app, id, async {
+        match app
+            .accounts
+            .pin_opens(caller.account_id, id, Some(&req.pin))
+            .await?
+        {
+            true => Ok(()),
+            false => Err(CommandError::WrongPin),
+        }
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a try at a profile's PIN within the limit on guesses; a success is not counted.
+pub(crate) async fn guarded<T>(
+    app: &AppState,
+    what: Uuid,
+    attempt: impl std::future::Future<Output = Result<T, CommandError>>,
+) -> ApiResult<T> {
+    within_limit(app.throttle.unlock_attempt(what).await)?;
+    let answer = attempt.await?;
+    app.throttle
+        .unlock_succeeded(what)
+        .await
+        .map_err(ApiError::limits_down)?;
+    Ok(answer)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -449,3 +449,182 @@ async fn audit_history_never_shows_password_hashes() {
     );
     app.stop();
 }
+
+/// A profile locked with a PIN: the PIN is stored hashed (as an event, never shown to auditors
+/// or analysts), opens the profile only when right, changes or goes only given the current
+/// one, bad PINs change nothing, and guesses run into a limit. The account password can be
+/// confirmed (to leave a kids profile) the same way.
+#[tokio::test]
+async fn a_pin_locks_a_profile_and_guesses_are_limited() {
+    let (app, auditor) = app_with_auditor().await;
+    let (token, _) = app.signup_login("locked@example.com").await;
+    let pid = app.profile(&token, json!({"name": "Mum"})).await;
+    let pin = format!("/api/profiles/{pid}/pin");
+    let unlock = format!("/api/profiles/{pid}/unlock");
+    let locked = |position: i64| {
+        let app = &app;
+        let token = token.clone();
+        let pid = pid.clone();
+        async move {
+            let list = app
+                .get(
+                    &format!("/api/profiles?min_position={position}"),
+                    Some(&token),
+                )
+                .await;
+            list.body
+                .as_array()
+                .expect("profiles")
+                .iter()
+                .find(|p| p["profile_id"] == pid.as_str())
+                .expect("the profile")["locked"]
+                .clone()
+        }
+    };
+
+    // Bad PINs are refused and change nothing.
+    let before = app.log_len().await;
+    for bad in ["123", "12345", "12a4", ""] {
+        let refused = app
+            .call(Method::PUT, &pin, Some(json!({"pin": bad})), Some(&token))
+            .await;
+        assert_eq!(refused.status, 422, "{bad}: {:?}", refused.body);
+        assert!(
+            refused.body["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("pin:")),
+            "{:?}",
+            refused.body
+        );
+    }
+    assert_eq!(app.log_len().await, before);
+
+    let set = app
+        .call(
+            Method::PUT,
+            &pin,
+            Some(json!({"pin": "2468"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    assert_eq!(locked(set.body["position"].as_i64().unwrap()).await, true);
+
+    let wrong = app
+        .post(&unlock, json!({"pin": "1357"}), Some(&token))
+        .await;
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.error_code()),
+        (403, "wrong_pin")
+    );
+    let right = app
+        .post(&unlock, json!({"pin": "2468"}), Some(&token))
+        .await;
+    assert_eq!(right.status, 204, "{:?}", right.body);
+
+    // Changing or removing it needs the current PIN.
+    let unasked = app
+        .call(
+            Method::PUT,
+            &pin,
+            Some(json!({"pin": "0000"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (unasked.status.as_u16(), unasked.error_code()),
+        (403, "wrong_pin")
+    );
+    let changed = app
+        .call(
+            Method::PUT,
+            &pin,
+            Some(json!({"pin": "1111", "current_pin": "2468"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    let kept = app
+        .call(
+            Method::DELETE,
+            &pin,
+            Some(json!({"current_pin": "2468"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(kept.error_code(), "wrong_pin");
+    let removed = app
+        .call(
+            Method::DELETE,
+            &pin,
+            Some(json!({"current_pin": "1111"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    assert_eq!(
+        locked(removed.body["position"].as_i64().unwrap()).await,
+        false
+    );
+    let open = app
+        .post(&unlock, json!({"pin": "9999"}), Some(&token))
+        .await;
+    assert_eq!(open.status, 204, "a profile without a PIN always opens");
+
+    // The PIN's hash is in the log but not in what auditors read.
+    let account = app.account_id(&token).await;
+    let history = app
+        .get(
+            &format!("/api/audit/streams/account/{account}"),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(history.status, 200);
+    let text = history.body.to_string();
+    assert!(text.contains("ProfilePinSet"), "{text}");
+    assert!(!text.contains("$argon2id$"), "{text}");
+
+    // Guesses are limited: five wrong ones in the window, then even the right PIN waits.
+    let dad = app.profile(&token, json!({"name": "Dad"})).await;
+    let set = app
+        .call(
+            Method::PUT,
+            &format!("/api/profiles/{dad}/pin"),
+            Some(json!({"pin": "8642"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let mut answers = Vec::new();
+    for guess in ["0001", "0002", "0003", "0004", "0005", "0006", "8642"] {
+        answers.push(
+            app.post(
+                &format!("/api/profiles/{dad}/unlock"),
+                json!({"pin": guess}),
+                Some(&token),
+            )
+            .await
+            .status
+            .as_u16(),
+        );
+    }
+    assert_eq!(answers, [403, 403, 403, 403, 403, 429, 429], "{answers:?}");
+
+    // The account password, confirmed again.
+    let confirm = |password: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.post(
+                "/api/auth/confirm",
+                json!({"password": password}),
+                Some(&token),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    assert_eq!(confirm("Corr3ct-horse-battery").await, 204);
+    assert_eq!(confirm("not-the-password").await, 401);
+    app.stop();
+}
