@@ -16,6 +16,9 @@ pub struct Profile {
     pub kids: bool,
     pub maturity_rating: String,
     pub avatar: String,
+    /// Whether a PIN locks the profile.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 impl Session {
@@ -285,6 +288,96 @@ impl Api {
     }
 
     /// Creates a profile; answers the position to read it back at.
+    /// Changes a profile (`{name?, kids?, maturity_rating?, avatar?}`); answers the log position.
+    pub async fn update_profile(
+        &self,
+        token: &str,
+        profile_id: &str,
+        changes: Value,
+    ) -> Result<i64, Failure> {
+        let v = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/profiles/{}", encode(profile_id)),
+                Some(token),
+                Some(changes),
+            )
+            .await?;
+        Ok(v["position"].as_i64().unwrap_or(0))
+    }
+
+    pub async fn delete_profile(&self, token: &str, profile_id: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/profiles/{}", encode(profile_id)),
+            Some(token),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Locks a profile with `pin` (given its current PIN if locked), or removes the lock
+    /// (`pin` `None`); answers the log position.
+    pub async fn set_pin(
+        &self,
+        token: &str,
+        profile_id: &str,
+        pin: Option<&str>,
+        current_pin: Option<&str>,
+    ) -> Result<i64, Failure> {
+        let path = format!("/api/profiles/{}/pin", encode(profile_id));
+        let v = match pin {
+            Some(pin) => {
+                self.call(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(token),
+                    Some(json!({"pin": pin, "current_pin": current_pin})),
+                )
+                .await?
+            }
+            None => {
+                self.call(
+                    reqwest::Method::DELETE,
+                    &path,
+                    Some(token),
+                    Some(json!({"current_pin": current_pin.unwrap_or_default()})),
+                )
+                .await?
+            }
+        };
+        Ok(v["position"].as_i64().unwrap_or(0))
+    }
+
+    pub async fn unlock_profile(
+        &self,
+        token: &str,
+        profile_id: &str,
+        pin: &str,
+    ) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/profiles/{}/unlock", encode(profile_id)),
+            Some(token),
+            Some(json!({"pin": pin})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Checks the account password again.
+    pub async fn confirm_password(&self, token: &str, password: &str) -> Result<(), Failure> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/confirm",
+            Some(token),
+            Some(json!({"password": password})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn create_profile(
         &self,
         token: &str,

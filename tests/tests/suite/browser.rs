@@ -1022,3 +1022,120 @@ async fn chromium_player_names_the_episode_plays_the_next_and_offers_resume() {
     browser.close().await;
     app.stop();
 }
+
+/// Profiles are edited (name, avatar), locked with a PIN, deleted after a confirmation; a
+/// locked profile opens only with its PIN; from a kids profile, Account and an unlocked adult
+/// profile ask for the account password.
+#[tokio::test]
+async fn chromium_manages_profiles_with_avatars_pins_and_a_kids_lock() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (token, _) = app.signup_login("family@example.com").await;
+    for body in [
+        serde_json::json!({"name": "Mum"}),
+        serde_json::json!({"name": "Dad"}),
+        serde_json::json!({"name": "Kid", "kids": true}),
+        serde_json::json!({"name": "Spare"}),
+    ] {
+        app.profile(&token, body).await;
+    }
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/"), "family@example.com", "Corr3ct-horse-battery")
+        .await;
+    browser.find("[data-profile='Spare']").await;
+
+    // Manage: rename Mum and give her the teal avatar.
+    browser.click("#manage-profiles").await;
+    browser.click("[data-profile='Mum']").await;
+    browser.type_into("#edit-name", "Mama").await;
+    browser.click("[aria-label='teal avatar']").await;
+    browser.click("#save-profile").await;
+    browser.find("[data-profile='Mama'] .avatar-teal").await;
+    // Lock her with a PIN.
+    browser.click("[data-profile='Mama']").await;
+    browser.type_into("#new-pin", "2468").await;
+    browser.click("#set-pin").await;
+    browser.find("[data-profile='Mama'] .lock").await;
+    // Delete Spare, after saying yes.
+    browser.click("[data-profile='Spare']").await;
+    browser.click("#delete-profile").await;
+    browser.find("#confirm-delete").await;
+    browser.shot("profile-delete-confirm.png").await;
+    browser.click("#confirm-delete").await;
+    browser
+        .wait_until(
+            "Spare is gone",
+            "return !document.querySelector(\"[data-profile='Spare']\");",
+        )
+        .await;
+    browser.click("#done-managing").await;
+
+    // A kids profile, then back to the picker: Mama asks for her PIN.
+    browser.click("[data-profile='Kid']").await;
+    browser.find("#search").await;
+    browser.click("#profiles-link").await;
+    browser.click("[data-profile='Mama']").await;
+    browser.find("#gate-secret").await;
+    browser.type_into("#gate-secret", "1357").await;
+    browser.click("#gate-ok").await;
+    browser.wait_for_text("That PIN is not right.").await;
+    browser.shot("pin-gate.png").await;
+    browser.click("#gate-cancel").await;
+    // Dad has no PIN, but leaving a kids profile for him takes the account password.
+    browser.click("[data-profile='Dad']").await;
+    browser.find("#gate-secret").await;
+    browser
+        .type_into(
+            "#gate-secret",
+            &format!("Corr3ct-horse-battery{}", char::from(Key::Enter)),
+        )
+        .await;
+    browser
+        .wait_until(
+            "Dad's home after the password",
+            "return location.pathname === '/browse' && !!document.getElementById('search') && document.body.innerText.includes('Hi, Dad');",
+        )
+        .await;
+    // From an adult profile, Mama still needs her PIN — and opens with it.
+    browser.click("#profiles-link").await;
+    browser.click("[data-profile='Mama']").await;
+    browser
+        .type_into("#gate-secret", &format!("2468{}", char::from(Key::Enter)))
+        .await;
+    browser
+        .wait_until(
+            "Mama's home after her PIN",
+            "return location.pathname === '/browse' && document.body.innerText.includes('Hi, Mama');",
+        )
+        .await;
+
+    // Kids cannot open Account without the password.
+    browser.click("#profiles-link").await;
+    browser.click("[data-profile='Kid']").await;
+    browser
+        .wait_until(
+            "Kid's home",
+            "return location.pathname === '/browse' && document.body.innerText.includes('Hi, Kid');",
+        )
+        .await;
+    browser.click("#account-link").await;
+    browser.find("#gate-secret").await;
+    browser.type_into("#gate-secret", "wrong-password").await;
+    browser.click("#gate-ok").await;
+    browser.wait_for_text("That password is not right.").await;
+    assert_eq!(browser.js("return location.pathname;").await, "/browse");
+    browser
+        .type_into(
+            "#gate-secret",
+            &format!("Corr3ct-horse-battery{}", char::from(Key::Enter)),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the account page",
+            "return location.pathname === '/account' && !!document.getElementById('subscription-status');",
+        )
+        .await;
+    browser.close().await;
+    app.stop();
+}

@@ -2,8 +2,10 @@
 //! top bar. Each screen lives in its own module.
 
 mod account;
+mod gate;
 mod home;
 mod phone;
+mod profile_edit;
 mod profiles;
 mod reset_password;
 pub(crate) mod route;
@@ -89,6 +91,10 @@ impl Screen {
         }
     }
 }
+
+/// The profile watching in this browser (picked last), if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Current(pub Signal<Option<Profile>>);
 
 /// Where a signed-out viewer was going: opened after signing in (and picking a profile).
 #[derive(Clone, Copy)]
@@ -181,6 +187,10 @@ pub fn App(props: AppProps) -> Element {
 
     let pending = use_signal(|| None::<Route>);
     use_context_provider(|| Pending(pending));
+    let mut current = use_signal(|| None::<Profile>);
+    use_context_provider(|| Current(current));
+    // Leaving a kids profile for Account asks for the account password first.
+    let mut account_gate = use_signal(|| false);
     let playing = use_context_provider(Playing::default);
     // The URL the address bar shows; set before a screen change that came from the address
     // bar itself so that change is not pushed again.
@@ -212,15 +222,15 @@ pub fn App(props: AppProps) -> Element {
                 screen.set(Screen::SignedOut);
                 return;
             };
-            let profile = if route.needs_profile() {
-                let id = js_string(&format!("return localStorage.getItem({PROFILE_KEY:?});")).await;
-                match (id, api.profiles(&s.access_token, 0).await) {
-                    (Some(id), Ok(list)) => list.into_iter().find(|p| p.profile_id == id),
-                    _ => None,
-                }
-            } else {
-                None
+            // The profile picked last here: it opens profile screens, and a kids profile
+            // stays one (its limits hold) across reloads.
+            let id = js_string(&format!("return localStorage.getItem({PROFILE_KEY:?});")).await;
+            let picked = match (id, api.profiles(&s.access_token, 0).await) {
+                (Some(id), Ok(list)) => list.into_iter().find(|p| p.profile_id == id),
+                _ => None,
             };
+            current.set(picked.clone());
+            let profile = picked.filter(|_| route.needs_profile());
             if profile.is_none() && route.needs_profile() {
                 let mut pending = pending;
                 pending.set(Some(route.clone()));
@@ -233,6 +243,7 @@ pub fn App(props: AppProps) -> Element {
     // The address bar follows the screen: a new screen adds a history entry; refining a search,
     // or settling the first screen of a page, replaces it.
     let mut remembered = use_signal(String::new);
+    let mut watching = current;
     use_effect(move || {
         let current = screen();
         if let Some(p) = current.profile()
@@ -240,6 +251,7 @@ pub fn App(props: AppProps) -> Element {
         {
             let id = p.profile_id.clone();
             remembered.set(id.clone());
+            watching.set(Some(p.clone()));
             spawn(async move { remember_profile(Some(&id)).await });
         }
         let Some(url) = url_of(&current) else {
@@ -305,6 +317,7 @@ pub fn App(props: AppProps) -> Element {
             save_session(None).await;
             remember_profile(None).await;
             remembered.set(String::new());
+            current.set(None);
             session.set(None);
             screen.set(Screen::SignedOut);
         });
@@ -361,11 +374,19 @@ pub fn App(props: AppProps) -> Element {
                         button { id: "audit-link", class: "link", onclick: move |_| screen.set(Screen::Audit), "Audit" }
                     }
                     button { id: "profiles-link", class: "link", onclick: move |_| screen.set(Screen::Profiles), "Profiles" }
-                    button { id: "account-link", class: "link", onclick: move |_| screen.set(Screen::Account(0)), "Account" }
+                    button { id: "account-link", class: "link",
+                        onclick: move |_| if current.peek().as_ref().is_some_and(|p| p.kids) { account_gate.set(true) } else { screen.set(Screen::Account(0)) },
+                        "Account" }
                     button { id: "logout-btn", class: "link", onclick: sign_out, "Sign out" }
                 }
             }
         }
         main { class: "content", {body} }
+        if account_gate() {
+            gate::Gate { api: api.clone(), session, screen, guard: gate::Guard::Password,
+                reason: "A grown-up's password, please".to_string(),
+                on_open: move |_| { account_gate.set(false); screen.set(Screen::Account(0)); },
+                on_cancel: move |_| account_gate.set(false) }
+        }
     }
 }

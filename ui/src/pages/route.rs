@@ -133,7 +133,8 @@ mod tests {
             name: "Ivy".into(),
             kids: false,
             maturity_rating: "R".into(),
-            avatar: "1".into(),
+            avatar: "blue".into(),
+            locked: false,
         }
     }
 
