@@ -190,8 +190,9 @@ async fn chromium_carries_on_after_the_access_token_expires() {
     app.stop();
 }
 
-/// Account page → choose Standard → approve in the sandbox checkout → "Active · Standard" →
-/// cancel → access until the period end → keep it after all.
+/// Account page → choose Standard → decline in the sandbox checkout (a message says nothing
+/// was charged) → choose again and approve → "Active · Standard" with a toast → cancel, after
+/// a confirmation naming the date → access until the period end → keep it after all.
 #[tokio::test]
 async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -211,12 +212,36 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
     let page = browser.wait_for_text("Premium").await;
     assert!(page.contains("15.49 USD / month"), "plans missing:\n{page}");
     browser.click("#choose-standard:not([disabled])").await;
+    browser.find("#decline").await;
+    browser.click("#decline").await;
+    let said = browser
+        .find("#toast")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(said.contains("nothing was charged"), "{said}");
+    assert_eq!(
+        browser
+            .js("return location.pathname + location.search;")
+            .await,
+        "/account"
+    );
+    browser.wait_for_text("No subscription").await;
+    browser.click("#choose-standard:not([disabled])").await;
     let page = browser.wait_for_text("Sandbox checkout").await;
     assert!(page.contains("Standard plan"), "{page}");
     browser.shot("sandbox-checkout.png").await;
     browser.click("#approve").await;
 
     let page = browser.wait_for_text("Active · Standard").await;
+    let said = browser
+        .find("#toast")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(said.starts_with("Payment received"), "{said}");
     assert!(page.contains("Next billing date:"), "{page}");
     assert!(
         page.contains("15.49 USD"),
@@ -235,9 +260,29 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
         .collect();
 
     browser.click("#cancel-btn:not([disabled])").await;
+    let asked = browser
+        .find("#confirm-change")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        asked.contains(&format!(
+            "Cancel your Standard plan? You can watch until {period_end}"
+        )),
+        "{asked}"
+    );
+    browser.click("#confirm-yes").await;
     let page = browser
         .wait_for_text(&format!("Canceled: you can watch until {period_end}."))
         .await;
+    let said = browser
+        .find("#toast")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(said.starts_with("Canceled."), "{said}");
     assert!(page.contains("Active · Standard"), "{page}");
     assert!(!page.contains("Cancel subscription"), "{page}");
     browser.shot("account-canceled.png").await;

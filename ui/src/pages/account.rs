@@ -1,6 +1,7 @@
 //! The account page: the subscription and its payments, and deleting the account.
 
 use super::phone::PhoneCard;
+use super::toast;
 use super::{Screen, authed, save_session};
 use crate::api::{Api, Session, SubscriptionChange};
 use dioxus::prelude::*;
@@ -85,6 +86,10 @@ pub(super) fn AccountPage(
     let mut error = use_signal(|| None::<String>);
     let mut busy = use_signal(|| false);
     let mut provider = use_signal(|| "sandbox".to_string());
+    // A plan change or a cancellation waiting for the viewer's yes.
+    let mut confirming = use_signal(|| None::<Act>);
+    // What to say once the confirmed change is done.
+    let mut then_say = use_signal(|| None::<String>);
 
     let plans_api = api.clone();
     let plans = use_resource(move || {
@@ -138,7 +143,16 @@ pub(super) fn AccountPage(
             })
             .await;
             match done {
-                Ok(Ok(at)) => read_at.set(at),
+                Ok(Ok(at)) => {
+                    read_at.set(at);
+                    let said = then_say.take();
+                    toast(match &action {
+                        Act::Choose(_) if said.is_some() => said.unwrap_or_default(),
+                        Act::Choose(plan) => format!("You chose {}.", capitalized(plan)),
+                        Act::Cancel => "Canceled. You can watch until the end of the period you paid for; no more charges.".to_string(),
+                        Act::Resume => "Your subscription continues.".to_string(),
+                    });
+                }
                 Ok(Err(url)) => {
                     let go = format!(
                         "location.href = {}; return true;",
@@ -149,6 +163,12 @@ pub(super) fn AccountPage(
                 Err(f) if f.code == "plan_unchanged" => {
                     error.set(Some("You are already on that plan.".into()))
                 }
+                Err(f) if f.status == 402 || f.code.contains("declined") => error.set(Some(
+                    "The payment was declined. Nothing was charged; try another way to pay.".into(),
+                )),
+                Err(f) if f.status >= 500 || f.status == 0 => error.set(Some(
+                    "We could not reach the payment service. Try again in a moment.".into(),
+                )),
                 Err(f) => error.set(Some(f.message)),
             }
             busy.set(false);
@@ -227,11 +247,39 @@ pub(super) fn AccountPage(
                             p { class: "muted", "Changes to {capitalized(&p)} on {period_end}." }
                         }
                         if !canceling {
-                            button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: { let act = act.clone(); move |_| act(Act::Cancel, true) }, "Cancel subscription" }
+                            button { id: "cancel-btn", class: "link danger", disabled: busy(), onclick: move |_| confirming.set(Some(Act::Cancel)), "Cancel subscription" }
                         }
                     } else {
                         p { id: "subscription-status", class: "status", "{label}" }
                         p { class: "muted", "Choose a plan to start watching." }
+                    }
+                }
+            }
+            if let Some(asked) = confirming() {
+                {
+                    let rank = |id: &str| plan_list.iter().position(|p| p["id"] == id);
+                    let (text, yes, done) = match &asked {
+                        Act::Choose(id) => {
+                            let plan = plan_list.iter().find(|p| p["id"] == id.as_str());
+                            let name = plan.and_then(|p| p["name"].as_str()).unwrap_or(id).to_string();
+                            let price = plan.map(|p| format!("{} {}", p["price"].as_str().unwrap_or(""), p["currency"].as_str().unwrap_or("").to_uppercase())).unwrap_or_default();
+                            if rank(id) > rank(&current) {
+                                (format!("Switch to {name} now? It costs {price} a month."), format!("Switch to {name}"), format!("You're on {name} now."))
+                            } else {
+                                (format!("Switch to {name} for {price} a month? The change starts on {period_end}; until then you keep {plan_name}."), format!("Switch to {name}"), format!("Done: you move to {name} on {period_end}."))
+                            }
+                        }
+                        _ => (format!("Cancel your {plan_name} plan? You can watch until {period_end}, and you will not be charged again."), "Cancel subscription".to_string(), String::new()),
+                    };
+                    let act = act.clone();
+                    rsx! {
+                        div { id: "confirm-change", class: "card confirm", role: "alertdialog", "aria-labelledby": "confirm-change-text",
+                            p { id: "confirm-change-text", "{text}" }
+                            div { class: "dialog-actions",
+                                button { id: "confirm-yes", class: "primary", disabled: busy(), onclick: move |_| { confirming.set(None); then_say.set(Some(done.clone()).filter(|d| !d.is_empty())); act(asked.clone(), true) }, "{yes}" }
+                                button { id: "confirm-no", class: "secondary", onclick: move |_| confirming.set(None), "Keep my plan" }
+                            }
+                        }
                     }
                 }
             }
@@ -263,7 +311,7 @@ pub(super) fn AccountPage(
                                     if is_current {
                                         p { class: "badge", "Your plan" }
                                     } else {
-                                        button { id: "choose-{id}", class: "primary", disabled: busy(), onclick: move |_| act(Act::Choose(chosen.clone()), live),
+                                        button { id: "choose-{id}", class: "primary", disabled: busy(), onclick: move |_| if live { confirming.set(Some(Act::Choose(chosen.clone()))) } else { act(Act::Choose(chosen.clone()), false) },
                                             if live { "Switch to {name}" } else { "Choose {name}" }
                                         }
                                     }
@@ -326,6 +374,12 @@ fn DeleteAccount(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
                 Err(f) if f.code == "invalid_credentials" => {
                     error.set(Some("That password is not right.".into()))
                 }
+                Err(f) if f.status == 402 || f.code.contains("declined") => error.set(Some(
+                    "The payment was declined. Nothing was charged; try another way to pay.".into(),
+                )),
+                Err(f) if f.status >= 500 || f.status == 0 => error.set(Some(
+                    "We could not reach the payment service. Try again in a moment.".into(),
+                )),
                 Err(f) => error.set(Some(f.message)),
             }
             busy.set(false);

@@ -96,6 +96,23 @@ impl Screen {
 #[derive(Clone, Copy)]
 pub(crate) struct Current(pub Signal<Option<Profile>>);
 
+/// A short message shown for a few seconds after something happened ("Plan changed").
+#[derive(Clone, Copy)]
+pub(crate) struct Toast(pub Signal<Option<String>>);
+
+/// Shows `message` as the toast.
+pub(crate) fn toast(message: impl Into<String>) {
+    let mut shown = use_toast();
+    shown.set(Some(message.into()));
+}
+
+fn use_toast() -> Signal<Option<String>> {
+    dioxus::core::consume_context::<Toast>().0
+}
+
+/// How long a toast shows.
+const TOAST_SECS: u64 = 6;
+
 /// Where a signed-out viewer was going: opened after signing in (and picking a profile).
 #[derive(Clone, Copy)]
 pub(crate) struct Pending(pub Signal<Option<Route>>);
@@ -189,6 +206,19 @@ pub fn App(props: AppProps) -> Element {
     use_context_provider(|| Pending(pending));
     let mut current = use_signal(|| None::<Profile>);
     use_context_provider(|| Current(current));
+    let mut toasted = use_signal(|| None::<String>);
+    use_context_provider(|| Toast(toasted));
+    // A toast goes after a while, unless another replaced it.
+    use_effect(move || {
+        if let Some(shown) = toasted() {
+            spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(TOAST_SECS)).await;
+                if toasted.peek().as_deref() == Some(shown.as_str()) {
+                    toasted.set(None);
+                }
+            });
+        }
+    });
     // Leaving a kids profile for Account asks for the account password first.
     let mut account_gate = use_signal(|| false);
     let playing = use_context_provider(Playing::default);
@@ -205,6 +235,9 @@ pub fn App(props: AppProps) -> Element {
                 .await
                 .unwrap_or_default();
             let route = Route::parse(&landing);
+            if let Some(answer) = route::checkout_answer(&landing) {
+                toasted.set(Some(answer.to_string()));
+            }
             if let Route::Reset(token) = route {
                 screen.set(Screen::Reset(token));
                 return;
@@ -382,6 +415,9 @@ pub fn App(props: AppProps) -> Element {
             }
         }
         main { class: "content", {body} }
+        if let Some(message) = toasted() {
+            div { id: "toast", class: "toast", role: "status", "aria-live": "polite", "{message}" }
+        }
         if account_gate() {
             gate::Gate { api: api.clone(), session, screen, guard: gate::Guard::Password,
                 reason: "A grown-up's password, please".to_string(),

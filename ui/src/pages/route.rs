@@ -69,6 +69,18 @@ impl Route {
     }
 }
 
+/// What a payment provider's return link says happened, as the viewer should read it.
+pub(crate) fn checkout_answer(url: &str) -> Option<&'static str> {
+    let query = url.split_once('?')?.1.trim_start_matches('?');
+    let outcome = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "checkout")
+        .map(|(_, v)| v.into_owned())?;
+    Some(match outcome.as_str() {
+        "success" => "Payment received. Your plan is active: enjoy watching!",
+        _ => "The payment did not go through, so nothing was charged. Choose a plan to try again.",
+    })
+}
+
 fn encode(s: &str) -> String {
     utf8_percent_encode(s, KEEP).to_string()
 }
@@ -181,6 +193,15 @@ mod tests {
             Route::Watch("x".into(), None)
         );
         assert_eq!(screen_for(Route::MyList, None), Screen::Profiles);
+        assert!(
+            checkout_answer("/?checkout=success&position=3")
+                .is_some_and(|m| m.starts_with("Payment received"))
+        );
+        assert!(
+            checkout_answer("/?checkout=canceled")
+                .is_some_and(|m| m.contains("nothing was charged"))
+        );
+        assert_eq!(checkout_answer("/account"), None);
     }
 
     #[test]
