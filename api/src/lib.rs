@@ -1,6 +1,7 @@
 //! The HTTP API, the web UI's host, and the `cinelog` binary's pieces.
 
 pub mod app;
+pub mod artwork;
 pub mod auth;
 pub mod cli;
 pub mod error;

@@ -133,6 +133,37 @@ impl Browser {
         }
     }
 
+    /// Runs axe-core (the file `AXE_JS` names; `./scripts/test` installs it from npm) on the
+    /// page and answers its serious and critical violations, one line each.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let path = std::env::var("AXE_JS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/cinelog-node/node_modules/axe-core/axe.min.js",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("cannot read axe-core at {path} ({e}); ./scripts/test installs it")
+        });
+        self.client
+            .execute(&format!("{axe}\nreturn true;"), vec![])
+            .await
+            .expect("load axe-core");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] })
+                   .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ') + ')')))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        serde_json::from_value(found).unwrap_or_default()
+    }
+
     /// Saves a screenshot as `name` in the folder `CINELOG_SCREENSHOTS` names, if it names one.
     pub async fn shot(&self, name: &str) {
         let Ok(dir) = std::env::var("CINELOG_SCREENSHOTS") else {

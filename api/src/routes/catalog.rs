@@ -4,7 +4,6 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Catalog, Ceiling, Query, ReadAt};
-use crate::web::escape;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -20,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/titles/{id}", get(show))
         .route("/api/genres", get(genres))
         .route("/posters/{file}", get(poster))
+        .route("/backdrops/{file}", get(backdrop))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -110,64 +110,39 @@ pub async fn genres(State(app): State<AppState>) -> ApiResult<impl IntoResponse>
     ))
 }
 
-/// A poster drawn from the title's name and genre, so the catalog needs no images.
+/// A poster drawn from the title's id and genre, so the catalog needs no images.
 pub async fn poster(
     State(app): State<AppState>,
     Path(file): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    drawn(&app, &file, "poster", crate::artwork::poster).await
+}
+
+/// A wide picture for a featured title, drawn like its poster but without text.
+pub async fn backdrop(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    drawn(&app, &file, "backdrop", crate::artwork::backdrop).await
+}
+
+async fn drawn(
+    app: &AppState,
+    file: &str,
+    what: &'static str,
+    draw: fn(&TitleCard) -> String,
+) -> ApiResult<impl IntoResponse + use<>> {
     let id = file
         .strip_suffix(".svg")
-        .ok_or_else(|| ApiError::not_found("poster"))?;
+        .ok_or_else(|| ApiError::not_found(what))?;
     let title = catalog::details(app.projections.db(), id, None)
         .await?
-        .ok_or_else(|| ApiError::not_found("poster"))?;
+        .ok_or_else(|| ApiError::not_found(what))?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        poster_svg(&title.card),
+        draw(&title.card),
     ))
-}
-
-/// Two colours from the title's id, its name in lines of about 14 characters, its year and genre.
-fn poster_svg(card: &TitleCard) -> String {
-    let hash = card.id.bytes().fold(2166136261u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(16777619)
-    });
-    let (h1, h2) = (hash % 360, (hash / 360) % 360);
-    let mut lines: Vec<String> = Vec::new();
-    for word in card.name.split_whitespace() {
-        match lines.last_mut() {
-            Some(line) if line.chars().count() + word.chars().count() < 14 => {
-                line.push(' ');
-                line.push_str(word);
-            }
-            _ => lines.push(word.to_string()),
-        }
-    }
-    let text: String = lines
-        .iter()
-        .take(5)
-        .enumerate()
-        .map(|(i, l)| {
-            format!(
-                r##"<text x="20" y="{}" font-size="26" font-weight="700" fill="#fff">{}</text>"##,
-                190 + i * 32,
-                escape(l)
-            )
-        })
-        .collect();
-    let genre = card.genres.first().map(String::as_str).unwrap_or("");
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="300" height="450" viewBox="0 0 300 450">
-<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="hsl({h1},55%,35%)"/><stop offset="1" stop-color="hsl({h2},60%,12%)"/></linearGradient></defs>
-<rect width="300" height="450" fill="url(#g)"/><circle cx="240" cy="80" r="60" fill="hsl({h2},70%,60%)" opacity=".35"/>
-<text x="20" y="50" font-size="16" fill="#e50914" font-weight="800" font-family="sans-serif">CINELOG</text>
-<g font-family="sans-serif">{text}</g>
-<text x="20" y="420" font-size="16" fill="#ddd" font-family="sans-serif">{} · {} · {}</text></svg>"##,
-        card.year,
-        escape(genre),
-        escape(&card.maturity_rating)
-    )
 }

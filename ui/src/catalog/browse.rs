@@ -150,6 +150,10 @@ pub fn Browse(
     let rating = |t: &Value| ratings.get(t["id"].as_str().unwrap_or_default()).cloned();
     let rows = rows().unwrap_or_default();
     let found = results().flatten();
+    // The home's featured title: the first of the profile's first row.
+    let featured = recs
+        .iter()
+        .find_map(|r| r["items"].as_array().and_then(|i| i.first()).cloned());
     rsx! {
         div { class: "search",
             input { id: "search", r#type: "search", placeholder: "Titles, genres, stories…", maxlength: "200",
@@ -167,6 +171,9 @@ pub fn Browse(
                 },
                 onkeydown: move |e| if e.key() == Key::Enter { typed_at += 1; run_search(search()) } }
             button { id: "search-btn", class: "primary", onclick: move |_| { typed_at += 1; run_search(search()) }, "Search" }
+        }
+        if let (None, Some(f)) = (&found, featured) {
+            Hero { title: f, profile: profile.clone(), screen }
         }
         if let Some(page) = found {
             section { class: "row", id: "search-results",
@@ -230,6 +237,40 @@ pub fn Browse(
                     for t in titles {
                         Card { key: "{t[\"id\"]}", api: api.clone(), session, title: t.clone(), profile: profile.clone(), screen, rating: rating(&t), note: None }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// A featured title across the top of home: its picture, name and story, Play and More info.
+#[component]
+fn Hero(title: Value, profile: Profile, screen: Signal<Screen>) -> Element {
+    let (id, name, synopsis) = (
+        text(&title, "id"),
+        text(&title, "name"),
+        text(&title, "synopsis"),
+    );
+    let poster = text(&title, "poster");
+    // Drawn posters have a drawn backdrop; a picture from TMDB serves as its own.
+    let art = match poster.strip_prefix("/posters/") {
+        Some(file) => format!("/backdrops/{file}"),
+        None => poster,
+    };
+    let first = (title["kind"] == "series").then(|| "s1e1".to_string());
+    let (play_profile, play_id) = (profile.clone(), id.clone());
+    let playable = title["playable"] != false;
+    rsx! {
+        section { id: "hero", class: "hero", "aria-labelledby": "hero-title",
+            img { class: "hero-art", src: "{art}", alt: "" }
+            div { class: "hero-text",
+                h2 { id: "hero-title", "{name}" }
+                p { class: "hero-synopsis", "{synopsis}" }
+                div { class: "hero-actions",
+                    if playable {
+                        button { id: "hero-play", class: "primary", onclick: move |_| screen.set(Screen::Player(play_profile.clone(), play_id.clone(), first.clone())), "▶ Play" }
+                    }
+                    button { id: "hero-info", class: "secondary", onclick: move |_| screen.set(Screen::Title(profile.clone(), id.clone())), "More info" }
                 }
             }
         }

@@ -197,14 +197,18 @@ fn ProfileCard(profile: Profile, managing: bool, on_pick: EventHandler<Profile>)
     let picked = profile.clone();
     rsx! {
         button { class: "profile-card", "data-profile": "{profile.name}",
-            "aria-label": if managing { format!("Edit {}", profile.name) } else { profile.name.clone() },
             onclick: move |_| on_pick.call(picked.clone()),
-            span { class: "avatar avatar-{profile.avatar}", "{initial}",
+            span { class: "avatar avatar-{profile.avatar}", "aria-hidden": "true", "{initial}",
                 if managing {
                     span { class: "edit-mark", "aria-hidden": "true", "✎" }
                 }
             }
-            span { class: "profile-name", "{profile.name}" }
+            span { class: "profile-name",
+                if managing {
+                    span { class: "sr-only", "Edit " }
+                }
+                "{profile.name}"
+            }
             if profile.kids {
                 span { class: "badge", "Kids" }
             }
