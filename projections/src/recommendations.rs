@@ -1,5 +1,5 @@
 //! A profile's recommendation rows, assembled from the engagement and watching read models:
-//! "Because you liked X" for its two latest likes, top picks (optionally re-ranked by an LLM),
+//! "Because you liked X" (or loved) for its two latest likes, top picks (optionally re-ranked by an LLM),
 //! trending now, and popular titles. Only titles within the profile's rating appear.
 
 use crate::catalog::{self, TitleCard};
@@ -162,7 +162,8 @@ impl Recommender {
 
 /// What the rows are built from: a profile's history and the model around it.
 struct Taste {
-    liked: Vec<String>,
+    /// Titles rated like or love, most recent first, with the rating.
+    liked: Vec<(String, Rating)>,
     history: Vec<(String, f64)>,
     seeds: Vec<String>,
     exclude: HashSet<String>,
@@ -187,7 +188,7 @@ impl Taste {
         let liked = rated
             .iter()
             .filter(|(_, r, _)| *r != Rating::Dislike)
-            .map(|(t, _, _)| t.clone())
+            .map(|(t, r, _)| (t.clone(), *r))
             .collect();
         let mut history: Vec<(String, f64)> = rated
             .iter()
@@ -292,12 +293,17 @@ impl Recommender {
         let known = self.catalog(db).await?;
         let taste = Taste::of(db, known, profile_id, ceiling).await?;
         let mut rows = Vec::new();
-        for seed in taste.liked.iter().filter(|s| taste.allowed(s)).take(2) {
+        for (seed, rating) in taste.liked.iter().filter(|(s, _)| taste.allowed(s)).take(2) {
             let picks = taste
                 .model
                 .like(seed, &taste.exclude, taste.max_rank, ROW_LEN);
             if !picks.is_empty() {
-                let reason = format!("Because you liked {}", taste.model.items[seed].name);
+                let verb = if *rating == Rating::Love {
+                    "loved"
+                } else {
+                    "liked"
+                };
+                let reason = format!("Because you {verb} {}", taste.model.items[seed].name);
                 let ids = picks.into_iter().map(|(id, _)| id).collect();
                 rows.push(plain_row(db, "because_you_liked", reason, ids, ceiling).await?);
             }

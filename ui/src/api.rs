@@ -44,6 +44,28 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The message as a viewer should read it: a field error ("password: is too easy to
+    /// guess") as a sentence, a refusal for too many tries or an unreachable server in words.
+    pub fn human(self) -> String {
+        match self.status {
+            0 => "We could not reach Cinelog. Check your connection and try again.".into(),
+            429 => "Too many tries. Wait a few minutes and try again.".into(),
+            500..=599 => "Something went wrong on our side. Try again in a moment.".into(),
+            422 | 400 => match self.message.split_once(": ") {
+                Some((field, why)) if !field.contains(' ') => {
+                    let mut field = field.replace('_', " ");
+                    if let Some(first) = field.get_mut(0..1) {
+                        first.make_ascii_uppercase();
+                    }
+                    let why = why.trim_end_matches('.');
+                    format!("{field} {why}.")
+                }
+                _ => self.message,
+            },
+            _ => self.message,
+        }
+    }
+
     /// The API's error body, `{"error", "message"}`.
     fn answered(status: u16, value: &Value) -> Self {
         Failure {
@@ -622,4 +644,36 @@ fn encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::Failure;
+
+    fn failure(status: u16, message: &str) -> Failure {
+        Failure {
+            status,
+            code: "x".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn field_errors_read_as_sentences() {
+        assert_eq!(
+            failure(422, "password: is too easy to guess").human(),
+            "Password is too easy to guess."
+        );
+        assert_eq!(
+            failure(422, "maturity_rating: must be one of all, 7+").human(),
+            "Maturity rating must be one of all, 7+."
+        );
+        assert_eq!(failure(409, "taken").human(), "taken");
+        assert!(failure(0, "io").human().starts_with("We could not reach"));
+        assert!(
+            failure(503, "down")
+                .human()
+                .starts_with("Something went wrong")
+        );
+    }
 }

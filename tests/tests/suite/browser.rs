@@ -504,9 +504,9 @@ async fn chromium_likes_titles_and_sees_why_recommendations_change() {
         }
         browser.click("#back-home").await;
     }
-    let page = browser.wait_for_text("Because you liked").await;
+    let page = browser.wait_for_text("Because you liked Tin Foxes").await;
     assert!(
-        page.contains("Because you liked Ironbark Pass")
+        page.contains("Because you loved Ironbark Pass")
             && page.contains("Because you liked Tin Foxes"),
         "{page}"
     );

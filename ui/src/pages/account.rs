@@ -109,7 +109,7 @@ pub(super) fn AccountPage(
             match loaded {
                 Ok(v) => Some(v),
                 Err(f) => {
-                    error.set(Some(f.message));
+                    error.set(Some(f.human()));
                     None
                 }
             }
@@ -169,7 +169,7 @@ pub(super) fn AccountPage(
                 Err(f) if f.status >= 500 || f.status == 0 => error.set(Some(
                     "We could not reach the payment service. Try again in a moment.".into(),
                 )),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
             busy.set(false);
         });
@@ -380,7 +380,7 @@ fn DeleteAccount(api: Api, session: Signal<Option<Session>>, screen: Signal<Scre
                 Err(f) if f.status >= 500 || f.status == 0 => error.set(Some(
                     "We could not reach the payment service. Try again in a moment.".into(),
                 )),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
             busy.set(false);
         });

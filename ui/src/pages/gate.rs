@@ -58,7 +58,7 @@ pub(crate) fn Gate(
                 )),
                 Err(f) if f.code == "wrong_pin" => error.set(Some("That PIN is not right.".into())),
                 Err(f) if f.status == 401 => error.set(Some("That password is not right.".into())),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
         });
     });

@@ -50,7 +50,7 @@ pub(super) fn PhoneCard(
             });
             match started.await {
                 Ok(()) => sent.set(true),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
         });
     };
@@ -68,7 +68,7 @@ pub(super) fn PhoneCard(
                 Err(f) if f.code == "wrong_code" => error.set(Some(
                     "That code is not right. Check the message and try again.".into(),
                 )),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
         });
     };

@@ -18,18 +18,7 @@ fn human(f: Failure) -> String {
     match f.code.as_str() {
         "profile_name_taken" => "You already have a profile with that name.".into(),
         "wrong_pin" => "That PIN is not right.".into(),
-        _ if f.status == 429 => "Too many wrong tries. Wait a few minutes and try again.".into(),
-        _ => match f.message.split_once(": ") {
-            // Field errors read "name: must not be empty": say it as a sentence.
-            Some((field, why)) if f.status == 422 => {
-                let mut field = field.replace('_', " ");
-                if let Some(first) = field.get_mut(0..1) {
-                    first.make_ascii_uppercase();
-                }
-                format!("{field} {why}.")
-            }
-            _ => f.message,
-        },
+        _ => f.human(),
     }
 }
 

@@ -76,7 +76,7 @@ pub(super) fn ProfilePicker(
             match listed {
                 Ok(list) => Some(list),
                 Err(f) => {
-                    error.set(Some(f.message));
+                    error.set(Some(f.human()));
                     None
                 }
             }
@@ -113,7 +113,7 @@ pub(super) fn ProfilePicker(
                 Err(f) if f.code == "profile_name_taken" => {
                     error.set(Some("You already have a profile with that name.".into()))
                 }
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
             busy.set(false);
         });

@@ -19,7 +19,7 @@ pub(super) fn ResetForm(api: Api, token: String, screen: Signal<Screen>) -> Elem
                 Err(f) if f.code == "invalid_token" => error.set(Some(
                     "This reset link is invalid, used or expired. Ask for a new one.".into(),
                 )),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
         });
     };

@@ -35,7 +35,7 @@ pub(super) fn AuthForm(
                 Ok(()) => notice.set(Some(
                     "If that address has an account, a reset link is on its way.".into(),
                 )),
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
         });
     };
@@ -70,7 +70,7 @@ pub(super) fn AuthForm(
                 Err(f) if f.code == "invalid_credentials" => {
                     error.set(Some("Wrong email or password.".into()))
                 }
-                Err(f) => error.set(Some(f.message)),
+                Err(f) => error.set(Some(f.human())),
             }
             busy.set(false);
         });
