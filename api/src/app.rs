@@ -84,6 +84,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// Open UI sockets per client.
     pub sockets: Arc<crate::web::SocketCounts>,
+    /// Copies of TMDB's posters and backdrops.
+    pub images: Arc<cinelog_infra::images::TmdbImages>,
     /// Cancelled when the server stops: open UI sockets close with it.
     pub stopping: tokio_util::sync::CancellationToken,
     /// How long a query waits for `min_position`.
@@ -363,6 +365,10 @@ pub async fn build(settings: Settings, outside: Outside) -> anyhow::Result<AppSt
         metrics: Metrics::default(),
         sockets: Arc::default(),
         stopping: tokio_util::sync::CancellationToken::new(),
+        images: Arc::new(cinelog_infra::images::TmdbImages::new(
+            &settings.tmdb_images,
+            &settings.data_dir,
+        )?),
         read_wait,
         api_base: OnceLock::new(),
         settings,

@@ -345,6 +345,7 @@ mod tests {
             synopsis: String::new(),
             popularity: 1.0,
             poster: String::new(),
+            backdrop: String::new(),
             playable: true,
         }
     }

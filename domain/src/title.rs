@@ -85,6 +85,9 @@ pub struct TitleInfo {
     /// Poster URL; `None` means the generated one.
     #[serde(default)]
     pub poster: Option<String>,
+    /// Wide picture URL; `None` means the generated one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdrop: Option<String>,
     /// The seasons of a series; empty for a film.
     #[serde(default)]
     pub seasons: Vec<Season>,
@@ -304,6 +307,7 @@ mod tests {
             tagline: String::new(),
             popularity: 5.0,
             poster: None,
+            backdrop: None,
             seasons: vec![],
             source: "bundled".into(),
         }

@@ -486,6 +486,7 @@ mod tests {
                 tagline: String::new(),
                 popularity: 1.0,
                 poster: None,
+                backdrop: None,
                 seasons: vec![Season {
                     number: 1,
                     episodes: vec![episode(1), episode(2)],

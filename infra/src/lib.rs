@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod export;
 pub mod groq;
 pub mod history;
+pub mod images;
 pub mod limits;
 pub mod mail;
 pub mod media;

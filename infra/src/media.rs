@@ -103,6 +103,7 @@ pub fn bundled_catalog() -> anyhow::Result<Vec<BundledTitle>> {
                     tagline: t.tagline,
                     popularity: t.popularity,
                     poster: None,
+                    backdrop: None,
                     seasons: t
                         .seasons
                         .into_iter()

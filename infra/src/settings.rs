@@ -281,6 +281,9 @@ pub struct Settings {
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
+    /// Where TMDB's images are fetched from (once each; the server keeps copies in
+    /// `data_dir/images`).
+    pub tmdb_images: String,
     pub groq: Option<GroqSettings>,
     /// Offer the sandbox provider (no money moves). Unset: only while no real provider is
     /// configured, so a production deployment never gives plans away.
@@ -315,6 +318,7 @@ impl Default for Settings {
             stripe: None,
             paypal: None,
             tmdb: None,
+            tmdb_images: "https://image.tmdb.org/t/p".into(),
             groq: None,
             sandbox_payments: None,
             billing_tick_secs: 30,
@@ -345,6 +349,7 @@ pub struct Layer {
     pub stripe: Option<StripeSettings>,
     pub paypal: Option<PaypalSettings>,
     pub tmdb: Option<TmdbSettings>,
+    pub tmdb_images: Option<String>,
     pub groq: Option<GroqSettings>,
     pub sandbox_payments: Option<bool>,
     pub billing_tick_secs: Option<u64>,
@@ -383,7 +388,8 @@ impl Settings {
             kafka_partitions,
             limits,
             audit,
-            trusted_proxies
+            trusted_proxies,
+            tmdb_images
         );
         take_opt!(
             database_url,

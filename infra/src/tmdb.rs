@@ -165,6 +165,31 @@ fn maturity(adult: bool, genres: &[String]) -> Maturity {
     }
 }
 
+/// TMDB's poster width the catalog shows.
+pub const POSTER_SIZE: &str = "w342";
+/// TMDB's backdrop width the catalog shows.
+pub const BACKDROP_SIZE: &str = "w1280";
+
+/// A TMDB image as this server's URL for it (`/images/tmdb/w342/abc.jpg`): the server
+/// fetches it from TMDB once and serves its own copy after that.
+fn image(details: &Value, item: &Value, field: &str, size: &str) -> Option<String> {
+    let path = details[field].as_str().or_else(|| item[field].as_str())?;
+    let file = path.trim_start_matches('/');
+    is_image_file(file).then(|| format!("/images/tmdb/{size}/{file}"))
+}
+
+/// Whether `file` is an image name TMDB gives (`abc123.jpg`): nothing that could leave the
+/// cache folder or the image host's path.
+pub fn is_image_file(file: &str) -> bool {
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    !stem.is_empty()
+        && stem.len() <= 80
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && matches!(ext, "jpg" | "jpeg" | "png" | "webp")
+}
+
 fn title_info(
     kind: Kind,
     id: i64,
@@ -245,10 +270,8 @@ fn title_info(
             .as_f64()
             .or_else(|| details["popularity"].as_f64())
             .unwrap_or(0.0),
-        poster: details["poster_path"]
-            .as_str()
-            .or_else(|| item["poster_path"].as_str())
-            .map(|p| format!("https://image.tmdb.org/t/p/w342{p}")),
+        poster: image(details, item, "poster_path", POSTER_SIZE),
+        backdrop: image(details, item, "backdrop_path", BACKDROP_SIZE),
         seasons,
         source: format!("tmdb:{source_kind}:{id}"),
     })

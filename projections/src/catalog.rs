@@ -17,7 +17,7 @@ pub struct CatalogProjection;
 
 pub const NAME: &str = "catalog";
 /// The read model's shape; answers cached under one version are never read under another.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Titles per page.
 pub const PAGE_SIZE: i64 = 24;
@@ -48,7 +48,7 @@ impl Projection for CatalogProjection {
             "titles",
             "title_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, year BIGINT NOT NULL, genres TEXT NOT NULL,
              maturity TEXT NOT NULL, maturity_rank BIGINT NOT NULL, runtime_mins BIGINT NOT NULL, synopsis TEXT NOT NULL,
-             tagline TEXT NOT NULL, popularity DOUBLE PRECISION NOT NULL, poster TEXT, seasons TEXT NOT NULL, media TEXT,
+             tagline TEXT NOT NULL, popularity DOUBLE PRECISION NOT NULL, poster TEXT, backdrop TEXT, seasons TEXT NOT NULL, media TEXT,
              published BIGINT NOT NULL, name_words TEXT NOT NULL, search TEXT NOT NULL, updated_position BIGINT NOT NULL",
         )]
     }
@@ -126,11 +126,11 @@ async fn upsert(
         info.synopsis
     ));
     sqlx::query(&format!(
-        "INSERT INTO {table} (title_id, kind, name, year, genres, maturity, maturity_rank, runtime_mins, synopsis, tagline, popularity, poster, seasons, media, published, name_words, search, updated_position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 0, $14, $15, $16)
+        "INSERT INTO {table} (title_id, kind, name, year, genres, maturity, maturity_rank, runtime_mins, synopsis, tagline, popularity, poster, seasons, media, published, name_words, search, updated_position, backdrop)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 0, $14, $15, $16, $17)
          ON CONFLICT (title_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, year = excluded.year, genres = excluded.genres,
            maturity = excluded.maturity, maturity_rank = excluded.maturity_rank, runtime_mins = excluded.runtime_mins,
-           synopsis = excluded.synopsis, tagline = excluded.tagline, popularity = excluded.popularity, poster = excluded.poster,
+           synopsis = excluded.synopsis, tagline = excluded.tagline, popularity = excluded.popularity, poster = excluded.poster, backdrop = excluded.backdrop,
            seasons = excluded.seasons, name_words = excluded.name_words, search = excluded.search, updated_position = excluded.updated_position"
     ))
     .bind(id.to_string())
@@ -149,6 +149,7 @@ async fn upsert(
     .bind(text::indexed(&info.name))
     .bind(search)
     .bind(position)
+    .bind(info.backdrop.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -168,6 +169,8 @@ pub struct TitleCard {
     pub popularity: f64,
     /// Poster URL (a generated SVG unless the source has one).
     pub poster: String,
+    /// Wide picture URL (a generated SVG unless the source has one).
+    pub backdrop: String,
     pub playable: bool,
 }
 
@@ -182,15 +185,17 @@ pub struct TitleDetails {
     pub media: Option<Media>,
 }
 
-const CARD_COLUMNS: &str = "title_id, kind, name, year, genres, maturity, runtime_mins, synopsis, popularity, poster, media, tagline, seasons";
+const CARD_COLUMNS: &str = "title_id, kind, name, year, genres, maturity, runtime_mins, synopsis, popularity, poster, media, tagline, seasons, backdrop";
 
 fn card(r: &sqlx::any::AnyRow) -> TitleCard {
     let id: String = r.get(0);
     let genres: String = r.get(4);
     let poster: Option<String> = r.get(9);
     let media: Option<String> = r.get(10);
+    let backdrop: Option<String> = r.get(13);
     TitleCard {
         poster: poster.unwrap_or_else(|| format!("/posters/{id}.svg")),
+        backdrop: backdrop.unwrap_or_else(|| format!("/backdrops/{id}.svg")),
         id,
         kind: r.get(1),
         name: r.get(2),
@@ -333,7 +338,7 @@ pub async fn details(
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    if max_maturity.is_some_and(|max| r.get::<i64, _>(13) > max.rank()) {
+    if max_maturity.is_some_and(|max| r.get::<i64, _>(14) > max.rank()) {
         return Ok(None);
     }
     let media: Option<String> = r.get(10);

@@ -452,7 +452,7 @@ pub async fn fake_tmdb() -> FakeTmdb {
                             return unauthorized();
                         }
                         let body = match (kind.as_str(), id) {
-                            ("movie", 603) => json!({"id": 603, "title": "The Matrix", "overview": *overview.lock().expect("overview"), "genres": [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}], "runtime": 136, "tagline": "Welcome to the Real World.", "status": "Released", "imdb_id": "tt0133093", "release_date": "1999-03-31", "poster_path": "/m.jpg", "adult": false}),
+                            ("movie", 603) => json!({"id": 603, "title": "The Matrix", "overview": *overview.lock().expect("overview"), "genres": [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}], "runtime": 136, "tagline": "Welcome to the Real World.", "status": "Released", "imdb_id": "tt0133093", "release_date": "1999-03-31", "poster_path": "/m.jpg", "backdrop_path": "/mb.jpg", "adult": false}),
                             ("movie", 862) => json!({"id": 862, "title": "Toy Story", "overview": "Toys.", "genres": [{"id": 16, "name": "Animation"}, {"id": 10751, "name": "Family"}], "runtime": 81, "tagline": "", "release_date": "1995-10-30", "adult": false}),
                             ("tv", 1399) => json!({"id": 1399, "name": "Game of Thrones", "overview": "Seven kingdoms.", "genres": [{"id": 18, "name": "Drama"}], "number_of_seasons": 2, "number_of_episodes": 20, "episode_run_time": [60], "first_air_date": "2011-04-17",
                                 "seasons": [{"season_number": 0, "episode_count": 3, "air_date": null}, {"season_number": 1, "episode_count": 10, "air_date": "2011-04-17"}, {"season_number": 2, "episode_count": 10, "air_date": "2012-04-01"}]}),
@@ -463,6 +463,21 @@ pub async fn fake_tmdb() -> FakeTmdb {
                 }),
             )
     };
+    // TMDB's image host (image.tmdb.org/t/p/{size}/{file}): a few bytes per image.
+    let router = router.route(
+        "/t/p/{size}/{file}",
+        axum::routing::get(
+            |State(shared): State<Shared>,
+             Path((size, file)): Path<(String, String)>,
+             headers: HeaderMap| async move {
+                remember(&shared, format!("/t/p/{size}/{file}"), &headers, "");
+                (
+                    [(axum::http::header::CONTENT_TYPE, "image/jpeg")],
+                    format!("\u{ff}\u{d8}image {size} {file}").into_bytes(),
+                )
+            },
+        ),
+    );
     FakeTmdb {
         fake: Fake::serve(router).await,
         overview,

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Catalog, Ceiling, Query, ReadAt};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cinelog_projections::catalog::{self, PAGE_SIZE, TitleCard, TitleQuery};
@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/genres", get(genres))
         .route("/posters/{file}", get(poster))
         .route("/backdrops/{file}", get(backdrop))
+        .route("/images/tmdb/{size}/{file}", get(tmdb_image))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -116,6 +117,31 @@ pub async fn poster(
     Path(file): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     drawn(&app, &file, "poster", crate::artwork::poster).await
+}
+
+/// A TMDB poster or backdrop: fetched from TMDB the first time, served from the local copy
+/// after that.
+pub async fn tmdb_image(
+    State(app): State<AppState>,
+    Path((size, file)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    use cinelog_infra::images::ImageError;
+    let (bytes, kind) = app.images.get(&size, &file).await.map_err(|e| match e {
+        ImageError::NotFound => ApiError::not_found("image"),
+        ImageError::Upstream(why) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "image_unavailable",
+            format!("the image could not be fetched from TMDB ({why})"),
+        ),
+        ImageError::Io(e) => ApiError::internal(e),
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=604800, immutable"),
+        ],
+        bytes,
+    ))
 }
 
 /// A wide picture for a featured title, drawn like its poster but without text.

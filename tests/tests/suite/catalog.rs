@@ -534,7 +534,10 @@ async fn cached_catalog_answers_never_outlive_the_event_that_changed_them() {
 #[tokio::test]
 async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
     let tmdb = cinelog_tests::fakes::fake_tmdb().await;
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let dir = TempDir::new();
+    let mut settings = settings_for(Backend::Sqlite, &dir).await;
+    settings.tmdb_images = format!("{}/t/p", tmdb.fake.base);
+    let app = TestApp::spawn_with(settings, dir, Outside::default()).await;
     let client = cinelog_infra::tmdb::TmdbClient::new(cinelog_infra::settings::TmdbSettings {
         api_base: tmdb.fake.base.clone(),
         token: cinelog_infra::Secret::new(cinelog_tests::fakes::TMDB_TOKEN),
@@ -576,6 +579,32 @@ async fn tmdb_import_backs_off_adds_then_updates_only_what_changed() {
     assert_eq!(matrix.body["runtime_mins"], 136);
     assert_eq!(matrix.body["genres"], json!(["Action", "Science Fiction"]));
     assert_eq!(matrix.body["playable"], false);
+    // TMDB's pictures are this server's copies, fetched from TMDB once.
+    assert_eq!(matrix.body["poster"], "/images/tmdb/w342/m.jpg");
+    assert_eq!(matrix.body["backdrop"], "/images/tmdb/w1280/mb.jpg");
+    let fetches = (0..3).map(|_| async {
+        let got = app
+            .client
+            .http
+            .get(app.url("/images/tmdb/w342/m.jpg"))
+            .send()
+            .await
+            .expect("image answers");
+        (got.status(), got.bytes().await.expect("image bytes"))
+    });
+    for (status, bytes) in futures::future::join_all(fetches).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&bytes[..], "\u{ff}\u{d8}image w342 m.jpg".as_bytes());
+    }
+    assert_eq!(tmdb.requests("/t/p/w342/m.jpg"), 1, "fetched once");
+    let outside = app
+        .client
+        .http
+        .get(app.url("/images/tmdb/w342/..%2F..%2Fjwt.key"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(outside.status(), StatusCode::NOT_FOUND);
     let got = app.get("/api/titles/tmdb-tv-1399", None).await;
     assert_eq!(got.body["kind"], "series");
     assert_eq!(

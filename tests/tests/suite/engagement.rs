@@ -217,7 +217,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
     assert!(row_ids(trending).contains(&"tin-foxes".to_string()));
     assert!(row(&fresh.body, "because_you_liked").is_none());
 
-    // One like, and the very next read (at the like's position) changes and says why.
+    // One love, and the very next read (at its position) changes and says why.
     let liked = rate(&app, &token, &pid, "tin-foxes", json!("love")).await;
     let at = liked.body["position"].as_i64().unwrap();
     let recs = app
@@ -227,7 +227,7 @@ async fn recommendations_follow_likes_at_once_say_why_and_respect_kids() {
         )
         .await;
     let because = row(&recs.body, "because_you_liked").expect("a because-you-liked row");
-    assert_eq!(because["reason"], "Because you liked Tin Foxes");
+    assert_eq!(because["reason"], "Because you loved Tin Foxes");
     assert_eq!(
         row_ids(because)[0],
         "ironbark-pass",

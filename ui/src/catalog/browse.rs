@@ -251,12 +251,7 @@ fn Hero(title: Value, profile: Profile, screen: Signal<Screen>) -> Element {
         text(&title, "name"),
         text(&title, "synopsis"),
     );
-    let poster = text(&title, "poster");
-    // Drawn posters have a drawn backdrop; a picture from TMDB serves as its own.
-    let art = match poster.strip_prefix("/posters/") {
-        Some(file) => format!("/backdrops/{file}"),
-        None => poster,
-    };
+    let art = text(&title, "backdrop");
     let first = (title["kind"] == "series").then(|| "s1e1".to_string());
     let (play_profile, play_id) = (profile.clone(), id.clone());
     let playable = title["playable"] != false;
