@@ -189,10 +189,13 @@ const HISTORY_GUARD: &str = "(() => { const replace = history.replaceState.bind(
 /// When the page's socket closes (the server restarted, the network dropped), a banner says
 /// so and the page reloads once the server answers again; the URL then opens the same screen.
 /// Tries back off from 250 ms to 8 s, also across reloads when a socket keeps failing at once
-/// (say it is refused).
-const RECONNECT: &str = "(() => { const ws = window.ipc && window.ipc.ws; if (!ws) return; let openedAt = 0; \
+/// (say it is refused). A page being left closes its socket, so its session (and a playback
+/// in it) ends on the server at once; shown again from the browser's cache, it reloads.
+const RECONNECT: &str = "(() => { const ws = window.ipc && window.ipc.ws; if (!ws) return; let openedAt = 0, leaving = false; \
+    addEventListener('pagehide', () => { leaving = true; ws.close(1000, 'page left'); }); \
+    addEventListener('pageshow', e => { if (e.persisted) location.reload(); }); \
     ws.addEventListener('open', () => { openedAt = Date.now(); }); \
-    ws.addEventListener('close', () => { \
+    ws.addEventListener('close', () => { if (leaving) return; \
       const banner = document.createElement('div'); banner.id = 'reconnecting'; banner.className = 'reconnecting'; \
       banner.setAttribute('role', 'status'); banner.textContent = 'Connection lost. Reconnecting…'; document.body.appendChild(banner); \
       const lasted = openedAt > 0 && Date.now() - openedAt > 5000; \

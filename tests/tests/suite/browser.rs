@@ -982,6 +982,37 @@ async fn chromium_leaving_the_player_any_way_stops_its_session() {
     browser.click("#logout-btn").await;
     browser.find("#password").await;
     screen_is_free().await;
+
+    // Closing the page (here: going elsewhere) ends its socket, and with it the session.
+    browser
+        .sign_in(&app.url("/"), "solo@example.com", "Corr3ct-horse-battery")
+        .await;
+    browser.click("[data-profile='Solo']").await;
+    browser.find("#search").await;
+    browser
+        .client
+        .goto(&app.url(&format!("/watch/{title}")))
+        .await
+        .expect("open the player's URL");
+    browser
+        .wait_until("the video plays a third time", plays)
+        .await;
+    browser
+        .client
+        .goto("about:blank")
+        .await
+        .expect("leave the page");
+    screen_is_free().await;
+    // Every page this browser left has ended its session on the server.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.running.state.metrics.live_ui_sessions() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} UI sessions outlived their pages",
+            app.running.state.metrics.live_ui_sessions()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     browser.close().await;
     app.stop();
 }
@@ -1181,6 +1212,22 @@ async fn chromium_manages_profiles_with_avatars_pins_and_a_kids_lock() {
             "return location.pathname === '/account' && !!document.getElementById('subscription-status');",
         )
         .await;
+    // Typing Account's URL on a kids profile asks too.
+    browser.click("#profiles-link").await;
+    browser.click("[data-profile='Kid']").await;
+    browser.find("#search").await;
+    browser
+        .client
+        .goto(&app.url("/account"))
+        .await
+        .expect("open Account's URL");
+    browser.find("#gate-secret").await;
+    assert_eq!(
+        browser
+            .js("return !!document.getElementById('subscription-status');")
+            .await,
+        false
+    );
     browser.close().await;
     app.stop();
 }

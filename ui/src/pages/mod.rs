@@ -221,6 +221,12 @@ pub fn App(props: AppProps) -> Element {
     });
     // Leaving a kids profile for Account asks for the account password first.
     let mut account_gate = use_signal(|| false);
+    // Whether the account password was given since the kids profile was picked.
+    let mut grown_up = use_signal(|| false);
+    use_effect(move || {
+        let _ = current();
+        grown_up.set(false);
+    });
     let playing = use_context_provider(Playing::default);
     // The URL the address bar shows; set before a screen change that came from the address
     // bar itself so that change is not pushed again.
@@ -369,6 +375,13 @@ pub fn App(props: AppProps) -> Element {
             };
             rsx! { Home { api: api.clone(), session, profile, query, screen } }
         }
+        // A kids profile reaches Account (also by its URL) only with the account password.
+        Screen::Account(_) if current().is_some_and(|p| p.kids) && !grown_up() => rsx! {
+            gate::Gate { api: api.clone(), session, screen, guard: gate::Guard::Password,
+                reason: "A grown-up's password, please".to_string(),
+                on_open: move |_| grown_up.set(true),
+                on_cancel: move |_| screen.set(Screen::Profiles) }
+        },
         Screen::Account(position) => {
             rsx! { AccountPage { api: api.clone(), session, screen, position } }
         }
@@ -421,7 +434,7 @@ pub fn App(props: AppProps) -> Element {
         if account_gate() {
             gate::Gate { api: api.clone(), session, screen, guard: gate::Guard::Password,
                 reason: "A grown-up's password, please".to_string(),
-                on_open: move |_| { account_gate.set(false); screen.set(Screen::Account(0)); },
+                on_open: move |_| { account_gate.set(false); grown_up.set(true); screen.set(Screen::Account(0)); },
                 on_cancel: move |_| account_gate.set(false) }
         }
     }
