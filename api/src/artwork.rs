@@ -286,11 +286,12 @@ fn canvas(card: &TitleCard, w: u32, h: u32, with_name: bool) -> String {
     let mut dice = Dice::for_title(&card.id);
     let hue = (base + dice.within(0, 50)) % 360;
     let mut out = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><defs><linearGradient id="g" x1="0" y1="0" x2="{}" y2="1"><stop offset="0" stop-color="hsl({hue},50%,30%)"/><stop offset="1" stop-color="hsl({},55%,9%)"/></linearGradient></defs><rect width="{w}" height="{h}" fill="url(#g)"/>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><defs><linearGradient id="g" x1="0" y1="0" x2="{}" y2="1"><stop offset="0" stop-color="hsl({hue},50%,30%)"/><stop offset="1" stop-color="hsl({},55%,9%)"/></linearGradient><clipPath id="c"><rect width="{w}" height="{h}"/></clipPath></defs><rect width="{w}" height="{h}" fill="url(#g)"/><g clip-path="url(#c)">"##,
         dice.within(0, 2),
         (hue + 30) % 360,
     );
     motif(&mut out, m, &mut dice, hue, w, h);
+    out.push_str("</g>");
     if with_name {
         let _ = write!(
             out,
