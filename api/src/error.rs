@@ -313,3 +313,19 @@ pub fn within_limit(
         .map_err(ApiError::limits_down)?
         .map_err(ApiError::throttled)
 }
+
+/// Runs a try at a secret (a profile's PIN, the password to leave a kids profile) within the
+/// limit on guesses at `what`; a success is not counted.
+pub(crate) async fn guarded<T>(
+    app: &crate::app::AppState,
+    what: uuid::Uuid,
+    attempt: impl std::future::Future<Output = Result<T, CommandError>>,
+) -> ApiResult<T> {
+    within_limit(app.throttle.unlock_attempt(what).await)?;
+    let answer = attempt.await?;
+    app.throttle
+        .unlock_succeeded(what)
+        .await
+        .map_err(ApiError::limits_down)?;
+    Ok(answer)
+}

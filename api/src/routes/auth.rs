@@ -47,7 +47,7 @@ pub async fn confirm_password(
     caller: Caller,
     Json(req): Json<ConfirmRequest>,
 ) -> ApiResult<StatusCode> {
-    crate::routes::profiles::guarded(&app, caller.user_id, async {
+    crate::error::guarded(&app, caller.user_id, async {
         app.identity
             .confirm_password(caller.user_id, &req.password)
             .await

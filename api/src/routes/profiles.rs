@@ -1,7 +1,7 @@
 //! The caller's account and its profiles. A profile of another account answers 404.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody, within_limit};
+use crate::error::{ApiError, ApiResult, ErrorBody, guarded};
 use crate::extract::{
     AccountAndSubscription, Accounts, Caller, Json, MinPosition, OwnProfile, ReadAt,
 };
@@ -131,21 +131,6 @@ pub async fn unlock(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Runs a try at a profile's PIN within the limit on guesses; a success is not counted.
-pub(crate) async fn guarded<T>(
-    app: &AppState,
-    what: Uuid,
-    attempt: impl std::future::Future<Output = Result<T, CommandError>>,
-) -> ApiResult<T> {
-    within_limit(app.throttle.unlock_attempt(what).await)?;
-    let answer = attempt.await?;
-    app.throttle
-        .unlock_succeeded(what)
-        .await
-        .map_err(ApiError::limits_down)?;
-    Ok(answer)
 }
 
 #[derive(Deserialize, ToSchema)]

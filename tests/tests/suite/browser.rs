@@ -899,6 +899,25 @@ async fn chromium_screens_have_urls_that_reload_go_back_and_survive_a_restart() 
             &on("/title/tin-foxes", &title_is("Tin Foxes")),
         )
         .await;
+
+    // Emptying the search field takes its results away, and the URL goes back to home's.
+    browser.click("#back-home").await;
+    browser
+        .wait_until("home again", &on("/browse", "#search"))
+        .await;
+    let field = browser.find("#search").await;
+    field.send_keys("tin").await.expect("type");
+    browser
+        .wait_until("results for the new search", &on("/search?q=tin", results))
+        .await;
+    let erase = char::from(Key::Backspace).to_string().repeat(3);
+    field.send_keys(&erase).await.expect("erase");
+    browser
+        .wait_until(
+            "no results once the field is empty",
+            "return location.pathname + location.search === '/browse' && !document.getElementById('search-results');",
+        )
+        .await;
     browser.close().await;
     again.stop();
 }
