@@ -1176,6 +1176,20 @@ async fn chromium_manages_profiles_with_avatars_pins_and_a_kids_lock() {
     browser.wait_for_text("That PIN is not right.").await;
     browser.shot("pin-gate.png").await;
     browser.click("#gate-cancel").await;
+    // Escape closes the dialog too.
+    browser.click("[data-profile='Mama']").await;
+    browser
+        .find("#gate-secret")
+        .await
+        .send_keys(&char::from(Key::Escape).to_string())
+        .await
+        .expect("escape");
+    browser
+        .wait_until(
+            "the dialog closes on Escape",
+            "return !document.getElementById('gate');",
+        )
+        .await;
     // Dad has no PIN, but leaving a kids profile for him takes the account password.
     browser.click("[data-profile='Dad']").await;
     browser.find("#gate-secret").await;

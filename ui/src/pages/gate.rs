@@ -66,6 +66,8 @@ pub(crate) fn Gate(
     rsx! {
         div { class: "dialog-backdrop",
             div { id: "gate", class: "card dialog", role: "dialog", "aria-modal": "true", "aria-labelledby": "gate-title",
+                // Escape closes it, as any dialog.
+                onkeydown: move |e| if e.key() == Key::Escape { on_cancel.call(()) },
                 h2 { id: "gate-title", "{reason}" }
                 label { r#for: "gate-secret", if pin { "PIN (4 digits)" } else { "Account password" } }
                 input { id: "gate-secret", r#type: "password", autofocus: true,
