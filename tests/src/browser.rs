@@ -183,6 +183,12 @@ impl Browser {
         self.click("#submit-btn").await;
     }
 
+    /// Picks `profile` in the picker and waits for its home (its search field).
+    pub async fn pick_profile(&self, profile: &str) {
+        self.click(&format!("[data-profile='{profile}']")).await;
+        self.find("#search").await;
+    }
+
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
     }

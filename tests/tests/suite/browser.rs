@@ -978,8 +978,7 @@ async fn chromium_leaving_the_player_any_way_stops_its_session() {
     browser
         .sign_in(&app.url("/"), "solo@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("[data-profile='Solo']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Solo").await;
     browser
         .client
         .goto(&app.url(&format!("/watch/{title}")))
@@ -990,8 +989,7 @@ async fn chromium_leaving_the_player_any_way_stops_its_session() {
     browser.find("[data-profile='Solo']").await;
     screen_is_free().await;
 
-    browser.click("[data-profile='Solo']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Solo").await;
     browser
         .client
         .goto(&app.url(&format!("/watch/{title}")))
@@ -1006,8 +1004,7 @@ async fn chromium_leaving_the_player_any_way_stops_its_session() {
     browser
         .sign_in(&app.url("/"), "solo@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("[data-profile='Solo']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Solo").await;
     browser
         .client
         .goto(&app.url(&format!("/watch/{title}")))
@@ -1050,8 +1047,7 @@ async fn chromium_player_names_the_episode_plays_the_next_and_offers_resume() {
     browser
         .sign_in(&app.url("/"), "binge@example.com", "Corr3ct-horse-battery")
         .await;
-    browser.click("[data-profile='Binge']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Binge").await;
     let series = "harbor-lights-detective-agency";
     browser
         .client
@@ -1166,8 +1162,7 @@ async fn chromium_manages_profiles_with_avatars_pins_and_a_kids_lock() {
     browser.click("#done-managing").await;
 
     // A kids profile, then back to the picker: Mama asks for her PIN.
-    browser.click("[data-profile='Kid']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Kid").await;
     browser.click("#profiles-link").await;
     browser.click("[data-profile='Mama']").await;
     browser.find("#gate-secret").await;
@@ -1247,8 +1242,7 @@ async fn chromium_manages_profiles_with_avatars_pins_and_a_kids_lock() {
         .await;
     // Typing Account's URL on a kids profile asks too.
     browser.click("#profiles-link").await;
-    browser.click("[data-profile='Kid']").await;
-    browser.find("#search").await;
+    browser.pick_profile("Kid").await;
     browser
         .client
         .goto(&app.url("/account"))

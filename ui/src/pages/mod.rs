@@ -249,10 +249,13 @@ pub fn App(props: AppProps) -> Element {
                 return;
             }
             // A stored session resumes: its access token if still good, else one refresh.
-            let resumed = match load_session().await {
-                Some(s) if api.profiles(&s.access_token, 0).await.is_ok() => Some(s),
-                Some(s) => api.refresh(&s.refresh_token).await.ok(),
-                None => None,
+            // (The profiles it lists are kept for the profile picked last, below.)
+            let (resumed, listed) = match load_session().await {
+                Some(s) => match api.profiles(&s.access_token, 0).await {
+                    Ok(list) => (Some(s), Some(list)),
+                    Err(_) => (api.refresh(&s.refresh_token).await.ok(), None),
+                },
+                None => (None, None),
             };
             save_session(resumed.as_ref()).await;
             let Some(s) = resumed else {
@@ -264,8 +267,12 @@ pub fn App(props: AppProps) -> Element {
             // The profile picked last here: it opens profile screens, and a kids profile
             // stays one (its limits hold) across reloads.
             let id = js_string(&format!("return localStorage.getItem({PROFILE_KEY:?});")).await;
-            let picked = match (id, api.profiles(&s.access_token, 0).await) {
-                (Some(id), Ok(list)) => list.into_iter().find(|p| p.profile_id == id),
+            let listed = match listed {
+                Some(list) => Some(list),
+                None => api.profiles(&s.access_token, 0).await.ok(),
+            };
+            let picked = match (id, listed) {
+                (Some(id), Some(list)) => list.into_iter().find(|p| p.profile_id == id),
                 _ => None,
             };
             current.set(picked.clone());
@@ -281,19 +288,16 @@ pub fn App(props: AppProps) -> Element {
 
     // The address bar follows the screen: a new screen adds a history entry; refining a search,
     // or settling the first screen of a page, replaces it.
-    let mut remembered = use_signal(String::new);
-    let mut watching = current;
     use_effect(move || {
-        let current = screen();
-        if let Some(p) = current.profile()
-            && *remembered.peek() != p.profile_id
+        let shown_screen = screen();
+        if let Some(p) = shown_screen.profile()
+            && current.peek().as_ref().map(|c| &c.profile_id) != Some(&p.profile_id)
         {
             let id = p.profile_id.clone();
-            remembered.set(id.clone());
-            watching.set(Some(p.clone()));
+            current.set(Some(p.clone()));
             spawn(async move { remember_profile(Some(&id)).await });
         }
-        let Some(url) = url_of(&current) else {
+        let Some(url) = url_of(&shown_screen) else {
             return;
         };
         let before = shown.peek().clone();
@@ -355,7 +359,6 @@ pub fn App(props: AppProps) -> Element {
             }
             save_session(None).await;
             remember_profile(None).await;
-            remembered.set(String::new());
             current.set(None);
             session.set(None);
             screen.set(Screen::SignedOut);
