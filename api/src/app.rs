@@ -158,6 +158,10 @@ async fn open_stores_with(
             (store, read)
         }
     };
+    let store = match settings.eventstore_url.as_deref() {
+        Some(url) => store.on_kurrent(url).await?,
+        None => store,
+    };
     Ok((store.with_clock(clock), read))
 }
 

@@ -44,6 +44,10 @@ pub struct Global {
     /// postgres://… to use Postgres; unset means SQLite in the data directory.
     #[arg(long, env = "CINELOG_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// esdb://host:2113?tls=false to keep the log in KurrentDB (EventStoreDB); the read models
+    /// stay in --database-url, or SQLite in the data directory.
+    #[arg(long, env = "CINELOG_EVENTSTORE_URL", global = true)]
+    pub eventstore_url: Option<String>,
     #[arg(long, env = "CINELOG_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key.
@@ -254,6 +258,7 @@ impl Global {
             addr: self.addr,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone().filter(|s| !s.is_empty()),
+            eventstore_url: self.eventstore_url.clone().filter(|s| !s.is_empty()),
             redis_url: self.redis_url.clone().filter(|s| !s.is_empty()),
             redis_prefix: self.redis_prefix.clone(),
             kafka_brokers: self.kafka_brokers.clone().filter(|s| !s.is_empty()),

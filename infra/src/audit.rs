@@ -303,7 +303,12 @@ impl Anchorer {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             let due = since.elapsed() >= every
-                || self.store.head().await.unwrap_or(0) - self.after.position >= every_events;
+                || self
+                    .store
+                    .arrived_since(self.after, every_events)
+                    .await
+                    .unwrap_or(0)
+                    >= every_events;
             if !due {
                 continue;
             }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod groq;
 pub mod history;
 pub mod images;
+pub mod kurrent;
 pub mod limits;
 pub mod mail;
 pub mod media;

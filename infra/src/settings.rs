@@ -267,6 +267,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` for production; `None` is SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// `esdb://…` (or `kurrentdb://…`) keeps the log in KurrentDB; the read models stay in
+    /// `database_url` (or SQLite in `data_dir`).
+    pub eventstore_url: Option<String>,
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so deployments can share a Redis.
     pub redis_prefix: String,
@@ -308,6 +311,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            eventstore_url: None,
             redis_url: None,
             redis_prefix: "cinelog".into(),
             kafka_brokers: None,
@@ -339,6 +343,7 @@ pub struct Layer {
     pub addr: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub eventstore_url: Option<String>,
     pub redis_url: Option<String>,
     pub redis_prefix: Option<String>,
     pub kafka_brokers: Option<String>,
@@ -393,6 +398,7 @@ impl Settings {
         );
         take_opt!(
             database_url,
+            eventstore_url,
             redis_url,
             kafka_brokers,
             public_url,

@@ -1,7 +1,10 @@
 //! The event store on SQLite or Postgres: appends with an expected version, written by group
 //! commit (see [`start_committer`]); the log readers read them back with the envelope, in global order.
+//! With a KurrentDB URL the log lives there instead (see [`crate::kurrent`]), and the database
+//! keeps only the store's side tables (personal-data keys, anchors).
 
 use crate::cache::StreamCache;
+use crate::kurrent::Kurrent;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use cinelog_commands::cqrs::SCHEMA_VERSION;
@@ -34,6 +37,8 @@ struct Inner {
     cache: StreamCache,
     /// Stamps `recorded_at`.
     clock: Arc<dyn Clock>,
+    /// Where the log lives when it is not in the database.
+    kurrent: Option<Arc<Kurrent>>,
 }
 
 /// Runs the same query code on whichever pool the store has: both backends take the same SQL
@@ -107,6 +112,20 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+impl AuditQuery {
+    /// Whether an event passes the filters other than positions (for logs without SQL).
+    pub fn matches(&self, e: &RecordedEvent) -> bool {
+        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        is(&self.actor, &e.meta.actor.to_string())
+            && is(&self.correlation_id, &e.meta.correlation_id.to_string())
+            && is(&self.event_type, &e.event_type)
+            && is(&self.stream_type, &e.stream_type)
+            && is(&self.stream_id, &e.stream_id)
+            && self.from.is_none_or(|t| e.meta.recorded_at >= t)
+            && self.to.is_none_or(|t| e.meta.recorded_at < t)
+    }
+}
+
 fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -160,6 +179,7 @@ impl Store {
             appended: Arc::new(Notify::new()),
             cache: StreamCache::new(CACHED_STREAMS),
             clock: Arc::new(SystemClock),
+            kurrent: None,
         })))
     }
 
@@ -178,7 +198,19 @@ impl Store {
             appended: Arc::new(Notify::new()),
             cache: StreamCache::new(CACHED_STREAMS),
             clock: Arc::new(SystemClock),
+            kurrent: None,
         })))
+    }
+
+    /// The same store with its log in KurrentDB at `url`; this store's database keeps the
+    /// personal-data keys and anchors. Call it right after opening.
+    pub async fn on_kurrent(mut self, url: &str) -> anyhow::Result<Store> {
+        let kurrent = Arc::new(Kurrent::connect(url).await?);
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or_else(|| anyhow::anyhow!("the store is already shared"))?;
+        kurrent.follow(inner.appended.clone());
+        inner.kurrent = Some(kurrent);
+        Ok(self)
     }
 
     /// The same store with `recorded_at` read from `clock`. Set it right after opening: a
@@ -191,17 +223,24 @@ impl Store {
         self
     }
 
-    /// `sqlite` or `postgres`.
+    /// Where the log lives: `sqlite`, `postgres` or `kurrentdb`.
     pub fn backend_name(&self) -> &'static str {
+        if self.0.kurrent.is_some() {
+            return "kurrentdb";
+        }
         match &self.0.backend {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
         }
     }
 
-    /// Whether the database answers.
+    /// Whether the database (and KurrentDB, when the log is there) answers.
     pub async fn ping(&self) -> bool {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+        let log = match &self.0.kurrent {
+            Some(k) => k.ping().await,
+            None => true,
+        };
+        log && on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
     }
 
     /// The event columns in [`EventRow`]'s order, as this backend selects them.
@@ -243,6 +282,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many events arrived after `after`, counted up to `cap`. Positions in the database
+    /// are (nearly) dense, so there it is their distance; KurrentDB's are log offsets, so there
+    /// the events are counted.
+    pub async fn arrived_since(&self, after: Checkpoint, cap: i64) -> anyhow::Result<i64> {
+        match &self.0.kurrent {
+            Some(k) => Ok(k.count_after(after.position, cap).await?.0),
+            None => Ok((self.head().await? - after.position).clamp(0, cap)),
+        }
+    }
+
     /// A stream's whole history with envelopes, oldest first.
     pub async fn read_stream(
         &self,
@@ -255,6 +304,20 @@ impl Store {
     /// Events matching an auditor's filters, in position order after `q.after`, at most
     /// `q.limit`. Every filter is served by an index (migration 0003).
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(k) = &self.0.kurrent {
+            let limit = q.limit.clamp(1, 10_000) as usize;
+            if let (Some(t), Some(id)) = (&q.stream_type, &q.stream_id) {
+                // One stream: read it, not the whole log.
+                let mut events = k.read_stream_after(t, id, 0).await?;
+                events.retain(|e| {
+                    e.position > q.after && q.until.is_none_or(|u| e.position <= u) && q.matches(e)
+                });
+                events.sort_by_key(|e| e.position);
+                events.truncate(limit);
+                return Ok(events);
+            }
+            return k.scan(q.after, q.until, limit, |e| q.matches(e)).await;
+        }
         let sqlite = matches!(self.0.backend, Backend::Sqlite { .. });
         let field = |name: &str| {
             if sqlite {
@@ -343,6 +406,9 @@ impl Store {
         stream_id: &str,
         version: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(k) = &self.0.kurrent {
+            return k.read_stream_after(stream_type, stream_id, version).await;
+        }
         let filter =
             "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence";
         let sql = format!("SELECT {} FROM events {filter}", self.columns());
@@ -361,6 +427,9 @@ impl Store {
     /// Writes one append's events through the group commit and answers the position of its
     /// last event.
     async fn insert(&self, rows: Vec<NewEvent>) -> Result<i64, StoreError> {
+        if let Some(k) = &self.0.kurrent {
+            return k.append(&rows).await;
+        }
         let (done, answer) = oneshot::channel();
         let stopped = || StoreError::Backend("the log's committer has stopped".into());
         self.0
@@ -518,13 +587,13 @@ async fn commit(backend: &Backend, group: Vec<Pending>) {
 }
 
 /// One event as [`Backend::insert`] writes it.
-struct NewEvent {
-    stream_type: &'static str,
-    stream_id: String,
-    version: i64,
-    event_type: &'static str,
-    payload: String,
-    metadata: String,
+pub(crate) struct NewEvent {
+    pub(crate) stream_type: &'static str,
+    pub(crate) stream_id: String,
+    pub(crate) version: i64,
+    pub(crate) event_type: &'static str,
+    pub(crate) payload: String,
+    pub(crate) metadata: String,
     recorded_at: DateTime<Utc>,
 }
 
@@ -689,6 +758,9 @@ impl EventLog for Store {
         after: Checkpoint,
         limit: i64,
     ) -> anyhow::Result<Vec<RecordedEvent>> {
+        if let Some(k) = &self.0.kurrent {
+            return Ok(k.read_after(after.position, limit).await?);
+        }
         let rows: Vec<EventRow> = match &self.0.backend {
             Backend::Sqlite { pool, .. } => sqlx::query_as(&format!(
                 "SELECT {SQLITE_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
@@ -732,6 +804,9 @@ impl EventLog for Store {
     }
 
     async fn checkpoint_of(&self, position: i64) -> anyhow::Result<Option<Checkpoint>> {
+        if let Some(k) = &self.0.kurrent {
+            return Ok(k.event_at(position).await?.map(|e| Checkpoint::of(&e)));
+        }
         Ok(match &self.0.backend {
             Backend::Sqlite { pool, .. } => {
                 sqlx::query_scalar::<_, i64>("SELECT position FROM events WHERE position = $1")
@@ -751,16 +826,28 @@ impl EventLog for Store {
     }
 
     async fn stream_of(&self, position: i64) -> anyhow::Result<Option<(String, String)>> {
+        if let Some(k) = &self.0.kurrent {
+            return Ok(k
+                .event_at(position)
+                .await?
+                .map(|e| (e.stream_type, e.stream_id)));
+        }
         let sql = "SELECT aggregate_type, aggregate_id FROM events WHERE position = $1";
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(position).fetch_optional(pool).await?))
     }
 
     async fn head(&self) -> anyhow::Result<i64> {
+        if let Some(k) = &self.0.kurrent {
+            return Ok(k.head().await?);
+        }
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
         Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
     async fn backlog(&self, after: Checkpoint) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+        if let Some(k) = &self.0.kurrent {
+            return Ok(k.backlog(after.position).await?);
+        }
         let (count, oldest_epoch): (i64, Option<f64>) = match &self.0.backend {
             Backend::Sqlite { pool, .. } => sqlx::query_as(
                 "SELECT COUNT(*), MIN(unixepoch(recorded_at, 'subsec')) FROM (SELECT recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT $2)",

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod fakes;
+pub mod kurrent;
 
 use async_trait::async_trait;
 use cinelog_api::{Outside, Running};
@@ -120,6 +121,9 @@ impl RecordingMailer {
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// The log in a fake KurrentDB (see [`kurrent`]) started for the test, read models in
+    /// Postgres.
+    Kurrent,
 }
 
 /// A running Cinelog with its own database.
@@ -432,7 +436,11 @@ pub async fn settings_for(backend: Backend, dir: &TempDir) -> Settings {
         data_dir: dir.0.clone(),
         database_url: match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_pg_database().await),
+            Backend::Postgres | Backend::Kurrent => Some(fresh_pg_database().await),
+        },
+        eventstore_url: match backend {
+            Backend::Kurrent => Some(kurrent::start_for_test().await),
+            _ => None,
         },
         max_connections: 8,
         ..Settings::default()

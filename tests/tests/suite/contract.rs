@@ -37,6 +37,13 @@ fn meta() -> CommandMeta {
 #[tokio::test]
 async fn append_respects_the_expected_version() {
     for (name, store, _dir) in stores().await {
+        expected_version_is_respected(name, &store).await;
+    }
+}
+
+/// A stale expected version loses with a typed error and writes nothing.
+pub(crate) async fn expected_version_is_respected(name: &str, store: &Store) {
+    {
         let id = Uuid::now_v7().to_string();
         let fresh = store.load::<Account>(&id).await.unwrap();
         assert_eq!(fresh.head, StreamHead::default(), "{name}");
@@ -69,6 +76,14 @@ async fn append_respects_the_expected_version() {
 #[tokio::test]
 async fn global_log_reads_in_order_with_envelope_and_hash_chain() {
     for (name, store, _dir) in stores().await {
+        global_log_is_ordered_and_chained(name, &store).await;
+    }
+}
+
+/// The global log reads back in order, with envelopes, hash chains, limits, backlog and
+/// checkpoints.
+pub(crate) async fn global_log_is_ordered_and_chained(name: &str, store: &Store) {
+    {
         let streams: Vec<String> = (0..3).map(|_| Uuid::now_v7().to_string()).collect();
         let m = meta();
         let mut positions = Vec::new();
@@ -93,7 +108,7 @@ async fn global_log_reads_in_order_with_envelope_and_hash_chain() {
             .unwrap();
         assert_eq!(two.version, 3, "{name}");
 
-        let log = whole_log(&store).await;
+        let log = whole_log(store).await;
         assert_eq!(log.len(), 5, "{name}");
         assert!(
             log.windows(2)
@@ -213,6 +228,13 @@ async fn two_store_instances_over_one_database_see_each_others_appends() {
         ),
     ];
     for (a, b) in pairs {
+        replicas_see_each_other(&a, &b).await;
+    }
+}
+
+/// `b`, another replica, appends behind `a`'s back: `a` neither misses it nor appends over it.
+pub(crate) async fn replicas_see_each_other(a: &Store, b: &Store) {
+    {
         let id = Uuid::now_v7().to_string();
         let loaded = a.load::<Account>(&id).await.unwrap();
         a.append::<Account>(&id, &loaded.head, &[opened()], &meta())

@@ -10,6 +10,7 @@ mod engagement;
 mod gap;
 mod identity;
 mod kafka;
+mod kurrent;
 mod paypal;
 mod playback;
 mod profiles;

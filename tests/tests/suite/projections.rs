@@ -68,6 +68,13 @@ async fn busy_history(app: &TestApp) -> i64 {
 #[tokio::test]
 async fn rebuild_from_zero_equals_the_live_read_model() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
+        rebuild_equals_live(backend).await;
+    }
+}
+
+/// A rebuild from the start of the log equals the live read model, and the follower carries on.
+pub(crate) async fn rebuild_equals_live(backend: Backend) {
+    {
         let app = TestApp::spawn(backend).await;
         let last = busy_history(&app).await;
         let projections = &app.running.state.projections;
@@ -130,6 +137,13 @@ async fn rebuild_from_zero_equals_the_live_read_model() {
 #[tokio::test]
 async fn concurrent_runners_apply_every_event_exactly_once() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
+        runners_apply_each_event_once(backend).await;
+    }
+}
+
+/// Four runners racing over one log and read model apply each event exactly once.
+pub(crate) async fn runners_apply_each_event_once(backend: Backend) {
+    {
         let dir = TempDir::new();
         let (store, read_url) = match backend {
             Backend::Sqlite => (
@@ -139,6 +153,12 @@ async fn concurrent_runners_apply_every_event_exactly_once() {
             Backend::Postgres => {
                 let url = fresh_pg_database().await;
                 (Store::open_postgres(&url, 8).await.unwrap(), url)
+            }
+            Backend::Kurrent => {
+                let url = fresh_pg_database().await;
+                let store = Store::open_postgres(&url, 8).await.unwrap();
+                let log = cinelog_tests::kurrent::start_for_test().await;
+                (store.on_kurrent(&log).await.unwrap(), url)
             }
         };
         open_accounts(&store, 1200).await;
