@@ -138,7 +138,7 @@ async fn open_stores_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Store, ReadDb)> {
-    let (store, read) = match settings.database_url.as_deref() {
+    let (store, read) = match settings.pool_url().as_deref() {
         Some(url) if settings.is_postgres() => {
             let store = Store::open_postgres(url, settings.max_connections).await?;
             let read = ReadDb::connect(url, settings.max_connections).await?;

@@ -439,6 +439,30 @@ impl Settings {
             .unwrap_or(self.stripe.is_none() && self.paypal.is_none())
     }
 
+    /// The database URL the server's pools connect with. A Postgres on this machine is reached
+    /// without TLS unless the URL (or `PGSSLMODE`) asks for it: loopback traffic never leaves
+    /// the host, and both sides would otherwise pay for encryption on every query.
+    pub fn pool_url(&self) -> Option<String> {
+        let url = self.database_url.clone()?;
+        let Ok(mut parsed) = reqwest::Url::parse(&url) else {
+            return Some(url);
+        };
+        // `postgres:` is not a special scheme, so its host stays text.
+        let local = parsed.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        let chosen = parsed.query_pairs().any(|(k, _)| k == "sslmode")
+            || std::env::var_os("PGSSLMODE").is_some();
+        if !self.is_postgres() || !local || chosen {
+            return Some(url);
+        }
+        parsed.query_pairs_mut().append_pair("sslmode", "disable");
+        Some(parsed.to_string())
+    }
+
     /// Whether events and read models live in Postgres.
     pub fn is_postgres(&self) -> bool {
         self.database_url
@@ -450,6 +474,33 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_postgres_is_reached_without_tls_unless_the_url_asks() {
+        let pool = |url: &str| {
+            Settings {
+                database_url: Some(url.to_string()),
+                ..Settings::default()
+            }
+            .pool_url()
+            .unwrap()
+        };
+        assert_eq!(
+            pool("postgres://postgres@127.0.0.1:5432/cinelog"),
+            "postgres://postgres@127.0.0.1:5432/cinelog?sslmode=disable"
+        );
+        assert_eq!(
+            pool("postgres://u:p@localhost/c?application_name=x"),
+            "postgres://u:p@localhost/c?application_name=x&sslmode=disable"
+        );
+        for kept in [
+            "postgres://postgres@127.0.0.1:5432/cinelog?sslmode=require",
+            "postgres://postgres@db.internal:5432/cinelog",
+        ] {
+            assert_eq!(pool(kept), kept);
+        }
+        assert_eq!(Settings::default().pool_url(), None);
+    }
 
     #[test]
     fn layers_override_in_order_and_secrets_do_not_print() {
