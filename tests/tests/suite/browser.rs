@@ -195,7 +195,12 @@ async fn chromium_carries_on_after_the_access_token_expires() {
 /// a confirmation naming the date → access until the period end → keep it after all.
 #[tokio::test]
 async fn chromium_subscribes_through_the_sandbox_and_cancels() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    subscribes_and_cancels_on(Backend::Sqlite).await;
+}
+
+/// Sign-up in the UI, a declined then an approved sandbox checkout, a confirmed cancel.
+pub(crate) async fn subscribes_and_cancels_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let browser = Browser::start().await;
     browser.client.goto(&app.url("/")).await.expect("open page");
     browser.wait_for_text("Sign in").await;
@@ -308,7 +313,12 @@ async fn chromium_subscribes_through_the_sandbox_and_cancels() {
 /// profile cannot find an adult title.
 #[tokio::test]
 async fn chromium_plays_a_title_switches_quality_and_resumes() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    plays_switches_and_resumes_on(Backend::Sqlite).await;
+}
+
+/// Playing in the UI: a profile, a title, the quality menu, leaving and resuming.
+pub(crate) async fn plays_switches_and_resumes_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (token, _) = app.signup_login("watcher@example.com").await;
     let viewer = app
         .profile(&token, serde_json::json!({"name": "Viewer"}))

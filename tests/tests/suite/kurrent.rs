@@ -3,7 +3,7 @@
 //! runtime, auditors' reads and one whole viewer's flow through the API, as on SQLite and
 //! Postgres; and the fake's answers as the protocol documents them.
 
-use crate::{audit, contract, projections};
+use crate::{audit, browser, contract, projections};
 use cinelog_commands::{CommandMeta, EventStore, StoreError, StreamHead};
 use cinelog_domain::Actor;
 use cinelog_domain::account::{Account, AccountEvent};
@@ -283,6 +283,18 @@ async fn kurrent_app_serves_a_viewer_from_signup_to_playback() {
     let listed = again.get("/api/profiles", Some(&token)).await;
     assert_eq!(listed.body[0]["name"], "Kay");
     again.stop();
+}
+
+/// The viewer's app in Chromium on a log in KurrentDB: sign-up, checkout, cancel.
+#[tokio::test]
+async fn kurrent_chromium_subscribes_through_the_sandbox_and_cancels() {
+    browser::subscribes_and_cancels_on(Backend::Kurrent).await;
+}
+
+/// The viewer's app in Chromium on a log in KurrentDB: play, switch quality, resume.
+#[tokio::test]
+async fn kurrent_chromium_plays_a_title_switches_quality_and_resumes() {
+    browser::plays_switches_and_resumes_on(Backend::Kurrent).await;
 }
 
 /// The fake's answers, through the official client, as KurrentDB's gRPC documentation describes
