@@ -100,13 +100,25 @@ fn at(position: i64) -> StreamPosition<Position> {
     })
 }
 
+/// A connection string as messages may show it: without user name and password.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        Err(_) => "(the event store URL)".to_string(),
+    }
+}
+
 impl Kurrent {
     /// Connects to KurrentDB at `url` (`esdb://host:2113?tls=false`, `kurrentdb://…`) and checks
     /// that it answers.
     pub async fn connect(url: &str) -> anyhow::Result<Kurrent> {
         let settings: ClientSettings = url
             .parse()
-            .map_err(|e| anyhow::anyhow!("the event store URL {url:?} is not valid: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the event store URL {} is not valid: {e}", shown(url)))?;
         let kurrent = Kurrent {
             client: Mutex::new(
                 Client::new(settings.clone())
@@ -118,7 +130,7 @@ impl Kurrent {
         kurrent
             .head()
             .await
-            .map_err(|e| anyhow::anyhow!("KurrentDB at {url} does not answer: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("KurrentDB at {} does not answer: {e}", shown(url)))?;
         Ok(kurrent)
     }
 
@@ -359,5 +371,20 @@ impl Kurrent {
             }
         });
         *self.follower.lock().expect("follower") = Some(task);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_show_the_url_without_credentials() {
+        assert_eq!(
+            super::shown("esdb://admin:changeit@db.internal:2113?tls=true"),
+            "esdb://db.internal:2113?tls=true"
+        );
+        assert_eq!(
+            super::shown("esdb://127.0.0.1:2113?tls=false"),
+            "esdb://127.0.0.1:2113?tls=false"
+        );
     }
 }
