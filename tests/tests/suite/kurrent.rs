@@ -228,8 +228,14 @@ async fn kurrent_app_serves_a_viewer_from_signup_to_playback() {
     let health = app.get("/readyz", None).await;
     assert_eq!(health.status, StatusCode::OK, "{:?}", health.body);
     let (token, _) = app.signup_login("kurrent@example.com").await;
-    let pid = app.profile(&token, json!({"name": "Kay"})).await;
-    let listed = app.get("/api/profiles", Some(&token)).await;
+    let made = app
+        .post("/api/profiles", json!({"name": "Kay"}), Some(&token))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let pid = made.body["profile_id"].as_str().unwrap().to_string();
+    // Read models follow the log: ask for the one that holds the new profile.
+    let listed_at = format!("/api/profiles?min_position={}", made.body["position"]);
+    let listed = app.get(&listed_at, Some(&token)).await;
     assert_eq!(listed.body[0]["name"], "Kay", "{:?}", listed.body);
     app.subscribe(&token, "standard").await;
     let movie = ids(&app.get("/api/titles?kind=movie", None).await.body)[0].clone();
@@ -280,8 +286,8 @@ async fn kurrent_app_serves_a_viewer_from_signup_to_playback() {
         .await;
     let sub = again.subscription(&token, None).await;
     assert_eq!((sub.status.as_str(), sub.entitled), ("active", true));
-    let listed = again.get("/api/profiles", Some(&token)).await;
-    assert_eq!(listed.body[0]["name"], "Kay");
+    let listed = again.get(&listed_at, Some(&token)).await;
+    assert_eq!(listed.body[0]["name"], "Kay", "{:?}", listed.body);
     again.stop();
 }
 
