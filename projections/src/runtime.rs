@@ -27,6 +27,11 @@ const REBUILD_BATCH: i64 = 5_000;
 const COALESCE: Duration = Duration::from_millis(10);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
+/// How often, at most, a follower writes a checkpoint that moved only past events its
+/// projection does not read. Under a load of other events every projection would otherwise
+/// write its checkpoint every round; in between, this process knows the place in memory (see
+/// [`Seen`]) and a restart only reads those events again.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The `source` of a generation fed by Kafka consumer-group workers.
 pub(crate) const KAFKA: &str = "kafka";
@@ -38,6 +43,32 @@ struct Active {
     version: i64,
     ck: Checkpoint,
     kafka: bool,
+}
+
+/// Where a runner stands: how far it has read the log, and the checkpoint the database holds.
+/// They differ only by events the projection does not read.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    read: Checkpoint,
+    stored: Checkpoint,
+}
+
+impl Place {
+    fn at(ck: Checkpoint) -> Place {
+        Place {
+            read: ck,
+            stored: ck,
+        }
+    }
+}
+
+/// A live follower between rounds: its generation as last read, its place, and when it last
+/// wrote its checkpoint (`None`: not since it read it).
+#[derive(Debug, Clone, Copy)]
+struct Following {
+    live: Active,
+    place: Place,
+    stored_at: Option<std::time::Instant>,
 }
 
 /// Physical table names of one generation of a projection.
@@ -148,12 +179,22 @@ struct Seen(std::sync::Mutex<std::collections::HashMap<String, SeenLive>>);
 type SeenLive = ((i64, Checkpoint), u64);
 
 impl Seen {
+    /// A checkpoint of a generation only moves forwards: one read from the database behind what
+    /// a follower here already passed is old news.
     fn observe(&self, name: &str, generation: i64, ck: Checkpoint) {
         let Ok(mut seen) = self.0.lock() else { return };
         let entry = seen.entry(name.to_string()).or_default();
-        if entry.0 != (generation, ck) {
-            *entry = ((generation, ck), entry.1 + 1);
+        let ((g, known), moves) = *entry;
+        if g != generation || known < ck {
+            *entry = ((generation, ck), moves + 1);
         }
+    }
+
+    /// Where this process last saw the generation's checkpoint, if it saw that generation last.
+    fn at(&self, name: &str, generation: i64) -> Option<Checkpoint> {
+        let seen = self.0.lock().ok()?;
+        let ((g, ck), _) = seen.get(name)?;
+        (*g == generation).then_some(*ck)
     }
 
     fn moves(&self, name: &str) -> u64 {
@@ -354,22 +395,25 @@ impl Projections {
         Ok(next)
     }
 
-    /// Applies the next batch after the generation's checkpoint (`from`, when known); returns
-    /// how many events it applied and the checkpoint it moved to, or `None` if another runner
-    /// moved the checkpoint first. The checkpoint update is conditional
-    /// on the checkpoint read, so two runners never apply the same batch: the loser's transaction
-    /// changes nothing.
+    /// Applies the next batch after the generation's place (`from`, when known); returns how
+    /// many events it read and the place it moved to, or `None` if another runner moved the
+    /// checkpoint first. The checkpoint update is conditional on the checkpoint stored, so two
+    /// runners never apply the same batch: the loser's transaction changes nothing.
+    ///
+    /// With `defer`, a move past events the projection does not read is kept in the place only,
+    /// not written.
     async fn step(
         &self,
         p: &dyn Projection,
         generation: i64,
-        from: Option<Checkpoint>,
+        from: Option<Place>,
         must_be_active: bool,
         limit: i64,
-    ) -> anyhow::Result<Option<(usize, Checkpoint)>> {
+        defer: bool,
+    ) -> anyhow::Result<Option<(usize, Place)>> {
         let from = match from {
             Some(known) => known,
-            None => self.checkpoint(p.name(), generation).await?,
+            None => Place::at(self.checkpoint(p.name(), generation).await?),
         };
         // A rebuild reads from the start, past what the tail keeps: straight from the log.
         let log = if must_be_active {
@@ -378,10 +422,21 @@ impl Projections {
             &self.log
         };
         let wanted = |e: &RecordedEvent| p.reads(&e.stream_type);
-        let Wanted { events, last, read } = log.read_after_wanted(from, limit, &wanted).await?;
-        let Some(to) = last else {
-            return Ok(Some((0, from)));
-        };
+        let Wanted { events, last, read } =
+            log.read_after_wanted(from.read, limit, &wanted).await?;
+        let to = last.unwrap_or(from.read);
+        if events.is_empty() && (to == from.stored || defer) {
+            if must_be_active {
+                self.seen.observe(p.name(), generation, to);
+            }
+            return Ok(Some((
+                read,
+                Place {
+                    read: to,
+                    stored: from.stored,
+                },
+            )));
+        }
         let moved = sqlx::query(
             "UPDATE projection_state SET ck_tx = $1, ck_position = $2, updated_at = $3
              WHERE name = $4 AND generation = $5 AND ck_tx = $6 AND ck_position = $7 AND active = $8
@@ -392,8 +447,8 @@ impl Projections {
         .bind(Utc::now().to_rfc3339())
         .bind(p.name())
         .bind(generation)
-        .bind(from.tx)
-        .bind(from.position)
+        .bind(from.stored.tx)
+        .bind(from.stored.position)
         .bind(i64::from(must_be_active));
         if events.is_empty() {
             // Nothing here for this read model: only the checkpoint moves, in one statement.
@@ -403,7 +458,7 @@ impl Projections {
             if must_be_active {
                 self.seen.observe(p.name(), generation, to);
             }
-            return Ok(Some((read, to)));
+            return Ok(Some((read, Place::at(to))));
         }
         let mut tx = self.db.pool.begin().await?;
         if moved.execute(&mut *tx).await?.rows_affected() != 1 {
@@ -418,7 +473,7 @@ impl Projections {
         if must_be_active {
             self.seen.observe(p.name(), generation, to);
         }
-        Ok(Some((read, to)))
+        Ok(Some((read, Place::at(to))))
     }
 
     /// Catches the active generation up with the log; returns how many events it applied.
@@ -436,7 +491,14 @@ impl Projections {
                 return Ok(total);
             }
             match self
-                .step(p.as_ref(), live.generation, Some(live.ck), true, BATCH)
+                .step(
+                    p.as_ref(),
+                    live.generation,
+                    Some(Place::at(live.ck)),
+                    true,
+                    BATCH,
+                    false,
+                )
                 .await?
             {
                 Some((n, _)) => {
@@ -475,11 +537,11 @@ impl Projections {
         let mut from = None;
         loop {
             match self
-                .step(p.as_ref(), generation, from, false, REBUILD_BATCH)
+                .step(p.as_ref(), generation, from, false, REBUILD_BATCH, false)
                 .await?
             {
                 Some((0, _)) => break,
-                Some((_, ck)) => from = Some(ck),
+                Some((_, place)) => from = Some(place),
                 None => from = None,
             }
         }
@@ -598,7 +660,12 @@ impl Projections {
                         match this.follow_once(p.as_ref(), &rebuilding, &mut known).await {
                             Ok(read) => {
                                 backoff = Duration::from_millis(100);
-                                if tokio::time::timeout(POLL, notified).await.is_ok() && read > 1 {
+                                // A checkpoint left unwritten is written once its time is up,
+                                // even if nothing else arrives.
+                                let unwritten = known
+                                    .is_some_and(|f: Following| f.place.read != f.place.stored);
+                                let wait = if unwritten { CHECKPOINT_EVERY } else { POLL };
+                                if tokio::time::timeout(wait, notified).await.is_ok() && read > 1 {
                                     // Let appends arriving together land in one batch.
                                     tokio::time::sleep(COALESCE).await;
                                 }
@@ -626,10 +693,10 @@ impl Projections {
         &self,
         p: &dyn Projection,
         rebuilding: &Arc<AtomicBool>,
-        known: &mut Option<Active>,
+        known: &mut Option<Following>,
     ) -> anyhow::Result<usize> {
-        let live = match known.take() {
-            Some(live) => live,
+        let mut following = match known.take() {
+            Some(following) => following,
             None => {
                 let Some(live) = self.active(p.name()).await? else {
                     return Ok(0);
@@ -643,29 +710,45 @@ impl Projections {
                         flag.store(false, Ordering::SeqCst);
                     });
                 }
-                live
+                Following {
+                    live,
+                    place: Place::at(live.ck),
+                    stored_at: None,
+                }
             }
         };
         // Kafka workers feed that generation, and another version's tables may not fit this
         // code: only read it.
+        let live = following.live;
         if live.version != p.version() || live.kafka {
             return Ok(0);
         }
-        let (mut live, mut read) = (live, 0);
+        let mut read = 0;
         loop {
-            match self
-                .step(p, live.generation, Some(live.ck), true, BATCH)
+            let defer = following
+                .stored_at
+                .is_some_and(|at| at.elapsed() < CHECKPOINT_EVERY);
+            let Some((n, place)) = self
+                .step(
+                    p,
+                    live.generation,
+                    Some(following.place),
+                    true,
+                    BATCH,
+                    defer,
+                )
                 .await?
-            {
-                Some((n, ck)) => {
-                    live.ck = ck;
-                    read += n;
-                    if n < BATCH as usize {
-                        *known = Some(live);
-                        return Ok(read);
-                    }
-                }
-                None => return Ok(read),
+            else {
+                return Ok(read);
+            };
+            if place.stored != following.place.stored {
+                following.stored_at = Some(std::time::Instant::now());
+            }
+            following.place = place;
+            read += n;
+            if n < BATCH as usize {
+                *known = Some(following);
+                return Ok(read);
             }
         }
     }
@@ -684,7 +767,8 @@ impl Projections {
             return Ok(false);
         };
         if !live.kafka {
-            return Ok(live.ck >= target);
+            let here = self.seen.at(name, live.generation);
+            return Ok(live.ck.max(here.unwrap_or(live.ck)) >= target);
         }
         let Some((stream_type, stream_id)) = self.log.stream_of(position).await? else {
             return Ok(false);
@@ -786,6 +870,12 @@ impl Projections {
             else {
                 continue;
             };
+            // A follower here may have moved past events this projection does not read
+            // without writing it yet.
+            let ck = self
+                .seen
+                .at(p.name(), generation)
+                .map_or(ck, |here| here.max(ck));
             let (lag_events, oldest) = match seen.get(&ck) {
                 Some(b) => *b,
                 None => {

@@ -16,9 +16,13 @@ const KEPT: usize = 20_000;
 /// An [`EventLog`] that answers reads near the head from memory. What it keeps is a run of the
 /// log exactly as the database answered it: events readable at all are final in their order
 /// (a later commit sorts after them), so the run never goes stale, it only ends.
+///
+/// Followers woken by the same append all ask for the same new events at once; one of them
+/// reads them from the database while the others wait for it and then answer from memory.
 pub struct SharedTail {
     log: Arc<dyn EventLog>,
     run: Mutex<Run>,
+    reading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -72,6 +76,7 @@ impl SharedTail {
         Self {
             log,
             run: Mutex::default(),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -96,12 +101,18 @@ impl EventLog for SharedTail {
         wanted: &Wants<'_>,
     ) -> anyhow::Result<Wanted> {
         let limit = usize::try_from(limit).unwrap_or(0);
-        let kept = self
-            .run
-            .lock()
-            .ok()
-            .and_then(|r| r.after(after, limit, wanted));
-        if let Some(kept) = kept {
+        let kept = || {
+            self.run
+                .lock()
+                .ok()
+                .and_then(|r| r.after(after, limit, wanted))
+        };
+        if let Some(kept) = kept() {
+            return Ok(kept);
+        }
+        let _reading = self.reading.lock().await;
+        // Another follower may have just read what this one is after.
+        if let Some(kept) = kept() {
             return Ok(kept);
         }
         let mut read = self.log.read_after(after, limit as i64).await?;

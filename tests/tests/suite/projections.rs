@@ -320,3 +320,119 @@ async fn a_new_projection_version_rebuilds_beside_the_live_one_and_takes_over() 
     assert_eq!(generations().await, [2], "the old generation is gone");
     followers.iter().for_each(|f| f.abort());
 }
+
+/// Counts session events only: account events pass it by.
+struct SessionCounter;
+
+#[async_trait::async_trait]
+impl cinelog_projections::Projection for SessionCounter {
+    fn name(&self) -> &'static str {
+        "session_counter"
+    }
+    fn version(&self) -> i64 {
+        1
+    }
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("session_counts", "id BIGINT PRIMARY KEY, n BIGINT NOT NULL")]
+    }
+    fn streams(&self) -> &'static [&'static str] {
+        &["session"]
+    }
+    async fn apply(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        t: &cinelog_projections::Tables,
+        _: &cinelog_domain::RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let table = t.name("session_counts");
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = {table}.n + 1"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn start_session(store: &Store) {
+    use cinelog_commands::store::EventStore;
+    let meta = cinelog_commands::CommandMeta::new(cinelog_domain::Actor::System);
+    let event = cinelog_domain::session::SessionEvent::SessionStarted {
+        user_id: uuid::Uuid::now_v7(),
+        refresh_hash: "h".into(),
+        expires_at: chrono::Utc::now(),
+        credentials_version: 1,
+    };
+    store
+        .append::<cinelog_domain::session::Session>(
+            &uuid::Uuid::now_v7().to_string(),
+            &Default::default(),
+            &[event],
+            &meta,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_follower_passes_events_it_does_not_read_and_keeps_its_place() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let dir = TempDir::new();
+        let (store, read_url) = match backend {
+            Backend::Postgres => {
+                let url = fresh_pg_database().await;
+                (Store::open_postgres(&url, 8).await.unwrap(), url)
+            }
+            _ => (
+                Store::open_sqlite(&dir.0.join("events.db")).await.unwrap(),
+                format!("sqlite://{}?mode=rwc", dir.0.join("read.db").display()),
+            ),
+        };
+        let read = ReadDb::connect(&read_url, 8).await.unwrap();
+        let log: Arc<dyn EventLog> = Arc::new(store.clone());
+        let here = Projections::new(read.clone(), log.clone(), vec![Arc::new(SessionCounter)]);
+        here.setup().await.unwrap();
+        let followers = here.spawn_followers();
+        // Another process that only reads: it sees what the database holds.
+        let elsewhere = Projections::new(read.clone(), log.clone(), vec![Arc::new(SessionCounter)]);
+        let wait = std::time::Duration::from_secs(30);
+
+        start_session(&store).await;
+        open_accounts(&store, 300).await;
+        let head = log.head().await.unwrap();
+        assert!(
+            here.wait_for("session_counter", head, wait).await.unwrap(),
+            "{backend:?}: the follower passed the account events"
+        );
+        // The place is written even though nothing else arrives.
+        assert!(
+            elsewhere
+                .wait_for("session_counter", head, wait)
+                .await
+                .unwrap(),
+            "{backend:?}: the place reached the database"
+        );
+        let status = elsewhere.status().await.unwrap();
+        assert_eq!(status[0].lag_events, 0, "{backend:?}: {status:?}");
+
+        // A session event among passed-by ones is applied once, after them.
+        open_accounts(&store, 50).await;
+        start_session(&store).await;
+        open_accounts(&store, 50).await;
+        let head = log.head().await.unwrap();
+        assert!(
+            elsewhere
+                .wait_for("session_counter", head, wait)
+                .await
+                .unwrap()
+        );
+        let n: i64 = sqlx::query_scalar("SELECT n FROM session_counts WHERE id = 1")
+            .fetch_one(&read.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "{backend:?}: session events applied");
+        for f in followers {
+            f.abort();
+        }
+    }
+}
