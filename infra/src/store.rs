@@ -55,6 +55,22 @@ macro_rules! on_pool {
 /// Streams whose folded state is kept in memory.
 const CACHED_STREAMS: usize = 50_000;
 
+/// A stream's folded state is written as a snapshot every this many events, so loading a
+/// stream that is not cached reads fewer events than this after its newest snapshot.
+const SNAPSHOT_EVERY: i64 = 100;
+
+// The domain code a snapshot was folded by (see `build.rs`): a snapshot of another build's
+// folding is not trusted, and the stream is read from its start instead.
+include!(concat!(env!("OUT_DIR"), "/domain_stamp.rs"));
+
+/// A stream's folded state at a version, as a snapshot holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot<S> {
+    state: S,
+    hash: String,
+    position: i64,
+}
+
 /// The event store, on SQLite or Postgres. Cheap to clone.
 #[derive(Clone)]
 pub struct Store(Arc<Inner>);
@@ -318,7 +334,7 @@ impl Store {
             }
             return k.scan(q.after, q.until, limit, |e| q.matches(e)).await;
         }
-        let sqlite = matches!(self.0.backend, Backend::Sqlite { .. });
+        let sqlite = self.is_sqlite();
         let field = |name: &str| {
             if sqlite {
                 format!("json_extract(metadata, '$.{name}')")
@@ -422,6 +438,90 @@ impl Store {
         })
         .map_err(backend_error)?;
         rows.into_iter().map(to_recorded).collect()
+    }
+
+    /// The newest snapshot of a stream this build can trust, if any. One that cannot be read
+    /// counts as none: the stream is then read from its start.
+    async fn snapshot<D: Decider>(&self, stream_id: &str) -> Option<(D::State, StreamHead)> {
+        let text = if self.is_sqlite() {
+            "payload"
+        } else {
+            "payload::text"
+        };
+        let sql = format!(
+            "SELECT last_sequence, {text} FROM snapshots
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND current_snapshot = $3
+             ORDER BY last_sequence DESC LIMIT 1"
+        );
+        let row: Result<Option<(i64, String)>, sqlx::Error> = on_pool!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(D::STREAM_TYPE)
+                .bind(stream_id)
+                .bind(DOMAIN_STAMP)
+                .fetch_optional(pool)
+                .await
+        });
+        let (version, payload) = match row {
+            Ok(row) => row?,
+            Err(e) => {
+                tracing::warn!(error = %e, stream = D::STREAM_TYPE, "snapshot not read");
+                return None;
+            }
+        };
+        let s: Snapshot<D::State> = serde_json::from_str(&payload).ok()?;
+        let head = StreamHead {
+            version,
+            hash: s.hash,
+            position: s.position,
+        };
+        Some((s.state, head))
+    }
+
+    /// Writes a snapshot of a stream at `head` in the background (a command does not wait for
+    /// it), and drops the stream's older snapshots.
+    fn save_snapshot<D: Decider>(&self, stream_id: &str, state: &D::State, head: &StreamHead) {
+        let snapshot = Snapshot {
+            state,
+            hash: head.hash.clone(),
+            position: head.position,
+        };
+        let Ok(payload) = serde_json::to_string(&snapshot) else {
+            return;
+        };
+        let json = if self.is_sqlite() { "" } else { "::json" };
+        let insert = format!(
+            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+             VALUES ($1, $2, $3, $4, $5{json}) ON CONFLICT DO NOTHING"
+        );
+        let older = "DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3";
+        let (store, stream_id, version) = (self.clone(), stream_id.to_string(), head.version);
+        let stream_type = D::STREAM_TYPE;
+        tokio::spawn(async move {
+            let written: Result<(), sqlx::Error> = on_pool!(store, pool => async {
+                sqlx::query(&insert)
+                    .bind(stream_type)
+                    .bind(&stream_id)
+                    .bind(version)
+                    .bind(DOMAIN_STAMP)
+                    .bind(&payload)
+                    .execute(pool)
+                    .await?;
+                sqlx::query(older)
+                    .bind(stream_type)
+                    .bind(&stream_id)
+                    .bind(version)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }.await);
+            if let Err(e) = written {
+                tracing::warn!(error = %e, stream = stream_type, "snapshot not written");
+            }
+        });
+    }
+
+    fn is_sqlite(&self) -> bool {
+        matches!(self.0.backend, Backend::Sqlite { .. })
     }
 
     /// Writes one append's events through the group commit and answers the position of its
@@ -626,12 +726,15 @@ impl EventStore for Store {
     }
 
     async fn load<D: Decider>(&self, stream_id: &str) -> Result<Loaded<D>, StoreError> {
-        let (mut state, mut head) = self
+        let cached = self
             .0
             .cache
             .get::<D>(stream_id)
-            .map(|(state, head, _)| (state, head))
-            .unwrap_or_default();
+            .map(|(state, head, _)| (state, head));
+        let (mut state, mut head) = match cached {
+            Some(known) => known,
+            None => self.snapshot::<D>(stream_id).await.unwrap_or_default(),
+        };
         let events = self
             .read_stream_after(D::STREAM_TYPE, stream_id, head.version)
             .await?;
@@ -657,6 +760,9 @@ impl EventStore for Store {
             self.0
                 .cache
                 .put::<D>(stream_id, state.clone(), head.clone());
+        }
+        if events.len() as i64 >= SNAPSHOT_EVERY {
+            self.save_snapshot::<D>(stream_id, &state, &head);
         }
         Ok(Loaded { state, head })
     }
@@ -719,15 +825,15 @@ impl EventStore for Store {
             && at.version == head.version
         {
             let state = events.iter().fold(cached, D::evolve);
-            self.0.cache.put::<D>(
-                stream_id,
-                state,
-                StreamHead {
-                    version,
-                    hash: prev_hash,
-                    position,
-                },
-            );
+            let head_now = StreamHead {
+                version,
+                hash: prev_hash,
+                position,
+            };
+            if head.version / SNAPSHOT_EVERY != version / SNAPSHOT_EVERY {
+                self.save_snapshot::<D>(stream_id, &state, &head_now);
+            }
+            self.0.cache.put::<D>(stream_id, state, head_now);
         }
         self.0.appended.notify_waiters();
         Ok(Appended {

@@ -262,3 +262,110 @@ pub(crate) async fn replicas_see_each_other(a: &Store, b: &Store) {
         assert_eq!(chain[1].meta.prev_hash, chain[0].meta.hash);
     }
 }
+
+/// A long stream is loaded from its newest snapshot and the events after it; a snapshot folded
+/// by another build of the domain is not trusted, and the stream is read from its start.
+#[tokio::test]
+async fn a_long_stream_loads_from_its_snapshot_unless_another_build_folded_it() {
+    sqlx::any::install_default_drivers();
+    let dir = TempDir::new();
+    let path = dir.0.join("events.db");
+    let backends = [
+        ("sqlite", format!("sqlite://{}", path.display())),
+        ("postgres", fresh_pg_database().await),
+    ];
+    for (name, url) in backends {
+        let open = || async {
+            if name == "sqlite" {
+                Store::open_sqlite(&path).await.unwrap()
+            } else {
+                Store::open_postgres(&url, 4).await.unwrap()
+            }
+        };
+        let store = open().await;
+        let id = Uuid::now_v7().to_string();
+        let meta = CommandMeta::new(Actor::System);
+        let mut owner = None;
+        for _ in 0..250 {
+            let head = store.load_for_append::<Account>(&id).await.unwrap().head;
+            let opened = Uuid::now_v7();
+            let event = AccountEvent::AccountOpened { owner: opened };
+            store
+                .append::<Account>(&id, &head, &[event], &meta)
+                .await
+                .unwrap();
+            owner = Some(opened);
+        }
+        let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+        let (text, json) = if name == "sqlite" {
+            ("payload", "$1")
+        } else {
+            ("payload::text", "$1::json")
+        };
+        // Written in the background: wait for the one at version 200.
+        let newest = format!(
+            "SELECT last_sequence, {text} FROM snapshots WHERE aggregate_id = $1 ORDER BY last_sequence DESC LIMIT 1"
+        );
+        let mut snapshot = None;
+        for _ in 0..1000 {
+            snapshot = sqlx::query_as::<_, (i64, String)>(&newest)
+                .bind(&id)
+                .fetch_optional(&raw)
+                .await
+                .unwrap()
+                .filter(|(version, _)| *version == 200);
+            if snapshot.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (_, payload) = snapshot.unwrap_or_else(|| panic!("{name}: no snapshot at 200"));
+
+        // A process that has not cached the stream.
+        let whole = open().await.load::<Account>(&id).await.unwrap();
+        assert_eq!(whole.state.owner, owner, "{name}");
+        assert_eq!(whole.head.version, 250, "{name}");
+        let last = whole_log(&store).await.into_iter().last().unwrap();
+        assert_eq!(
+            (whole.head.hash.as_str(), whole.head.position),
+            (last.meta.hash.as_str(), last.position),
+            "{name}: the head continues the hash chain"
+        );
+
+        // Marked, the snapshot shows in what a load folds: it was read, then the 50 events after it.
+        let mut marked: serde_json::Value = serde_json::from_str(&payload).unwrap();
+        marked["state"]["pins"] =
+            serde_json::json!({ Uuid::nil().to_string(): "from the snapshot" });
+        sqlx::query(&format!(
+            "UPDATE snapshots SET payload = {json} WHERE aggregate_id = $2"
+        ))
+        .bind(marked.to_string())
+        .bind(&id)
+        .execute(&raw)
+        .await
+        .unwrap();
+        let through = open().await.load::<Account>(&id).await.unwrap();
+        assert_eq!(
+            through.state.pins.get(&Uuid::nil()).map(String::as_str),
+            Some("from the snapshot"),
+            "{name}"
+        );
+        assert_eq!(through.state.owner, owner, "{name}");
+        assert_eq!(through.head, whole.head, "{name}");
+
+        // Another build's snapshot: read from the start.
+        sqlx::query("UPDATE snapshots SET current_snapshot = 0 WHERE aggregate_id = $1")
+            .bind(&id)
+            .execute(&raw)
+            .await
+            .unwrap();
+        let again = open().await.load::<Account>(&id).await.unwrap();
+        assert!(
+            again.state.pins.is_empty(),
+            "{name}: {:?}",
+            again.state.pins
+        );
+        assert_eq!(again.state.owner, owner, "{name}");
+        assert_eq!(again.head, whole.head, "{name}");
+    }
+}
