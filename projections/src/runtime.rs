@@ -24,7 +24,7 @@ const REBUILD_BATCH: i64 = 5_000;
 /// found more than one event: under load, each round of every projection (a log read and a
 /// read-model transaction) then carries more events, while a lone command after a quiet spell
 /// reaches its read model at once.
-const COALESCE: Duration = Duration::from_millis(10);
+const COALESCE: Duration = Duration::from_millis(20);
 /// How often a follower looks for events appended by other processes.
 const POLL: Duration = Duration::from_millis(200);
 /// How often, at most, a follower writes a checkpoint that moved only past events its
