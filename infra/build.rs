@@ -23,6 +23,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", domain.display());
     let mut files = Vec::new();
     sources(&domain, &mut files);
+    assert!(
+        !files.is_empty(),
+        "no domain source under {}",
+        domain.display()
+    );
     files.sort();
     let mut digest = DefaultHasher::new();
     for file in files {
@@ -32,7 +37,7 @@ fn main() {
                 .to_string_lossy()
                 .as_bytes(),
         );
-        digest.write(&std::fs::read(&file).unwrap_or_default());
+        digest.write(&std::fs::read(&file).expect("domain source is readable"));
     }
     // Kept positive: both snapshot tables hold it in a column checked `>= 0`.
     let stamp = format!(

@@ -731,13 +731,37 @@ impl EventStore for Store {
             .cache
             .get::<D>(stream_id)
             .map(|(state, head, _)| (state, head));
-        let (mut state, mut head) = match cached {
-            Some(known) => known,
-            None => self.snapshot::<D>(stream_id).await.unwrap_or_default(),
+        let (mut state, mut head, snapshot) = match cached {
+            Some((state, head)) => (state, head, false),
+            None => match self.snapshot::<D>(stream_id).await {
+                Some((state, head)) => (state, head, true),
+                None => (D::State::default(), StreamHead::default(), false),
+            },
         };
-        let events = self
-            .read_stream_after(D::STREAM_TYPE, stream_id, head.version)
+        // From a snapshot, its own last event is read too: the snapshot must sit on the log.
+        let mut events = self
+            .read_stream_after(
+                D::STREAM_TYPE,
+                stream_id,
+                head.version - i64::from(snapshot),
+            )
             .await?;
+        if snapshot {
+            let on_log = events
+                .first()
+                .is_some_and(|e| e.version == head.version && e.meta.hash == head.hash);
+            if on_log {
+                events.remove(0);
+            } else {
+                tracing::warn!(
+                    stream = D::STREAM_TYPE,
+                    stream_id,
+                    "a snapshot does not match the log; reading the stream from its start"
+                );
+                (state, head) = Default::default();
+                events = self.read_stream_after(D::STREAM_TYPE, stream_id, 0).await?;
+            }
+        }
         for e in &events {
             let event: D::Event = serde_json::from_value(e.payload.clone()).map_err(|err| {
                 StoreError::Corrupt(format!(

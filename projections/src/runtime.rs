@@ -426,7 +426,7 @@ impl Projections {
             log.read_after_wanted(from.read, limit, &wanted).await?;
         let to = last.unwrap_or(from.read);
         if events.is_empty() && (to == from.stored || defer) {
-            if must_be_active {
+            if must_be_active && read > 0 {
                 self.seen.observe(p.name(), generation, to);
             }
             return Ok(Some((

@@ -353,6 +353,21 @@ async fn a_long_stream_loads_from_its_snapshot_unless_another_build_folded_it() 
         assert_eq!(through.state.owner, owner, "{name}");
         assert_eq!(through.head, whole.head, "{name}");
 
+        // A snapshot ahead of the log (a log restored on its own): read from the start.
+        sqlx::query("UPDATE snapshots SET last_sequence = 1000 WHERE aggregate_id = $1")
+            .bind(&id)
+            .execute(&raw)
+            .await
+            .unwrap();
+        let ahead = open().await.load::<Account>(&id).await.unwrap();
+        assert!(
+            ahead.state.pins.is_empty(),
+            "{name}: {:?}",
+            ahead.state.pins
+        );
+        assert_eq!(ahead.state.owner, owner, "{name}");
+        assert_eq!(ahead.head, whole.head, "{name}");
+
         // Another build's snapshot: read from the start.
         sqlx::query("UPDATE snapshots SET current_snapshot = 0 WHERE aggregate_id = $1")
             .bind(&id)
