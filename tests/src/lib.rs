@@ -596,15 +596,19 @@ impl cinelog_projections::Projection for Counter {
         t: &cinelog_projections::Tables,
         _: &cinelog_domain::RecordedEvent,
     ) -> anyhow::Result<()> {
-        let table = t.name("event_counts");
-        sqlx::query(&format!(
-            "INSERT INTO {table} (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
-        ))
+        count_one(conn, &t.name("event_counts")).await
+    }
+}
+
+/// Adds one to the count in row 1 of a counting projection's `table`.
+pub async fn count_one(conn: &mut sqlx::AnyConnection, table: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!("UPDATE {table} SET n = n + 1 WHERE id = 1"))
         .execute(&mut *conn)
         .await?;
-        sqlx::query(&format!("UPDATE {table} SET n = n + 1 WHERE id = 1"))
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
+    Ok(())
 }

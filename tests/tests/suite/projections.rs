@@ -344,13 +344,7 @@ impl cinelog_projections::Projection for SessionCounter {
         t: &cinelog_projections::Tables,
         _: &cinelog_domain::RecordedEvent,
     ) -> anyhow::Result<()> {
-        let table = t.name("session_counts");
-        sqlx::query(&format!(
-            "INSERT INTO {table} (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = {table}.n + 1"
-        ))
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        cinelog_tests::count_one(conn, &t.name("session_counts")).await
     }
 }
 
